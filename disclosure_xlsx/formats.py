@@ -1,0 +1,581 @@
+"""The report formats: load `data/formats.toml` into frozen objects and check it at load time.
+
+Every other module asks this one for labels, cell ids, units, identities and rules; none of them
+spells a label or a format year. A mistake in the data (an identity naming a cell that does not
+exist, two cells with one id, a defined name used twice) fails here, at import of the data, rather
+than as a wrong finding later.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+__all__ = [
+    "Cell",
+    "CoverField",
+    "Format",
+    "FormatDataError",
+    "Identity",
+    "Narrative",
+    "Node",
+    "Rule",
+    "Section",
+    "TemplateWords",
+    "ValueType",
+    "all_formats",
+    "current_format",
+    "format_for_year",
+    "get_format",
+    "name_for",
+]
+
+
+class FormatDataError(ValueError):
+    """The format data contradicts itself; a bug in `data/formats.toml`, never in user input."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True, slots=True)
+class ValueType:
+    """How a cell's value is typed: count, signed_count or money (rulings 5 and 6)."""
+
+    key: str
+    integer: bool
+    min: float | None
+    dv_min: float | None
+    unit: str | None
+    number_format: str
+    dv_title: str
+    dv_input: str
+    dv_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A row, a column or a group of either, as printed in a table."""
+
+    key: str
+    label: str
+    parent: str | None = None
+    group: bool = False
+    kind: str = "input"
+    role: str | None = None
+    derived: bool = False
+    aliases: tuple[str, ...] = ()
+    block: str | None = None
+    blocks: tuple[str, ...] = ()
+    type: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A captioned block of section 二 (第二十条第（一）项 …)."""
+
+    key: str
+    caption: str
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One table section (二, 三 or 四) of one format, its nodes filtered to that format."""
+
+    key: str
+    number: str
+    heading: str
+    sheet: str
+    layout: str  # "blocks" | "grid"
+    cell_id: str
+    unit: str
+    note: str | None
+    row_header: str | None
+    value_columns: int
+    blocks: tuple[Block, ...]
+    rows: tuple[Node, ...]
+    columns: tuple[Node, ...]
+
+    def node(self, axis: str, key: str) -> Node:
+        for node in self.rows if axis == "rows" else self.columns:
+            if node.key == key:
+                return node
+        raise KeyError(f"{self.key}: no {axis} node {key!r}")
+
+    def children(self, axis: str, parent: str | None) -> tuple[Node, ...]:
+        nodes = self.rows if axis == "rows" else self.columns
+        return tuple(n for n in nodes if n.parent == parent)
+
+    def leaves(self, axis: str, under: str | None = None) -> tuple[Node, ...]:
+        """The printed rows or columns (nodes that are not groups), in printed order."""
+        out: list[Node] = []
+
+        def walk(parent: str | None) -> None:
+            for node in self.children(axis, parent):
+                if node.group:
+                    walk(node.key)
+                else:
+                    out.append(node)
+
+        walk(under)
+        return tuple(out)
+
+    def path(self, axis: str, key: str) -> tuple[Node, ...]:
+        """The node and its ancestors, outermost first."""
+        chain = [self.node(axis, key)]
+        while chain[0].parent is not None:
+            chain.insert(0, self.node(axis, chain[0].parent))
+        return tuple(chain)
+
+    def depth(self, axis: str) -> int:
+        """How many label columns (rows axis) or header rows (columns axis) the grid needs."""
+        leaves = self.leaves(axis)
+        return max((len(self.path(axis, n.key)) for n in leaves), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One numeric cell of a table: the unit of reading, cleaning, validation and roll-up."""
+
+    id: str
+    name: str  # the workbook-level defined name (ruling 1)
+    section: str
+    row: str
+    col: str
+    row_path: tuple[str, ...]  # labels, outermost first; for section 二 the block caption first
+    col_path: tuple[str, ...]
+    kind: str  # "input" | "total"
+    type: ValueType
+    unit: str
+
+    @property
+    def row_label(self) -> str:
+        return self.row_path[-1] if self.row_path else ""
+
+    @property
+    def col_label(self) -> str:
+        return self.col_path[-1] if self.col_path else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One expanded instance of a reconciliation identity: Σlhs = Σrhs, e.g. I2[granted]."""
+
+    rule: str
+    family: str
+    section: str
+    binding: tuple[tuple[str, str], ...]
+    lhs: tuple[str, ...]
+    rhs: tuple[str, ...]
+    anchor: str
+    defer_to: str | None
+    cls: str
+    printed: str | None
+    zh: str
+    en: str
+    check: str
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """Every cell of the identity, the anchor first."""
+        rest = [c for c in (*self.lhs, *self.rhs) if c != self.anchor]
+        return (self.anchor, *rest)
+
+    def expected_anchor(self, values: Mapping[str, float]) -> float:
+        """The anchor's value that would make the identity hold, given the other cells."""
+        lhs = sum(values[c] for c in self.lhs if c != self.anchor)
+        rhs = sum(values[c] for c in self.rhs if c != self.anchor)
+        return rhs - lhs if self.anchor in self.lhs else lhs - rhs
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One expanded plausibility rule (spec §7.3–§7.4); a failure is a warning."""
+
+    rule: str
+    family: str
+    kind: str  # le | implies_zero | expect_zero | same_zero | max_decimals
+    lhs: tuple[str, ...] = ()
+    rhs: tuple[str, ...] = ()
+    when: tuple[str, ...] = ()
+    cells: tuple[str, ...] = ()
+    max: int | None = None
+    zh: str = ""
+    en: str = ""
+
+    @property
+    def involved(self) -> tuple[str, ...]:
+        """Every cell the rule reads, the cell to mark first."""
+        seen = dict.fromkeys((*self.cells, *self.lhs, *self.rhs, *self.when))
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class CoverField:
+    name: str
+    label: str
+    type: str  # text | year
+    hint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Narrative:
+    name: str
+    number: str
+    heading: str
+    hint: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateWords:
+    """Words of the template workbook itself: sheet names, titles, instructions, check marks."""
+
+    cover_sheet: str
+    narrative_sheet: str
+    title: str
+    format_label: str
+    version_label: str
+    format_name: str
+    version_name: str
+    instructions_heading: str
+    instructions: tuple[str, ...]
+    check_ok: str
+    check_fail: str
+    unit_note: str
+    narrative_hint_label: str
+
+
+@dataclass(frozen=True)
+class Format:
+    """One national format (2019 or 2021) with everything derived from the data."""
+
+    id: str
+    title: str
+    notice: str
+    first_year: int
+    last_year: int | None
+    current: bool
+    template_version: str
+    signals: tuple[str, ...]
+    sections: tuple[Section, ...]
+    cells: Mapping[str, Cell]
+    identities: tuple[Identity, ...]
+    rules: tuple[Rule, ...]
+    cover: tuple[CoverField, ...]
+    narratives: tuple[Narrative, ...]
+    words: TemplateWords
+    types: Mapping[str, ValueType]
+    derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def covers_year(self, year: int) -> bool:
+        return self.first_year <= year and (self.last_year is None or year <= self.last_year)
+
+    def section(self, key: str) -> Section:
+        for section in self.sections:
+            if section.key == key:
+                return section
+        raise KeyError(key)
+
+    def section_cells(self, key: str) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells.values() if c.section == key)
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Defined name → what it holds (cell id, cover field or narrative), one-to-one."""
+        out = {c.name: c.id for c in self.cells.values()}
+        out.update({f.name: f.name for f in self.cover})
+        out.update({n.name: n.name for n in self.narratives})
+        out[self.words.format_name] = self.words.format_name
+        out[self.words.version_name] = self.words.version_name
+        return out
+
+    def __repr__(self) -> str:  # the default would print 200 cells
+        return f"Format({self.id!r})"
+
+
+def name_for(cell_id: str) -> str:
+    """Ruling 1: the defined name of a cell id is the id with every "." replaced by "_"."""
+    return cell_id.replace(".", "_")
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+@cache
+def all_formats() -> Mapping[str, Format]:
+    """Every format of the data file, keyed by its id, checked once per process."""
+    text = resources.files("disclosure_xlsx").joinpath("data/formats.toml").read_text("utf-8")
+    return _build_all(tomllib.loads(text))
+
+
+def get_format(format_id: str) -> Format:
+    try:
+        return all_formats()[str(format_id)]
+    except KeyError:
+        known = ", ".join(all_formats())
+        raise KeyError(f"unknown report format {format_id!r}; known: {known}") from None
+
+
+def current_format() -> Format:
+    """The format in force today (the one marked `current` in the data)."""
+    return next(f for f in all_formats().values() if f.current)
+
+
+def format_for_year(year: int) -> Format | None:
+    """The format that applies to reports for `year` (rule X6), if any."""
+    return next((f for f in all_formats().values() if f.covers_year(year)), None)
+
+
+_NODE_KEYS = {f for f in Node.__dataclass_fields__} | {"formats"}
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _build_all(data: Mapping[str, Any]) -> dict[str, Format]:
+    _keys(data, "top level", {"schema", "formats", "types", "cover", "narratives", "sections",
+                              "sets", "identities", "rules", "template"})
+    if data.get("schema") != 1:
+        raise FormatDataError(f"unsupported schema {data.get('schema')!r}")
+    ids = list(data["formats"])
+    if sum(bool(f.get("current")) for f in data["formats"].values()) != 1:
+        raise FormatDataError("exactly one format must be marked current")
+    return {fid: _build_format(fid, ids, data) for fid in ids}
+
+
+def _build_format(fid: str, ids: list[str], data: Mapping[str, Any]) -> Format:
+    meta = data["formats"][fid]
+    _keys(meta, f"format {fid}", {"title", "notice", "first_year", "last_year", "current",
+                                  "template_version", "signals"})
+    types = {k: _value_type(k, v) for k, v in data["types"].items()}
+    sections = tuple(_section(s, fid, ids) for s in data["sections"])
+    cells = _cells(sections, types)
+    sets = {name: _resolve_set(name, spec, sections) for name, spec in data["sets"].items()}
+    identities = tuple(
+        inst for spec in data["identities"] if _applies(spec, fid, ids)
+        for inst in _identities(spec, sets, cells))
+    rules = tuple(
+        inst for spec in data["rules"] if _applies(spec, fid, ids)
+        for inst in _rules(spec, sets, cells))
+    words = _words(data["template"])
+    fmt = Format(
+        id=fid,
+        title=meta["title"],
+        notice=meta["notice"],
+        first_year=meta["first_year"],
+        last_year=meta.get("last_year"),
+        current=bool(meta.get("current")),
+        template_version=meta["template_version"],
+        signals=tuple(meta["signals"]),
+        sections=sections,
+        cells=cells,
+        identities=identities,
+        rules=rules,
+        cover=tuple(CoverField(c["name"], c["label"], c["type"], c.get("hint")) for c in data["cover"]),
+        narratives=tuple(Narrative(**n) for n in data["narratives"]),
+        words=words,
+        types=types,
+        derived=_derived(sections),
+    )
+    _check(fmt)
+    return fmt
+
+
+def _keys(table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+    unknown = set(table) - allowed
+    if unknown:
+        raise FormatDataError(f"{where}: unknown keys {sorted(unknown)}")
+
+
+def _applies(spec: Mapping[str, Any], fid: str, ids: list[str]) -> bool:
+    formats = spec.get("formats", ids)
+    if not set(formats) <= set(ids):
+        raise FormatDataError(f"{spec}: unknown formats {formats}")
+    return fid in formats
+
+
+def _value_type(key: str, spec: Mapping[str, Any]) -> ValueType:
+    _keys(spec, f"type {key}", set(ValueType.__dataclass_fields__) - {"key"})
+    return ValueType(key=key, integer=spec["integer"], min=spec.get("min"), dv_min=spec.get("dv_min", spec.get("min")),
+                     unit=spec.get("unit"), number_format=spec["number_format"], dv_title=spec["dv_title"],
+                     dv_input=spec["dv_input"], dv_error=spec["dv_error"])
+
+
+def _node(spec: Mapping[str, Any], where: str) -> Node:
+    _keys(spec, where, _NODE_KEYS)
+    args = {k: v for k, v in spec.items() if k != "formats"}
+    for key in ("aliases", "blocks"):
+        if key in args:
+            args[key] = tuple(args[key])
+    return Node(**args)
+
+
+def _section(spec: Mapping[str, Any], fid: str, ids: list[str]) -> Section:
+    where = f"section {spec.get('key')}"
+    _keys(spec, where, {"key", "number", "heading", "sheet", "layout", "cell_id", "unit", "note",
+                        "row_header", "value_columns", "blocks", "rows", "columns"})
+    rows = tuple(_node(r, f"{where} row") for r in spec.get("rows", ()) if _applies(r, fid, ids))
+    columns = tuple(_node(c, f"{where} column") for c in spec.get("columns", ()) if _applies(c, fid, ids))
+    blocks = tuple(Block(b["key"], b["caption"]) for b in spec.get("blocks", ()) if _applies(b, fid, ids))
+    section = Section(
+        key=spec["key"], number=spec["number"], heading=spec["heading"], sheet=spec["sheet"],
+        layout=spec["layout"], cell_id=spec["cell_id"], unit=spec["unit"], note=spec.get("note"),
+        row_header=spec.get("row_header"), value_columns=spec.get("value_columns", 0),
+        blocks=blocks, rows=rows, columns=columns)
+    if section.layout not in ("blocks", "grid"):
+        raise FormatDataError(f"{where}: unknown layout {section.layout!r}")
+    for axis, nodes in (("rows", rows), ("columns", columns)):
+        keys = [n.key for n in nodes]
+        if len(keys) != len(set(keys)):
+            raise FormatDataError(f"{where} ({fid}): duplicate {axis} keys")
+        for node in nodes:
+            if node.parent is not None and node.parent not in keys:
+                raise FormatDataError(f"{where}: {node.key} names unknown parent {node.parent}")
+    return section
+
+
+def _section_cells(section: Section) -> Iterator[tuple[Node, Node, tuple[str, ...], tuple[str, ...]]]:
+    """(row, column, row path, column path) of every printed cell, in printed order."""
+    if section.layout == "blocks":
+        for block in section.blocks:
+            for row in (r for r in section.rows if r.block == block.key):
+                for col in (c for c in section.columns if block.key in c.blocks):
+                    yield row, col, (block.caption, row.label), (col.label,)
+        return
+    rows = section.leaves("rows") or (Node(key="", label=""),)  # section 四: one unlabelled row
+    for row in rows:
+        row_path = tuple(n.label for n in section.path("rows", row.key)) if row.key else ()
+        for col in section.leaves("columns"):
+            yield row, col, row_path, tuple(n.label for n in section.path("columns", col.key))
+
+
+def _cells(sections: tuple[Section, ...], types: Mapping[str, ValueType]) -> dict[str, Cell]:
+    cells: dict[str, Cell] = {}
+    for section in sections:
+        for row, col, row_path, col_path in _section_cells(section):
+            cid = section.cell_id.format(row=row.key, col=col.key)
+            if cid in cells:
+                raise FormatDataError(f"duplicate cell id {cid}")
+            vtype = types[col.type or "count"]
+            unit = col.unit if col.unit is not None else (vtype.unit or section.unit)
+            kind = "total" if "total" in (row.kind, col.kind) else "input"
+            cells[cid] = Cell(cid, name_for(cid), section.key, row.key, col.key, row_path, col_path,
+                              kind, vtype, unit)
+    return cells
+
+
+def _derived(sections: tuple[Section, ...]) -> dict[str, tuple[str, ...]]:
+    """Cells that are not printed in this format but defined as a sum (spec §6.2: 2021 s3.other.c)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for section in sections:
+        if section.layout != "grid":
+            continue
+        for node in (n for n in section.rows if n.derived):
+            for col in section.leaves("columns"):
+                fmt = section.cell_id.format
+                out[fmt(row=node.key, col=col.key)] = tuple(
+                    fmt(row=leaf.key, col=col.key) for leaf in section.leaves("rows", under=node.key))
+    return out
+
+
+def _resolve_set(name: str, spec: Mapping[str, Any], sections: tuple[Section, ...]) -> tuple[str, ...]:
+    if not name.isupper():
+        raise FormatDataError(f"set names are UPPERCASE: {name}")
+    if "values" in spec:
+        return tuple(spec["values"])
+    _keys(spec, f"set {name}", {"section", "axis", "kind", "role"})
+    section = next(s for s in sections if s.key == spec["section"])
+    return tuple(n.key for n in section.leaves(spec["axis"])
+                 if spec.get("kind", n.kind) == n.kind and spec.get("role", n.role) == n.role)
+
+
+def _bindings(for_each: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]]) -> Iterator[dict[str, str]]:
+    names = list(for_each)
+    domains = [sets[v] if isinstance(v, str) else tuple(v) for v in for_each.values()]
+    for combo in itertools.product(*domains):
+        yield dict(zip(names, combo, strict=True))
+
+
+def _expand(patterns: Iterable[str], binding: Mapping[str, str], sets: Mapping[str, tuple[str, ...]],
+            cells: Mapping[str, Cell], where: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for pattern in patterns:
+        bound = _PLACEHOLDER.sub(lambda m: binding.get(m.group(1), m.group(0)), pattern)
+        open_sets = _PLACEHOLDER.findall(bound)
+        if len(open_sets) > 1 or (open_sets and open_sets[0] not in sets):
+            raise FormatDataError(f"{where}: cannot expand {pattern!r}")
+        expanded = [bound.replace(f"{{{open_sets[0]}}}", v) for v in sets[open_sets[0]]] if open_sets else [bound]
+        for cid in expanded:
+            if cid not in cells:
+                raise FormatDataError(f"{where}: {pattern!r} names unknown cell {cid}")
+            out.append(cid)
+    return tuple(out)
+
+
+def _instance_name(base: str, binding: Mapping[str, str]) -> str:
+    return f"{base}[{','.join(binding.values())}]" if binding else base
+
+
+def _identities(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
+                cells: Mapping[str, Cell]) -> Iterator[Identity]:
+    _keys(spec, f"identity {spec.get('id')}", {"id", "class", "section", "for_each", "lhs", "rhs",
+                                               "anchor", "defer_to", "printed", "zh", "en", "check", "formats"})
+    defer = spec.get("defer_to")
+    for binding in _bindings(spec.get("for_each", {}), sets):
+        rule = _instance_name(spec["id"], binding)
+        lhs = _expand(spec["lhs"], binding, sets, cells, rule)
+        rhs = _expand(spec["rhs"], binding, sets, cells, rule)
+        (anchor,) = _expand([spec["anchor"]], binding, sets, cells, rule)
+        if anchor not in (*lhs, *rhs):
+            raise FormatDataError(f"{rule}: anchor {anchor} is not a term")
+        deferred = defer and all(binding.get(k) == v for k, v in defer["when"].items())
+        yield Identity(
+            rule=rule, family=spec["id"], section=spec["section"], binding=tuple(binding.items()),
+            lhs=lhs, rhs=rhs, anchor=anchor, defer_to=defer["identity"] if deferred else None,
+            cls=spec["class"], printed=spec.get("printed"), zh=spec["zh"], en=spec["en"], check=spec["check"])
+
+
+def _rules(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
+           cells: Mapping[str, Cell]) -> Iterator[Rule]:
+    _keys(spec, f"rule {spec.get('id')}", {"id", "formats", "kind", "for_each", "lhs", "rhs", "when",
+                                           "cells", "max", "part", "zh", "en"})
+    if spec["kind"] not in ("le", "implies_zero", "expect_zero", "same_zero", "max_decimals"):
+        raise FormatDataError(f"rule {spec['id']}: unknown kind {spec['kind']!r}")
+    for binding in _bindings(spec.get("for_each", {}), sets):
+        name = _instance_name(spec["id"], {**binding, **({"part": spec["part"]} if "part" in spec else {})})
+        terms = {k: _expand(spec.get(k, ()), binding, sets, cells, name) for k in ("lhs", "rhs", "when", "cells")}
+        yield Rule(rule=name, family=spec["id"], kind=spec["kind"], max=spec.get("max"),
+                   zh=spec["zh"], en=spec["en"], **terms)
+
+
+def _words(spec: Mapping[str, Any]) -> TemplateWords:
+    _keys(spec, "template", set(TemplateWords.__dataclass_fields__))
+    return TemplateWords(**{**spec, "instructions": tuple(spec["instructions"])})
+
+
+def _check(fmt: Format) -> None:
+    """Whole-format checks that no single record can make."""
+    names = [c.name for c in fmt.cells.values()] + [f.name for f in fmt.cover] + [
+        n.name for n in fmt.narratives] + [fmt.words.format_name, fmt.words.version_name]
+    folded = [n.lower() for n in names]  # Excel names are case-insensitive
+    if len(set(folded)) != len(folded):
+        raise FormatDataError(f"format {fmt.id}: a defined name is used twice")
+    bad = [n for n in names if not _NAME_RE.match(n)]
+    if bad:
+        raise FormatDataError(f"format {fmt.id}: invalid defined names {bad}")
+    if len({name_for(c) for c in fmt.cells}) != len(fmt.cells):
+        raise FormatDataError(f"format {fmt.id}: cell id → defined name is not one-to-one")
+    rules = [i.rule for i in fmt.identities] + [r.rule for r in fmt.rules]
+    if len(set(rules)) != len(rules):
+        raise FormatDataError(f"format {fmt.id}: duplicate rule instance names")
+    sheets = [s.sheet for s in fmt.sections] + [fmt.words.cover_sheet, fmt.words.narrative_sheet]
+    if len(set(sheets)) != len(sheets) or any(len(s) > 31 or set(s) & set("[]:*?/\\") for s in sheets):
+        raise FormatDataError(f"format {fmt.id}: sheet names must be unique valid Excel names")
