@@ -249,6 +249,7 @@ class TemplateWords:
     instructions: tuple[str, ...]
     check_ok: str
     check_fail: str
+    check_blank: str
     unit_note: str
     narrative_hint_label: str
 

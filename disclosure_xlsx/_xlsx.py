@@ -1,0 +1,65 @@
+"""Small helpers every workbook writer shares: safe xlsxwriter options, checked writes, atomic files."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+from xlsxwriter.format import Format as CellFormat
+from xlsxwriter.worksheet import Worksheet
+
+__all__ = ["atomic_output", "new_workbook", "put"]
+
+# Text that came from a workbook must never become a formula or a link in our outputs.
+SAFE_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "nan_inf_to_errors": True}
+
+
+def new_workbook(path: str | os.PathLike[str], *, created: datetime | None = None,
+                 title: str | None = None) -> xlsxwriter.Workbook:
+    """An xlsxwriter workbook that writes text as text; `created` fixes the timestamp for stable bytes."""
+    workbook = xlsxwriter.Workbook(str(path), SAFE_OPTIONS)
+    properties: dict[str, Any] = {"created": created or datetime.now()}
+    if title:
+        properties["title"] = title
+    workbook.set_properties(properties)
+    return workbook
+
+
+def put(sheet: Worksheet, row: int, col: int, value: object, cell_format: CellFormat | None = None) -> None:
+    """Write one value by its Python type (text always as text) and fail loudly if xlsxwriter refuses."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        code = sheet.write_blank(row, col, None, cell_format)
+    elif isinstance(value, bool):
+        code = sheet.write_boolean(row, col, value, cell_format)
+    elif isinstance(value, int | float):
+        code = sheet.write_number(row, col, value, cell_format)
+    else:
+        code = sheet.write_string(row, col, str(value), cell_format)
+    if code not in (0, None):
+        raise ValueError(f"xlsxwriter refused to write {value!r} at row {row}, col {col} (code {code})")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    An interrupted run therefore never leaves a half-written file under the final name.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem[:40]}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()

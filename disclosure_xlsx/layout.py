@@ -1,0 +1,311 @@
+"""Where everything of a format goes on the standard workbook's sheets, computed from the format data.
+
+The template writer, the readers (to know where a name should point) and the report sheet all use
+this one layout, so a cell's position is decided in exactly one place. Rows and columns are 0-based
+here; `a1()` turns them into Excel addresses.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
+
+from .formats import Format, Identity, Section, get_format
+
+__all__ = ["Box", "CheckSlot", "Layout", "SheetLayout", "Slot", "a1", "layout_for", "text_lines"]
+
+TABLE_TOP = 2  # row of the first header row: the title is row 0, row 1 stays free
+LINE_HEIGHT = 14.5  # points per wrapped line at 10–11 pt
+
+
+def a1(row: int, col: int, *, absolute: bool = False) -> str:
+    """A1 address of a 0-based cell (xlsxwriter's helper, so no hand-written letters)."""
+    return xl_rowcol_to_cell(row, col, row_abs=absolute, col_abs=absolute)
+
+
+def text_lines(text: str, width: float) -> int:
+    """How many lines `text` wraps to in a column `width` characters wide (CJK counts double)."""
+    lines = 0
+    for part in text.split("\n"):
+        chars = sum(2.1 if unicodedata.east_asian_width(ch) in "WF" else 1.0 for ch in part)
+        lines += max(1, math.ceil(chars / max(width - 1.0, 1.0)))
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Fixed text on a sheet, merged when it spans more than one cell."""
+
+    row: int
+    col: int
+    last_row: int
+    last_col: int
+    text: str
+    style: str  # title | header | label | note | caption | unit | check_label | field | hint | heading | text
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A cell an office fills in (or that records the format); it carries a defined name."""
+
+    name: str
+    row: int
+    col: int
+    last_col: int
+    role: str  # cell | cover | narrative | meta
+    key: str  # cell id, cover field name or narrative name
+    type: str  # value type key for cells; text | year | narrative | meta otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSlot:
+    """A live self-check cell (a formula showing ✓/✗) for one identity instance."""
+
+    row: int
+    col: int
+    identity: Identity
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    key: str  # cover | narrative | a section key
+    name: str
+    boxes: tuple[Box, ...]
+    slots: tuple[Slot, ...]
+    checks: tuple[CheckSlot, ...]
+    widths: tuple[float, ...]
+    heights: Mapping[int, float]
+    freeze: tuple[int, int] | None = None  # first scrolling row and column
+
+    @property
+    def title(self) -> str:
+        return next((b.text for b in self.boxes if b.style == "title"), self.name)
+
+
+@dataclass(frozen=True)
+class Layout:
+    format: Format
+    sheets: tuple[SheetLayout, ...]
+    _by_name: Mapping[str, tuple[SheetLayout, Slot]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = {slot.name: (sheet, slot) for sheet in self.sheets for slot in sheet.slots}
+        object.__setattr__(self, "_by_name", index)
+
+    def slot(self, key: str) -> tuple[SheetLayout, Slot]:
+        """The sheet and slot of a cell id or a cover/narrative/meta name."""
+        return self._by_name[key.replace(".", "_")]
+
+    def ref(self, key: str, *, absolute: bool = False) -> str:
+        """`'Sheet'!A1` of a cell id or a cover/narrative name."""
+        sheet, slot = self.slot(key)
+        return f"{quote_sheetname(sheet.name)}!{a1(slot.row, slot.col, absolute=absolute)}"
+
+    def sheet(self, key: str) -> SheetLayout:
+        return next(s for s in self.sheets if s.key == key)
+
+
+@cache
+def layout_for(format_id: str) -> Layout:
+    """The standard workbook layout of one format."""
+    fmt = get_format(format_id)
+    sheets = [_cover(fmt)]
+    for section in fmt.sections:
+        sheets.append(_blocks(fmt, section) if section.layout == "blocks" else _grid(fmt, section))
+    sheets.append(_narratives(fmt))
+    return Layout(fmt, tuple(sheets))
+
+
+# ----------------------------------------------------------------------------------------------
+# Sheets
+
+
+def _cover(fmt: Format) -> SheetLayout:
+    words = fmt.words
+    widths = (18.0, 40.0, 46.0)
+    boxes = [Box(0, 0, 0, 2, f"{words.title}（{fmt.title}）", "title")]
+    slots: list[Slot] = []
+    heights: dict[int, float] = {0: 30.0}
+    row = 2
+    for field in fmt.cover:
+        boxes.append(Box(row, 0, row, 0, field.label, "field"))
+        slots.append(Slot(field.name, row, 1, 1, "cover", field.name, field.type))
+        heights[row] = 21.0
+        if field.hint:
+            boxes.append(Box(row, 2, row, 2, field.hint, "hint"))
+            heights[row] = max(21.0, LINE_HEIGHT * text_lines(field.hint, widths[2]))
+        row += 1
+    for label, name, value, hint in (
+            (words.format_label, words.format_name, fmt.id, f"{fmt.title}，{fmt.notice}"),
+            (words.version_label, words.version_name, fmt.template_version, None)):
+        boxes.append(Box(row, 0, row, 0, label, "field"))
+        slots.append(Slot(name, row, 1, 1, "meta", value, "meta"))
+        if hint:
+            boxes.append(Box(row, 2, row, 2, hint, "hint"))
+        row += 1
+    row += 1
+    boxes.append(Box(row, 0, row, 2, words.instructions_heading, "heading"))
+    for line in words.instructions:
+        row += 1
+        boxes.append(Box(row, 0, row, 2, line, "text"))
+        heights[row] = LINE_HEIGHT * text_lines(line, sum(widths))
+    return SheetLayout("cover", words.cover_sheet, tuple(boxes), tuple(slots), (), widths, heights)
+
+
+def _blocks(fmt: Format, section: Section) -> SheetLayout:
+    """Section 二: captioned blocks, 信息内容 + value columns; a short block's last column spans the rest."""
+    width = section.value_columns
+    widths = (24.0, *([14.0] * width), 2.0, 10.0)
+    boxes = [Box(0, 0, 0, width, section.heading, "title")]
+    slots: list[Slot] = []
+    heights: dict[int, float] = {0: 26.0}
+    row = TABLE_TOP
+    for block in section.blocks:
+        boxes.append(Box(row, 0, row, width, block.caption, "caption"))
+        row += 1
+        columns = [c for c in section.columns if block.key in c.blocks]
+        spans = _spans(len(columns), width)
+        boxes.append(Box(row, 0, row, 0, section.row_header or "", "header"))
+        lines = 1
+        for col, (first, last) in zip(columns, spans, strict=True):
+            boxes.append(Box(row, first, row, last, col.label, "header"))
+            lines = max(lines, text_lines(col.label, sum(widths[first:last + 1])))
+        heights[row] = LINE_HEIGHT * lines + 4
+        row += 1
+        for node in (r for r in section.rows if r.block == block.key):
+            boxes.append(Box(row, 0, row, 0, node.label, "label"))
+            for col, (first, last) in zip(columns, spans, strict=True):
+                cell = fmt.cells[section.cell_id.format(row=node.key, col=col.key)]
+                slots.append(Slot(cell.name, row, first, last, "cell", cell.id, cell.type.key))
+                if cell.type.unit:  # ruling 5: the template states the unit beside money cells
+                    boxes.append(Box(row, width + 2, row, width + 2,
+                                     fmt.words.unit_note.format(unit=cell.type.unit), "unit"))
+            heights[row] = 20.0
+            row += 1
+    return SheetLayout(section.key, section.sheet, tuple(boxes), tuple(slots), (), widths, heights)
+
+
+def _spans(count: int, width: int) -> list[tuple[int, int]]:
+    """Columns 1..width shared by `count` value columns; the last one takes what is left."""
+    return [(1 + i, 1 + i if i < count - 1 else width) for i in range(count)]
+
+
+def _grid(fmt: Format, section: Section) -> SheetLayout:
+    """Sections 三 and 四: tree-shaped row labels on the left, tree-shaped headers on top."""
+    label_cols = section.depth("rows")
+    header_rows = section.depth("columns")
+    col_leaves = section.leaves("columns")
+    row_leaves = section.leaves("rows")
+    first_data_row = TABLE_TOP + header_rows
+    col_of = {c.key: label_cols + i for i, c in enumerate(col_leaves)}
+    row_of = {r.key: first_data_row + i for i, r in enumerate(row_leaves)} or {"": first_data_row}
+    last_col = label_cols + len(col_leaves) - 1
+    last_row = max(row_of.values())
+
+    boxes = [Box(0, 0, 0, last_col, section.heading, "title")]
+    if label_cols and section.note:
+        boxes.append(Box(TABLE_TOP, 0, first_data_row - 1, label_cols - 1, section.note, "note"))
+    boxes += _tree_boxes(section, "columns", col_of, TABLE_TOP, header_rows, "header")
+    boxes += _tree_boxes(section, "rows", row_of, 0, label_cols, "label")
+
+    slots = []
+    for cell in fmt.section_cells(section.key):
+        row, col = row_of[cell.row], col_of[cell.col]
+        slots.append(Slot(cell.name, row, col, col, "cell", cell.id, cell.type.key))
+    position = {s.key: (s.row, s.col) for s in slots}
+
+    label_widths = [6.0, 10.0, 30.0][-label_cols:] if label_cols else []
+    value_width = 7.0 if label_cols else 6.5
+    widths = [*label_widths, *([value_width] * len(col_leaves))]
+    checks, check_boxes = _checks(fmt, section, position, label_cols, last_row, last_col, header_rows, widths)
+    boxes += check_boxes
+    heights = _grid_heights(boxes, widths, row_of.values())
+    heights[0] = 26.0
+    return SheetLayout(section.key, section.sheet, tuple(boxes), tuple(slots), tuple(checks),
+                       tuple(widths), heights, freeze=(first_data_row, label_cols))
+
+
+def _tree_boxes(section: Section, axis: str, leaf_pos: Mapping[str, int], start: int, depth: int,
+                style: str) -> list[Box]:
+    """Merged label boxes of one axis: a group spans its leaves; a leaf fills the levels below it."""
+    boxes = []
+    nodes = section.rows if axis == "rows" else section.columns
+    for node in nodes:
+        level = len(section.path(axis, node.key)) - 1
+        leaves = [leaf_pos[n.key] for n in section.leaves(axis, under=node.key)] if node.group else [leaf_pos[node.key]]
+        if not leaves:
+            continue
+        span = (min(leaves), max(leaves))
+        depth_span = (start + level, start + (level if node.group else depth - 1))
+        if axis == "columns":  # levels are rows, leaves are columns
+            boxes.append(Box(depth_span[0], span[0], depth_span[1], span[1], node.label, style))
+        else:  # levels are columns, leaves are rows
+            boxes.append(Box(span[0], depth_span[0], span[1], depth_span[1], node.label, style))
+    return boxes
+
+
+def _checks(fmt: Format, section: Section, position: Mapping[str, tuple[int, int]], label_cols: int,
+            last_row: int, last_col: int, header_rows: int, widths: list[float]
+            ) -> tuple[list[CheckSlot], list[Box]]:
+    """Self-check cells: a family whose anchors share a column gets a column to the right of the
+    table; any other family gets a row below it, each check under its anchor."""
+    checks: list[CheckSlot] = []
+    boxes: list[Box] = []
+    families: dict[str, list[Identity]] = {}
+    for identity in fmt.identities:
+        if identity.section == section.key:
+            families.setdefault(identity.family, []).append(identity)
+    right = last_col + 2
+    below = last_row + 2
+    for family in families.values():
+        anchor_cols = {position[i.anchor][1] for i in family}
+        if len(anchor_cols) == 1:
+            boxes.append(Box(TABLE_TOP, right, TABLE_TOP + header_rows - 1, right, family[0].check, "check_label"))
+            checks += [CheckSlot(position[i.anchor][0], right, i) for i in family]
+            while len(widths) <= right:
+                widths.append(2.0)
+            widths[right] = 11.0
+            right += 1
+        else:
+            label_last = min(anchor_cols) - 1
+            if label_last >= 0:
+                boxes.append(Box(below, 0, below, label_last, family[0].check, "check_label"))
+            checks += [CheckSlot(below, position[i.anchor][1], i) for i in family]
+            below += 1
+    return checks, boxes
+
+
+def _grid_heights(boxes: Iterable[Box], widths: list[float], data_rows: Iterable[int]) -> dict[int, float]:
+    """Row heights that show every wrapped label (Excel never auto-fits merged cells)."""
+    need: dict[int, float] = {r: 18.0 for r in data_rows}
+    for box in boxes:
+        width = sum(widths[box.col:box.last_col + 1])
+        total = LINE_HEIGHT * text_lines(box.text, width) + 4
+        rows = box.last_row - box.row + 1
+        per_row = total / rows
+        for r in range(box.row, box.last_row + 1):
+            need[r] = max(need.get(r, 0.0), per_row)
+    return need
+
+
+def _narratives(fmt: Format) -> SheetLayout:
+    widths = (110.0,)
+    boxes: list[Box] = []
+    slots: list[Slot] = []
+    heights: dict[int, float] = {}
+    row = 0
+    for narrative in fmt.narratives:
+        boxes.append(Box(row, 0, row, 0, narrative.heading, "heading"))
+        heights[row] = 24.0
+        hint = f"{fmt.words.narrative_hint_label}{narrative.hint}"
+        boxes.append(Box(row + 1, 0, row + 1, 0, hint, "hint"))
+        heights[row + 1] = LINE_HEIGHT * text_lines(hint, widths[0]) + 2
+        slots.append(Slot(narrative.name, row + 2, 0, 0, "narrative", narrative.name, "narrative"))
+        heights[row + 2] = 260.0
+        row += 4
+    return SheetLayout("narrative", fmt.words.narrative_sheet, tuple(boxes), tuple(slots), (), widths, heights)

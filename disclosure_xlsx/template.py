@@ -1,0 +1,244 @@
+"""Write the standard workbook an office fills in, optionally pre-filled, from the format's layout.
+
+The same writer makes the blank template, the sample workbooks, and (later) the cleaned workbook and
+the county total, so every workbook the project writes is laid out and named identically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+from xlsxwriter.format import Format as CellFormat
+from xlsxwriter.utility import quote_sheetname
+from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
+
+from ._xlsx import atomic_output, new_workbook, put
+from .formats import Format, Identity, ValueType
+from .layout import CheckSlot, Layout, SheetLayout, Slot, a1, layout_for
+
+__all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "check_formula", "check_value", "write_template"]
+
+# Document properties that repeat what the cover's locked cells say, for tools that read those.
+PROPERTY_FORMAT = "disclosure_xlsx.format"
+PROPERTY_VERSION = "disclosure_xlsx.template_version"
+
+FONT = "宋体"
+TITLE_FONT = "黑体"
+INPUT_FILL = "#FFF2CC"
+_BASE = {"font_name": FONT, "font_size": 10, "valign": "vcenter"}
+_STYLES: dict[str, dict[str, object]] = {
+    "title": {"font_name": TITLE_FONT, "font_size": 15, "bold": True, "align": "center"},
+    "header": {"bold": True, "align": "center", "text_wrap": True, "border": 1},
+    "label": {"align": "left", "text_wrap": True, "border": 1},
+    "note": {"font_size": 9, "align": "center", "text_wrap": True, "border": 1},
+    "caption": {"bold": True, "align": "center", "border": 1, "bg_color": "#F2F2F2"},
+    "unit": {"font_size": 9, "font_color": "#595959"},
+    "check_label": {"font_size": 9, "align": "center", "text_wrap": True, "font_color": "#1F4E79"},
+    "field": {"font_size": 11, "bold": True, "align": "right"},
+    "hint": {"font_size": 9, "font_color": "#595959", "text_wrap": True},
+    "heading": {"font_name": TITLE_FONT, "font_size": 12, "bold": True},
+    "text": {"text_wrap": True},
+    "meta": {"font_size": 11, "bold": True, "align": "left"},
+    "check": {"bold": True, "align": "center", "font_size": 11},
+}
+
+
+def write_template(path: str | os.PathLike[str], format_id: str, *,
+                   values: Mapping[str, object] | None = None, created: datetime | None = None) -> Path:
+    """Write the standard workbook of `format_id` to `path`, atomically.
+
+    Args:
+        path: where to write the .xlsx file.
+        format_id: a format of the data ("2019", "2021").
+        values: optional contents keyed by cell id (`s3.new.total`) or cover/narrative name
+            (`meta_office`, `text_overview`); numbers are written as numbers, anything else as text.
+        created: a fixed creation time, for byte-stable output.
+    Returns:
+        The path written.
+    """
+    layout = layout_for(format_id)
+    fmt = layout.format
+    values = {key.replace(".", "_"): value for key, value in (values or {}).items()}
+    unknown = set(values) - set(fmt.names)
+    if unknown:
+        raise KeyError(f"not cells or fields of format {fmt.id}: {sorted(unknown)[:5]}")
+    with atomic_output(path) as tmp:
+        workbook = new_workbook(tmp, created=created, title=fmt.words.title)
+        workbook.set_custom_property(PROPERTY_FORMAT, fmt.id)
+        workbook.set_custom_property(PROPERTY_VERSION, fmt.template_version)
+        _Writer(workbook, layout, values).write()
+        workbook.close()
+    return Path(path)
+
+
+def check_formula(identity: Identity, layout: Layout) -> str:
+    """The self-check formula: 待填 while a cell is blank or not a number, else ✓ or ✗."""
+    words = layout.format.words
+
+    def refs(ids: tuple[str, ...]) -> str:
+        return ",".join(_local_ref(layout, cid) for cid in ids)
+
+    cells = identity.cells
+    return (f'=IF(COUNT({refs(cells)})<{len(cells)},"{words.check_blank}",'
+            f'IF(SUM({refs(identity.lhs)})=SUM({refs(identity.rhs)}),"{words.check_ok}","{words.check_fail}"))')
+
+
+def check_value(identity: Identity, layout: Layout, values: Mapping[str, object]) -> str:
+    """What Excel would show in the self-check cell for these values (its cached result)."""
+    words = layout.format.words
+    numbers = {}
+    for cid in identity.cells:
+        value = values.get(cid.replace(".", "_"))
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            numbers[cid] = value
+    if len(numbers) < len(identity.cells):
+        return words.check_blank
+    holds = sum(numbers[c] for c in identity.lhs) == sum(numbers[c] for c in identity.rhs)
+    return words.check_ok if holds else words.check_fail
+
+
+def _local_ref(layout: Layout, cell_id: str) -> str:
+    return a1(layout.slot(cell_id)[1].row, layout.slot(cell_id)[1].col)
+
+
+class _Writer:
+    """Writes one workbook; holds the formats so each style is created once."""
+
+    def __init__(self, workbook: Workbook, layout: Layout, values: Mapping[str, object]) -> None:
+        self.workbook = workbook
+        self.layout = layout
+        self.fmt: Format = layout.format
+        self.values = values
+        self.styles = {name: workbook.add_format({**_BASE, **spec}) for name, spec in _STYLES.items()}
+        self.inputs: dict[str, CellFormat] = {}
+
+    def write(self) -> None:
+        for sheet_layout in self.layout.sheets:
+            self._sheet(sheet_layout)
+
+    def _sheet(self, sheet_layout: SheetLayout) -> None:
+        sheet = self.workbook.add_worksheet(sheet_layout.name)
+        for col, width in enumerate(sheet_layout.widths):
+            sheet.set_column(col, col, width)
+        for row, height in sheet_layout.heights.items():
+            sheet.set_row(row, height)
+        for box in sheet_layout.boxes:
+            style = self.styles[box.style]
+            if (box.row, box.col) == (box.last_row, box.last_col):
+                put(sheet, box.row, box.col, box.text, style)
+            else:
+                sheet.merge_range(box.row, box.col, box.last_row, box.last_col, box.text, style)
+        for slot in sheet_layout.slots:
+            self._slot(sheet, sheet_layout, slot)
+        self._validations(sheet, sheet_layout.slots)
+        self._checks(sheet, sheet_layout.checks)
+        if sheet_layout.freeze:
+            sheet.freeze_panes(*sheet_layout.freeze)
+        sheet.protect("", {"format_columns": True, "format_rows": True})
+        sheet.set_paper(9)  # A4
+        sheet.set_portrait()
+        sheet.fit_to_pages(1, 0)
+        sheet.center_horizontally()
+        sheet.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.6)
+
+    def _slot(self, sheet: Worksheet, sheet_layout: SheetLayout, slot: Slot) -> None:
+        style = self._input_style(slot.type)
+        value = slot.key if slot.role == "meta" else self.values.get(slot.name)
+        if slot.last_col > slot.col:
+            sheet.merge_range(slot.row, slot.col, slot.row, slot.last_col, None, style)
+        put(sheet, slot.row, slot.col, value, style)
+        target = f"={quote_sheetname(sheet_layout.name)}!{a1(slot.row, slot.col, absolute=True)}"
+        self.workbook.define_name(slot.name, target)
+
+    def _input_style(self, type_key: str) -> CellFormat:
+        if type_key not in self.inputs:
+            spec: dict[str, object] = {**_BASE, "locked": False, "bg_color": INPUT_FILL, "border": 1}
+            if type_key in self.fmt.types:
+                spec.update(align="right", num_format=self.fmt.types[type_key].number_format)
+            elif type_key == "narrative":
+                spec.update(text_wrap=True, valign="top", font_size=11)
+            elif type_key == "meta":
+                spec = {**_BASE, **_STYLES["meta"]}
+            else:
+                spec.update(align="left", font_size=11, num_format="@" if type_key == "text" else "0")
+            self.inputs[type_key] = self.workbook.add_format(spec)
+        return self.inputs[type_key]
+
+    def _validations(self, sheet: Worksheet, slots: tuple[Slot, ...]) -> None:
+        by_type: dict[str, list[Slot]] = {}
+        for slot in slots:
+            by_type.setdefault(slot.type, []).append(slot)
+        for type_key, group in by_type.items():
+            if type_key in self.fmt.types:
+                rule = _number_rule(self.fmt.types[type_key])
+            elif type_key == "year":
+                last = self.fmt.last_year or self.fmt.first_year + 80
+                field = next(f for f in self.fmt.cover if f.type == "year")
+                rule = {"validate": "integer", "criteria": "between", "minimum": self.fmt.first_year,
+                        "maximum": last, "error_type": "warning", "input_title": field.label,
+                        "input_message": field.hint or "", "error_title": field.label,
+                        "error_message": f"{self.fmt.title}适用于 {self.fmt.first_year}–{last} 年度的报告。"}
+            else:
+                continue
+            first, *rest = _rectangles(group)
+            sheet.data_validation(*first, {**rule, "multi_range": " ".join(_range(r) for r in (first, *rest))})
+
+    def _checks(self, sheet: Worksheet, checks: tuple[CheckSlot, ...]) -> None:
+        if not checks:
+            return
+        style = self.styles["check"]
+        for check in checks:
+            formula = check_formula(check.identity, self.layout)
+            sheet.write_formula(check.row, check.col, formula, style,
+                                check_value(check.identity, self.layout, self.values))
+        words = self.fmt.words
+        spans = " ".join(_range((c.row, c.col, c.row, c.col)) for c in checks)
+        first = checks[0]
+        for text, look in ((words.check_fail, {"bg_color": "#FFC7CE", "font_color": "#9C0006"}),
+                           (words.check_ok, {"font_color": "#006100"}),
+                           (words.check_blank, {"font_color": "#808080"})):
+            sheet.conditional_format(first.row, first.col, first.row, first.col, {
+                "type": "cell", "criteria": "==", "value": f'"{text}"',
+                "format": self.workbook.add_format(look), "multi_range": spans})
+
+
+def _number_rule(vtype: ValueType) -> dict[str, object]:
+    rule: dict[str, object] = {"validate": "integer" if vtype.integer else "decimal",
+                               "input_title": vtype.dv_title, "input_message": vtype.dv_input,
+                               "error_title": vtype.dv_title, "error_message": vtype.dv_error}
+    if vtype.dv_min is None:
+        rule.update(criteria="between", minimum=-10**9, maximum=10**9)
+    else:
+        rule.update(criteria=">=", value=vtype.dv_min)
+    return rule
+
+
+def _rectangles(slots: list[Slot]) -> list[tuple[int, int, int, int]]:
+    """Cover the slots with few rectangles: runs along a row, stacked while consecutive rows match."""
+    runs: dict[int, list[list[int]]] = {}
+    for slot in sorted(slots, key=lambda s: (s.row, s.col)):
+        row_runs = runs.setdefault(slot.row, [])
+        if row_runs and row_runs[-1][1] == slot.col - 1:
+            row_runs[-1][1] = slot.last_col
+        else:
+            row_runs.append([slot.col, slot.last_col])
+    rects: list[tuple[int, int, int, int]] = []
+    for row in sorted(runs):
+        for first_col, last_col in runs[row]:
+            prev = next((i for i, r in enumerate(rects)
+                         if r[2] == row - 1 and (r[1], r[3]) == (first_col, last_col)), None)
+            if prev is None:
+                rects.append((row, first_col, row, last_col))
+            else:
+                r = rects[prev]
+                rects[prev] = (r[0], r[1], row, r[3])
+    return rects
+
+
+def _range(rect: tuple[int, int, int, int]) -> str:
+    first, last = a1(rect[0], rect[1]), a1(rect[2], rect[3])
+    return first if first == last else f"{first}:{last}"
