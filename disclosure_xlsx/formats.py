@@ -8,7 +8,9 @@ than as a wrong finding later.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
@@ -189,10 +191,17 @@ class Identity:
         rest = [c for c in (*self.lhs, *self.rhs) if c != self.anchor]
         return (self.anchor, *rest)
 
-    def expected_anchor(self, values: Mapping[str, float]) -> float:
+    def difference(self, values: Mapping[str, Any]) -> Any:
+        """Σlhs − Σrhs; `values` holds numbers, or pandas columns to evaluate many reports at once."""
+        return _sum(values, self.lhs) - _sum(values, self.rhs)
+
+    def holds(self, values: Mapping[str, Any]) -> Any:
+        return self.difference(values) == 0
+
+    def expected_anchor(self, values: Mapping[str, Any]) -> Any:
         """The anchor's value that would make the identity hold, given the other cells."""
-        lhs = sum(values[c] for c in self.lhs if c != self.anchor)
-        rhs = sum(values[c] for c in self.rhs if c != self.anchor)
+        lhs = _sum(values, [c for c in self.lhs if c != self.anchor])
+        rhs = _sum(values, [c for c in self.rhs if c != self.anchor])
         return rhs - lhs if self.anchor in self.lhs else lhs - rhs
 
 
@@ -216,6 +225,26 @@ class Rule:
         """Every cell the rule reads, the cell to mark first."""
         seen = dict.fromkeys((*self.cells, *self.lhs, *self.rhs, *self.when))
         return tuple(seen)
+
+    def holds(self, values: Mapping[str, Any]) -> Any:
+        """Whether the rule holds; `values` holds numbers, or pandas columns (then a boolean column).
+
+        Only `+ - == != <= & |`, `abs` and `round` are used, so one definition serves a single report
+        (the generator) and a whole batch (the validator).
+        """
+        if self.kind == "le":
+            return _sum(values, self.lhs) <= _sum(values, self.rhs)
+        zero = [values[c] == 0 for c in self.cells]
+        if self.kind == "expect_zero":
+            return functools.reduce(operator.and_, zero)
+        if self.kind == "implies_zero":
+            return (_sum(values, self.when) != 0) | functools.reduce(operator.and_, zero)
+        if self.kind == "same_zero":
+            nonzero = [values[c] != 0 for c in self.cells]
+            return functools.reduce(operator.and_, zero) | functools.reduce(operator.and_, nonzero)
+        scale = 10 ** (self.max or 0)  # max_decimals
+        parts = [abs(values[c] * scale - round(values[c] * scale)) < 1e-6 for c in self.cells]
+        return functools.reduce(operator.and_, parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +329,10 @@ class Format:
 
     def __repr__(self) -> str:  # the default would print 200 cells
         return f"Format({self.id!r})"
+
+
+def _sum(values: Mapping[str, Any], cells: Iterable[str]) -> Any:
+    return sum((values[c] for c in cells), 0)
 
 
 def name_for(cell_id: str) -> str:

@@ -1,0 +1,85 @@
+"""Random reports that satisfy every identity and plausibility rule of a format.
+
+Used to make sample workbooks, property tests and benchmark batches, so all three exercise the
+same data as real offices would send. Built only from the format data: totals are solved from the
+identities, and rules are repaired generically by kind.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+from .formats import Cell, Format, Identity, get_format
+
+__all__ = ["balanced_report"]
+
+
+def balanced_report(format_id: str, rng: random.Random, *, zero_share: float = 0.5,
+                    maximum: int = 40) -> dict[str, int | float]:
+    """Values for every cell of the format such that every identity and rule holds.
+
+    Args:
+        format_id: the format to fill.
+        rng: the random source (seed it for reproducible reports).
+        zero_share: the share of free cells that are 0, as in real reports where most rows are empty.
+        maximum: the largest value drawn for a free count cell.
+    """
+    fmt = get_format(format_id)
+    solved = {i.lhs[0]: i for i in fmt.identities if len(i.lhs) == 1}  # each total = Σ its parts
+    values: dict[str, int | float] = {
+        cid: _draw(cell, rng, zero_share, maximum) for cid, cell in fmt.cells.items() if cid not in solved}
+    _solve_totals(values, solved)
+    for identity in fmt.identities:  # identities with several lhs terms (I1): shift a free term
+        if len(identity.lhs) > 1:
+            diff = identity.difference(values)
+            if diff:
+                side = identity.rhs if diff > 0 else identity.lhs
+                free = next(c for c in side if c not in solved)
+                values[free] += abs(diff)
+                _solve_totals(values, solved)
+    _repair_rules(fmt, values, rng)
+    _solve_totals(values, solved)
+    return values
+
+
+def _draw(cell: Cell, rng: random.Random, zero_share: float, maximum: int) -> int | float:
+    if not cell.type.integer:
+        return 0 if rng.random() < zero_share else round(rng.uniform(0.5, 3000.0), 2)
+    if cell.type.min is None:  # signed counts: changes may be negative
+        return rng.randint(-5, 10)
+    return 0 if rng.random() < zero_share else rng.randint(1, maximum)
+
+
+def _solve_totals(values: dict[str, int | float], solved: Mapping[str, Identity]) -> None:
+    """Fill each total from its parts, repeating until totals of totals are settled."""
+    pending = dict(solved)
+    while pending:
+        ready = [cid for cid, i in pending.items() if all(c in values for c in i.rhs)]
+        if not ready:
+            raise ValueError(f"identities cannot be solved for {sorted(pending)[:3]}")
+        for cid in ready:
+            identity = pending.pop(cid)
+            values[cid] = sum(values[c] for c in identity.rhs)
+
+
+def _repair_rules(fmt: Format, values: dict[str, int | float], rng: random.Random) -> None:
+    """Make every plausibility rule hold; each repair only raises or zeroes free section-二 cells."""
+    for _ in range(3):
+        broken = [r for r in fmt.rules if not r.holds(values)]
+        if not broken:
+            return
+        for rule in broken:
+            if rule.kind == "le":
+                values[rule.rhs[0]] += sum(values[c] for c in rule.lhs) - sum(values[c] for c in rule.rhs)
+            elif rule.kind in ("expect_zero", "implies_zero"):
+                for cid in rule.cells:
+                    values[cid] = 0
+            elif rule.kind == "same_zero":
+                for cid in rule.cells:
+                    if values[cid] == 0:
+                        values[cid] = rng.randint(1, 9)
+            elif rule.kind == "max_decimals":
+                for cid in rule.cells:
+                    values[cid] = round(values[cid], rule.max or 0)
+    raise ValueError(f"format {fmt.id}: plausibility rules cannot all be satisfied")
