@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 
 FormatChoice = Enum("FormatChoice", {f"f{fid}": fid for fid in all_formats()}, type=str)  # type: ignore[misc]
+_CURRENT = current_format()
+_COVER = {field.name: field.label for field in _CURRENT.cover}
 
 
 def _version(value: bool) -> None:
@@ -46,10 +48,11 @@ def template(
     output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False,
                                          help="Where to write the .xlsx template (写出的模板文件).")],
     format_id: Annotated[FormatChoice | None, typer.Option(
-        "--format", help="Report format (报告格式). Default: the format of --year, else the current one "
-                         f"({current_format().id}).")] = None,
-    office: Annotated[str | None, typer.Option(help="Pre-fill 单位名称 (office name).")] = None,
-    year: Annotated[int | None, typer.Option(min=1990, max=2100, help="Pre-fill 年度 (report year).")] = None,
+        "--format", help=f"Report format ({_CURRENT.words.format_label}). Default: the format of --year, "
+                         f"else the current one ({_CURRENT.id}).")] = None,
+    office: Annotated[str | None, typer.Option(help=f"Pre-fill {_COVER['meta_office']} (office name).")] = None,
+    year: Annotated[int | None, typer.Option(min=1990, max=2100,
+                                             help=f"Pre-fill {_COVER['meta_year']} (report year).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
 ) -> None:
     """Write the standard workbook an office fills in (写出供各单位填报的标准模板).
@@ -59,7 +62,7 @@ def template(
     cell carries a defined name (e.g. s3_new_natural_person), is shaded and unlocked, and is checked
     while typing; self-check cells beside the tables show ✓ or ✗ for each 勾稽关系.
 
-    Example: disclosure-xlsx template --format 2021 -o 2024年报模板.xlsx --office 某某镇人民政府 --year 2024
+    Example: disclosure-xlsx template -o 2024年报模板.xlsx --office 某某镇人民政府 --year 2024
     """
     from .template import write_template
 

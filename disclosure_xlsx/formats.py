@@ -32,6 +32,7 @@ __all__ = [
     "TemplateWords",
     "ValueType",
     "all_formats",
+    "build_formats",
     "current_format",
     "format_for_year",
     "get_format",
@@ -82,7 +83,7 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A captioned block of section 二 (第二十条第（一）项 …)."""
+    """A captioned block of section 二 (one item of Art. 20 of the regulations)."""
 
     key: str
     caption: str
@@ -348,7 +349,7 @@ def name_for(cell_id: str) -> str:
 def all_formats() -> Mapping[str, Format]:
     """Every format of the data file, keyed by its id, checked once per process."""
     text = resources.files("disclosure_xlsx").joinpath("data/formats.toml").read_text("utf-8")
-    return _build_all(tomllib.loads(text))
+    return build_formats(tomllib.loads(text))
 
 
 def get_format(format_id: str) -> Format:
@@ -374,7 +375,8 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _build_all(data: Mapping[str, Any]) -> dict[str, Format]:
+def build_formats(data: Mapping[str, Any]) -> dict[str, Format]:
+    """Build and check every format from parsed format data (the contents of `data/formats.toml`)."""
     _keys(data, "top level", {"schema", "formats", "types", "cover", "narratives", "sections",
                               "sets", "identities", "rules", "template"})
     if data.get("schema") != 1:

@@ -158,7 +158,7 @@ def _cover(fmt: Format) -> SheetLayout:
 
 
 def _blocks(fmt: Format, section: Section) -> SheetLayout:
-    """Section 二: captioned blocks, 信息内容 + value columns; a short block's last column spans the rest."""
+    """Section 二: captioned blocks, a row-label column and value columns; a short block's last column spans the rest."""
     width = section.value_columns
     widths = (24.0, *([14.0] * width), 2.0, 10.0)
     boxes = [Box(0, 0, 0, width, section.heading, "title")]

@@ -1,0 +1,94 @@
+"""Shared paths and helpers: real workbooks are written to disk and opened again with real readers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import openpyxl
+import pytest
+from openpyxl.worksheet.worksheet import Worksheet
+
+from disclosure_xlsx.formats import all_formats
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_workbooks"
+DATA = Path(__file__).resolve().parent / "data"
+SHARED = ROOT.parent / "shared"
+FORMAT_IDS = list(all_formats())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "soffice: needs LibreOffice (soffice) on PATH")
+
+
+@pytest.fixture(params=FORMAT_IDS)
+def format_id(request: pytest.FixtureRequest) -> str:
+    """Every test that takes `format_id` runs once per report format."""
+    return str(request.param)
+
+
+def merged_text(ws: Worksheet, row: int, col: int) -> object:
+    """The value a reader sees at a 1-based cell, looking through merged ranges to their top-left."""
+    for rng in ws.merged_cells.ranges:
+        if rng.min_row <= row <= rng.max_row and rng.min_col <= col <= rng.max_col:
+            return ws.cell(rng.min_row, rng.min_col).value
+    return ws.cell(row, col).value
+
+
+def defined_cells(wb: openpyxl.Workbook) -> dict[str, tuple[str, str]]:
+    """Workbook-level defined name → (sheet title, A1 address without $)."""
+    out = {}
+    for name, dn in wb.defined_names.items():
+        (sheet, ref), = list(dn.destinations)
+        out[name] = (sheet, ref.replace("$", ""))
+    return out
+
+
+A1 = re.compile(r"(?<![A-Za-z_])\$?([A-Z]{1,3})\$?([0-9]+)(?![0-9A-Za-z_(])")
+
+
+SOFFICE = shutil.which("soffice")
+needs_soffice = pytest.mark.skipif(
+    SOFFICE is None, reason="LibreOffice (soffice) is not installed; `apt-get install libreoffice-calc` runs these")
+
+# A LibreOffice profile that recalculates every formula on load (by default it keeps cached values).
+_RECALC_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+"""
+
+
+@pytest.fixture(scope="session")
+def soffice(tmp_path_factory: pytest.TempPathFactory):
+    """Convert files with headless LibreOffice, as an office using it would save them.
+
+    Returns a function `convert(files, to, outdir, recalc=False) -> list[Path]`; `to` is an extension
+    (xlsx, xls, ods, pdf). Each session uses its own profiles so parallel runs do not collide.
+    """
+    if SOFFICE is None:
+        pytest.skip("LibreOffice (soffice) is not installed; `apt-get install libreoffice-calc` runs these")
+    profiles = {}
+    for recalc in (False, True):
+        profile = tmp_path_factory.mktemp("lo-recalc" if recalc else "lo-profile")
+        if recalc:
+            (profile / "user").mkdir()
+            (profile / "user" / "registrymodifications.xcu").write_text(_RECALC_PROFILE, "utf-8")
+        profiles[recalc] = profile
+
+    def convert(files: list[Path], to: str, outdir: Path, recalc: bool = False) -> list[Path]:
+        outdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([SOFFICE, f"-env:UserInstallation={profiles[recalc].as_uri()}", "--headless",
+                        "--convert-to", to, "--outdir", str(outdir), *map(str, files)],
+                       check=True, capture_output=True, timeout=180)
+        out = [outdir / f"{Path(f).stem}.{to.split(':')[0]}" for f in files]
+        missing = [p for p in out if not p.exists()]
+        assert not missing, f"LibreOffice did not write {missing}"
+        return out
+
+    return convert
