@@ -286,7 +286,7 @@ class TemplateWords:
 
 @dataclass(frozen=True)
 class Format:
-    """One national format (2019 or 2021) with everything derived from the data."""
+    """One national format with everything derived from the data."""
 
     id: str
     title: str
@@ -509,7 +509,7 @@ def _cells(sections: tuple[Section, ...], types: Mapping[str, ValueType]) -> dic
 
 
 def _derived(sections: tuple[Section, ...]) -> dict[str, tuple[str, ...]]:
-    """Cells that are not printed in this format but defined as a sum (spec §6.2: 2021 s3.other.c)."""
+    """Cells not printed in this format but defined as a sum of printed ones (spec §6.2, s3.other.c)."""
     out: dict[str, tuple[str, ...]] = {}
     for section in sections:
         if section.layout != "grid":

@@ -53,7 +53,7 @@ def write_template(path: str | os.PathLike[str], format_id: str, *,
 
     Args:
         path: where to write the .xlsx file.
-        format_id: a format of the data ("2019", "2021").
+        format_id: the id of a format in the data.
         values: optional contents keyed by cell id (`s3.new.total`) or cover/narrative name
             (`meta_office`, `text_overview`); numbers are written as numbers, anything else as text.
         created: a fixed creation time, for byte-stable output.
