@@ -8,6 +8,7 @@ than as a wrong finding later.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import operator
@@ -159,13 +160,13 @@ class Cell:
     type: ValueType
     unit: str
 
-    @property
-    def row_label(self) -> str:
-        return self.row_path[-1] if self.row_path else ""
+    row_short: str = ""  # the shortest end of the path that names the row unambiguously
+    col_short: str = ""
 
     @property
-    def col_label(self) -> str:
-        return self.col_path[-1] if self.col_path else ""
+    def label(self) -> str:
+        """How messages name the cell: "<row> / <column>", each as short as is unambiguous."""
+        return f"{self.row_short} / {self.col_short}" if self.row_short else self.col_short
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,8 @@ class Identity:
     printed: str | None
     zh: str
     en: str
+    expected_zh: str
+    expected_en: str
     check: str
 
     @property
@@ -505,7 +508,24 @@ def _cells(sections: tuple[Section, ...], types: Mapping[str, ValueType]) -> dic
             kind = "total" if "total" in (row.kind, col.kind) else "input"
             cells[cid] = Cell(cid, name_for(cid), section.key, row.key, col.key, row_path, col_path,
                               kind, vtype, unit)
+        own = [c for c in cells.values() if c.section == section.key]
+        rows = _shortest_unique([c.row_path[1:] if section.layout == "blocks" else c.row_path for c in own])
+        cols = _shortest_unique([c.col_path for c in own])
+        for cell, row_short, col_short in zip(own, rows, cols, strict=True):
+            cells[cell.id] = dataclasses.replace(cell, row_short=row_short, col_short=col_short)
     return cells
+
+
+def _shortest_unique(paths: list[tuple[str, ...]]) -> list[str]:
+    """For each label path, its shortest ending that no other distinct path shares, joined by " / "."""
+    distinct = set(paths)
+    out = []
+    for path in paths:
+        k = 1
+        while k < len(path) and sum(p[-k:] == path[-k:] for p in distinct) > 1:
+            k += 1
+        out.append(" / ".join(path[-k:]))
+    return out
 
 
 def _derived(sections: tuple[Section, ...]) -> dict[str, tuple[str, ...]]:
@@ -563,7 +583,8 @@ def _instance_name(base: str, binding: Mapping[str, str]) -> str:
 def _identities(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
                 cells: Mapping[str, Cell]) -> Iterator[Identity]:
     _keys(spec, f"identity {spec.get('id')}", {"id", "class", "section", "for_each", "lhs", "rhs",
-                                               "anchor", "defer_to", "printed", "zh", "en", "check", "formats"})
+                                               "anchor", "defer_to", "printed", "zh", "en", "expected_zh",
+                                               "expected_en", "check", "formats"})
     defer = spec.get("defer_to")
     for binding in _bindings(spec.get("for_each", {}), sets):
         rule = _instance_name(spec["id"], binding)
@@ -576,7 +597,8 @@ def _identities(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
         yield Identity(
             rule=rule, family=spec["id"], section=spec["section"], binding=tuple(binding.items()),
             lhs=lhs, rhs=rhs, anchor=anchor, defer_to=defer["identity"] if deferred else None,
-            cls=spec["class"], printed=spec.get("printed"), zh=spec["zh"], en=spec["en"], check=spec["check"])
+            cls=spec["class"], printed=spec.get("printed"), zh=spec["zh"], en=spec["en"],
+            expected_zh=spec["expected_zh"], expected_en=spec["expected_en"], check=spec["check"])
 
 
 def _rules(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
