@@ -6,14 +6,22 @@ them, so `disclosure-xlsx --help` starts fast.
 
 from __future__ import annotations
 
+import json
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from . import __version__
 from .formats import all_formats, current_format, format_for_year, get_format
+
+if TYPE_CHECKING:
+    from .pipeline import BatchResult
 
 app = typer.Typer(
     name="disclosure-xlsx",
@@ -27,6 +35,33 @@ app = typer.Typer(
 FormatChoice = Enum("FormatChoice", {f"f{fid}": fid for fid in all_formats()}, type=str)  # type: ignore[misc]
 _CURRENT = current_format()
 _COVER = {field.name: field.label for field in _CURRENT.cover}
+err = Console(stderr=True)
+
+
+class Lang(str, Enum):
+    zh = "zh"
+    en = "en"
+
+
+# Words of the human-readable output, per language.
+_WORDS = {
+    "zh": {"file": "文件", "office": "单位", "year": "年度", "format": "格式", "errors": "错误", "warnings": "警告",
+           "status": "状态", "ok": "通过", "with_warnings": "有警告", "with_errors": "有错误", "unreadable": "无法读取",
+           "error": "错误", "warning": "警告", "more_blank": "另有 {n} 个单元格为空白或“/”等，已按 0 计算：{refs}",
+           "summary": "共 {workbooks} 个工作簿：通过 {ok}，有警告 {with_warnings}，有错误 {with_errors}，无法读取 {unreadable}。",
+           "none": "没有找到可以校验的工作簿（.xlsx、.xlsm、.xls、.ods）。", "reading": "读取工作簿",
+           "written": "校验报告已写入 {path}"},
+    "en": {"file": "file", "office": "office", "year": "year", "format": "format", "errors": "errors",
+           "warnings": "warnings", "status": "status", "ok": "ok", "with_warnings": "warnings",
+           "with_errors": "errors", "unreadable": "unreadable", "error": "error", "warning": "warning",
+           "more_blank": "{n} more cells are blank or hold a placeholder and were counted as 0: {refs}",
+           "summary": "{workbooks} workbooks: {ok} ok, {with_warnings} with warnings, {with_errors} with errors, "
+                      "{unreadable} unreadable.",
+           "none": "No workbook (.xlsx, .xlsm, .xls, .ods) was found.", "reading": "Reading workbooks",
+           "written": "Report written to {path}"},
+}
+_STATUS_KEY = {"ok": "ok", "warnings": "with_warnings", "errors": "with_errors", "unreadable": "unreadable"}
+BLANKS_SHOWN = 5  # blank-cell warnings listed one by one per workbook; the rest are summarised
 
 
 def _version(value: bool) -> None:
@@ -80,3 +115,89 @@ def template(
         values["meta_year"] = year
     write_template(output, fmt.id, values=values)
     typer.echo(f"已写出{fmt.title}模板：{output}")
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report to stdout and nothing else.")] = False,
+    lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False,
+                                             help="Also write the JSON report to OUT/report.json.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+) -> None:
+    """Check returned workbooks and list every problem by cell (校验各单位交回的工作簿).
+
+    PATHS may be files or folders; folders are searched recursively for .xlsx, .xlsm, .xls and .ods
+    (Office lock files ~$* and hidden files are skipped). Every 勾稽关系 (I1, I2, I3, I5), every blank
+    or unreadable value and every plausibility rule is checked; each finding names the sheet, the cell
+    and what it should be.
+
+    Exit code: 0 when no workbook has an error, 1 when any has (or cannot be read), 2 for a usage error.
+
+    Example: disclosure-xlsx validate sample_workbooks/ --out 校验结果
+    """
+    from .pipeline import discover, validate_paths
+
+    words = _WORDS[lang.value]
+    if not discover(paths):
+        err.print(words["none"])
+        raise typer.Exit(2)
+    show = not as_json and sys.stderr.isatty()
+    result = _with_progress(paths, workers, words["reading"]) if show else validate_paths(paths, workers=workers)
+    report = result.to_dict()
+    if out is not None:
+        from ._xlsx import atomic_output
+
+        with atomic_output(out / "report.json") as tmp:
+            tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        _print_result(result, lang.value)
+        if out is not None:
+            err.print(words["written"].format(path=out / "report.json"))
+    raise typer.Exit(1 if result.has_errors else 0)
+
+
+def _with_progress(paths: list[Path], workers: int | None, title: str) -> BatchResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .pipeline import validate_paths
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(title, total=None)
+        return validate_paths(paths, workers=workers,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _print_result(result: BatchResult, lang: str) -> None:
+    words = _WORDS[lang]
+    console = Console(highlight=False)
+    table = Table(show_lines=False)
+    for key in ("file", "office", "year", "format", "errors", "warnings", "status"):
+        table.add_column(words[key], justify="right" if key in ("errors", "warnings", "year") else "left")
+    for w in result.workbooks:
+        r = w.report
+        style = {"ok": "green", "warnings": "yellow"}.get(w.status, "red")
+        table.add_row(escape(Path(w.file).name), escape(r.office or "") if r else "", str(r.year or "") if r else "",
+                      r.format_id if r else "", str(w.errors), str(w.warnings),
+                      f"[{style}]{words[_STATUS_KEY[w.status]]}[/]")
+    console.print(table)
+    for w in result.workbooks:
+        if not w.findings:
+            continue
+        name = f"{w.file}（{w.report.office}）" if w.report and w.report.office else w.file
+        console.print(f"\n[bold]{escape(name)}[/]")
+        blanks = [f for f in w.findings if f.code == "blank-cell"]
+        for finding in w.findings:
+            if finding.code == "blank-cell" and blanks.index(finding) >= BLANKS_SHOWN:
+                continue
+            style = "red" if finding.severity == "error" else "yellow"
+            console.print(f"  [{style}]{words[finding.severity]}[/] {escape(finding.message(lang))}")
+        if len(blanks) > BLANKS_SHOWN:
+            refs = "、".join(f"{c.sheet}!{c.ref}" for f in blanks[BLANKS_SHOWN:] for c in f.cells[:1])
+            console.print(f"  [yellow]{words['warning']}[/] " + escape(words["more_blank"].format(
+                n=len(blanks) - BLANKS_SHOWN, refs=refs)))
+    console.print("\n" + words["summary"].format(**result.summary()))

@@ -1,0 +1,128 @@
+"""Findings: stable codes with bilingual templates (`data/catalog.toml`), and the records stages return.
+
+A finding is data, never an exception: every stage returns them, and a broken file becomes a finding
+for that file. Messages are rendered late, per language, from the stored parameters.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+__all__ = ["LANGS", "CellRef", "Cleaning", "Finding", "bilingual", "catalog", "number_text", "where"]
+
+LANGS = ("zh", "en")
+
+
+@cache
+def catalog() -> Mapping[str, Mapping[str, str]]:
+    """Code → {category, severity, zh, en}; checked once: both languages use the same placeholders."""
+    text = resources.files("disclosure_xlsx").joinpath("data/catalog.toml").read_text("utf-8")
+    codes = tomllib.loads(text)["codes"]
+    for code, entry in codes.items():
+        if entry["severity"] not in ("error", "warning") or set(entry) != {"category", "severity", *LANGS}:
+            raise ValueError(f"catalog entry {code} is malformed")
+        fields = [{f for _, f, _, _ in string.Formatter().parse(entry[lang]) if f} for lang in LANGS]
+        if fields[0] != fields[1]:
+            raise ValueError(f"catalog entry {code}: zh and en use different placeholders")
+    return codes
+
+
+@dataclass(frozen=True, slots=True)
+class CellRef:
+    """Where a cell of a finding is in the workbook as received."""
+
+    id: str
+    sheet: str
+    ref: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "sheet": self.sheet, "ref": self.ref}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: its code, the rule it breaks, the cells involved (anchor first) and the numbers."""
+
+    code: str
+    cells: tuple[CellRef, ...] = ()
+    rule: str | None = None
+    expected: Any = None
+    actual: Any = None
+    params: Mapping[str, Any] = field(default_factory=dict)  # a value may be {"zh": …, "en": …}
+
+    def __post_init__(self) -> None:
+        if self.code not in catalog():  # a typo here is a bug, not a data problem
+            raise KeyError(f"unknown finding code {self.code!r}")
+
+    @property
+    def severity(self) -> str:
+        return catalog()[self.code]["severity"]
+
+    @property
+    def category(self) -> str:
+        return catalog()[self.code]["category"]
+
+    def message(self, lang: str = "zh") -> str:
+        values = {k: (v[lang] if isinstance(v, Mapping) else v) for k, v in self.params.items()}
+        values.setdefault("actual", number_text(self.actual))
+        values.setdefault("expected", number_text(self.expected))
+        return catalog()[self.code][lang].format_map(values).strip()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finding as in the JSON report (README: "The JSON report")."""
+        return {"code": self.code, "severity": self.severity, "rule": self.rule,
+                "cells": [c.to_dict() for c in self.cells], "expected": _json_number(self.expected),
+                "actual": _json_number(self.actual), "message": {lang: self.message(lang) for lang in LANGS}}
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaning:
+    """One value the cleaner changed or interpreted: where, what was written, what it became, why."""
+
+    id: str
+    sheet: str
+    ref: str
+    raw: Any
+    value: Any
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "sheet": self.sheet, "ref": self.ref, "raw": _json_raw(self.raw),
+                "value": _json_number(self.value), "rule": self.rule}
+
+
+def bilingual(zh: str, en: str) -> dict[str, str]:
+    """A message parameter that reads differently per language."""
+    return {"zh": zh, "en": en}
+
+
+def where(section: str, number: str, ref: str, label: str) -> dict[str, str]:
+    """How a message names a cell: 三、收到和处理政府信息公开申请情况 D9（（一）予以公开 / 总计）."""
+    return bilingual(f"{section} {ref}（{label}）", f"section {number} {ref} ({label})")
+
+
+def number_text(value: Any) -> str:
+    """A number as a clerk would write it: 6, not 6.0; 1207.5; blank for none."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _json_raw(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)

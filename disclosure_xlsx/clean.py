@@ -1,0 +1,245 @@
+"""Turn the raw cell values of one workbook into typed numbers, logging every interpretation.
+
+Spec §9 and rulings 2, 5, 6: non-breaking and other spaces, full-width digits and signs, thousands
+separators, "4.0", unit suffixes 元/万元/亿元, placeholders for blank. A blank never silently becomes
+0: it stays missing (None) and yields a `blank-cell` warning; the identities then count it as 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .catalog import Cleaning, CellRef, Finding, bilingual, where
+from .formats import Cell, Format, format_for_year, get_format
+from .read import RawReport
+
+__all__ = ["MAX_ABS", "CleanReport", "Parsed", "cell_where", "clean_cover_text", "clean_report", "clean_value",
+           "clean_year"]
+
+MAX_ABS = 10**12  # beyond this a value cannot be a count of requests or an amount in 万元
+PLACEHOLDERS = {"/", "-", "—", "——", "–", "―", "－", "无", "\\", "空"}
+MONEY_UNITS = {"亿元": Decimal(10000), "万元": Decimal(1), "元": Decimal("0.0001")}
+MONEY_RULES = {"亿元": "unit-yiyuan", "万元": "unit-wanyuan", "元": "unit-yuan"}
+COUNT_UNITS = ("件", "项", "条", "个", "次")
+_INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}
+_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A cleaned value: the number (None when missing or unreadable), the rules applied, a problem code."""
+
+    value: int | float | None
+    rules: tuple[str, ...] = ()
+    problem: str | None = None  # blank-cell | value-unparseable | number-not-whole | number-too-large | money-unit-assumed
+
+    @property
+    def readable(self) -> bool:
+        """Whether identities can use the value (a blank counts as 0; an unreadable value does not)."""
+        return self.problem not in ("value-unparseable", "number-not-whole", "number-too-large")
+
+
+def clean_value(raw: object, cell: Cell, *, unit_stated: bool) -> Parsed:
+    """Clean one raw value (as python-calamine returns it) for `cell`.
+
+    Args:
+        raw: float, int, str, bool, date/time or "" (empty).
+        cell: the cell it was read from; its value type decides counts vs money.
+        unit_stated: the workbook states the money unit beside the cell (the project's template does),
+            so a bare number is 万元 without a warning (ruling 5).
+    """
+    if raw is None or raw == "":
+        return Parsed(None, problem="blank-cell")
+    if isinstance(raw, bool) or isinstance(raw, dt.date | dt.time | dt.timedelta):
+        return Parsed(None, problem="value-unparseable")
+    if isinstance(raw, int | float):
+        return _typed(Decimal(repr(float(raw))) if isinstance(raw, float) else Decimal(raw), cell, [],
+                      bare_money=True, unit_stated=unit_stated)
+    return _from_text(str(raw), cell, unit_stated)
+
+
+def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
+    rules: list[str] = []
+    visible = "".join(c for c in raw if not (c.isspace() or c in _INVISIBLE))  # NBSP, U+3000, zero-width
+    if visible != raw:
+        rules.append("whitespace")
+    stripped = unicodedata.normalize("NFKC", visible)
+    if stripped != visible:
+        rules.append("fullwidth" if any(unicodedata.east_asian_width(c) == "F" for c in visible) else "nfkc")
+    if not stripped:
+        return Parsed(None, tuple(rules), "blank-cell")
+    if stripped in PLACEHOLDERS:
+        return Parsed(None, (*rules, "placeholder"), "blank-cell")
+    unit = next((u for u in MONEY_UNITS if stripped.endswith(u)), None) if not cell.type.integer else None
+    if unit:
+        stripped = stripped[: -len(unit)]
+        rules.append(MONEY_RULES[unit])
+    elif cell.type.integer and stripped.endswith(COUNT_UNITS):
+        stripped = stripped[:-1]
+        rules.append("unit-count")
+    if _THOUSANDS.fullmatch(stripped):
+        stripped = stripped.replace(",", "")
+        rules.append("thousands-separator")
+    if stripped.startswith("+"):
+        stripped = stripped[1:]
+        rules.append("plus-sign")
+    if not _NUMBER.fullmatch(stripped):
+        return Parsed(None, tuple(rules), "value-unparseable")
+    rules.append("text-to-number")
+    number = Decimal(stripped) * (MONEY_UNITS[unit] if unit else 1)
+    return _typed(number, cell, rules, bare_money=unit is None, unit_stated=unit_stated)
+
+
+def _typed(number: Decimal, cell: Cell, rules: list[str], *, bare_money: bool, unit_stated: bool) -> Parsed:
+    if not number.is_finite() or abs(number) > MAX_ABS:
+        return Parsed(None, tuple(rules), "number-too-large")
+    if cell.type.integer:
+        if number != number.to_integral_value():
+            return Parsed(None, tuple(rules), "number-not-whole")
+        if "text-to-number" in rules and number.as_tuple().exponent < 0:  # "4.0"
+            rules.append("decimal-zero")
+        return Parsed(int(number), tuple(rules))
+    value = float(number)
+    stated = unit_stated or (cell.type.unit is not None and cell.type.unit in cell.col_path[-1])
+    problem = "money-unit-assumed" if bare_money and not stated else None
+    return Parsed(value, tuple(rules), problem)
+
+
+def clean_cover_text(raw: object) -> tuple[str | None, tuple[str, ...]]:
+    """A cover field's text, trimmed of spaces (NBSP included); None when blank. Returns text and rules."""
+    if raw is None or raw == "":
+        return None, ()
+    if isinstance(raw, float) and raw.is_integer():  # a postcode or phone typed as a number
+        return str(int(raw)), ("number-to-text",)
+    text = str(raw)
+    cleaned = "".join(c for c in text if c not in _INVISIBLE).strip()  # keeps the office's own characters
+    rules = ("whitespace",) if cleaned != text else ()
+    return (cleaned or None), rules
+
+
+def clean_year(raw: object) -> tuple[int | None, tuple[str, ...]]:
+    """A report year from 2020, 2020.0, "2020", "2020年", "２０２０年度"; None if there is none."""
+    if isinstance(raw, float | int) and not isinstance(raw, bool):
+        year = int(raw) if not math.isnan(raw) and float(raw).is_integer() else None
+        return (year, ()) if year and 1990 <= year <= 2100 else (None, ())
+    text, rules = clean_cover_text(raw)
+    found = re.fullmatch(r"((19|20)\d\d)(年|年度)?", unicodedata.normalize("NFKC", text or ""))
+    if not found:
+        return None, rules
+    return int(found.group(1)), (*rules, "text-to-number")
+
+
+
+@dataclass
+class CleanReport:
+    """One workbook after cleaning: every cell id of its format with a number or None (missing)."""
+
+    file: str
+    format_id: str
+    located_by: str
+    office: str | None
+    credit_code: str | None
+    year: int | None
+    values: dict[str, int | float | None]
+    unusable: frozenset[str]  # cells whose value cannot be used (unreadable or not found)
+    where: dict[str, CellRef]
+    texts: dict[str, str | None]  # the other cover fields and the narratives
+    findings: list[Finding]
+    cleaning: list[Cleaning]
+
+
+def clean_report(raw: RawReport) -> CleanReport:
+    """Clean every value of a read workbook; blanks and unreadable values become findings."""
+    fmt = get_format(raw.format_id)
+    findings = list(raw.findings)
+    cleaning: list[Cleaning] = []
+    values: dict[str, int | float | None] = {}
+    unusable = set()
+    unit_stated = raw.located_by == "names"  # the project's template prints the unit beside money cells
+    for cid, cell in fmt.cells.items():
+        if cid not in raw.raw:
+            values[cid] = None
+            unusable.add(cid)
+            continue
+        parsed = clean_value(raw.raw[cid], cell, unit_stated=unit_stated)
+        values[cid] = parsed.value
+        ref = raw.where[cid]
+        if parsed.rules:
+            cleaning.append(Cleaning(cid, ref.sheet, ref.ref, raw.raw[cid], parsed.value, "+".join(parsed.rules)))
+        if not parsed.readable:
+            unusable.add(cid)
+        if parsed.problem:
+            findings.append(_value_finding(fmt, cell, ref, raw.raw[cid], parsed))
+    office, credit, year, texts = _cover(fmt, raw, findings, cleaning)
+    return CleanReport(raw.file, fmt.id, raw.located_by, office, credit, year, values, frozenset(unusable),
+                       raw.where, texts, findings, cleaning)
+
+
+def cell_where(fmt: Format, cell: Cell, ref: CellRef) -> dict[str, str]:
+    """The message words that name a cell: section heading, A1 address, row / column."""
+    section = fmt.section(cell.section)
+    return where(section.heading, section.number, ref.ref, cell.label)
+
+
+def _value_finding(fmt: Format, cell: Cell, ref: CellRef, raw: object, parsed: Parsed) -> Finding:
+    params: dict[str, object] = {"where": cell_where(fmt, cell, ref), "raw": _raw_text(raw)}
+    if parsed.problem == "blank-cell":
+        shown = _raw_text(raw).strip()
+        params["blank"] = (bilingual(f"填的是“{shown}”", f" holds “{shown}”") if shown
+                           else bilingual("为空白", " is blank"))
+    actual = parsed.value if parsed.problem == "money-unit-assumed" else None
+    return Finding(parsed.problem or "", cells=(ref,), rule=_VALUE_RULES[parsed.problem or ""],
+                   actual=actual, params=params)
+
+
+# Which ruling a value finding applies (spec rulings 2, 5, 6).
+_VALUE_RULES = {"blank-cell": "R2", "money-unit-assumed": "R5", "value-unparseable": "R6",
+                "number-not-whole": "R6", "number-too-large": "R6"}
+
+
+def _raw_text(raw: object) -> str:
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    if isinstance(raw, dt.date | dt.time):
+        return raw.isoformat()
+    return str(raw)
+
+
+def _cover(fmt: Format, raw: RawReport, findings: list[Finding], cleaning: list[Cleaning]
+           ) -> tuple[str | None, str | None, int | None, dict[str, str | None]]:
+    labels = {c.name: c.label for c in fmt.cover}
+    texts: dict[str, str | None] = {}
+    year: int | None = None
+    for name in [*labels, *(n.name for n in fmt.narratives)]:
+        value = raw.raw.get(name)
+        ref = raw.where.get(name)
+        if name == "meta_year":
+            year, rules = clean_year(value)
+            if year is None and value not in (None, ""):
+                findings.append(Finding("year-invalid", cells=(ref,) if ref else (), rule="X6",
+                                        params={"label": labels[name], "raw": _raw_text(value)}))
+            elif year is None:
+                findings.append(Finding("year-missing", cells=(ref,) if ref else (), rule="X6",
+                                        params={"label": labels[name]}))
+            cleaned: object = year
+        else:
+            cleaned, rules = clean_cover_text(value) if name in labels else (value or None, ())
+            texts[name] = cleaned  # type: ignore[assignment]
+        if rules and ref:
+            cleaning.append(Cleaning(name, ref.sheet, ref.ref, value, cleaned, "+".join(rules)))
+    office = texts.pop("meta_office", None)
+    if office is None:
+        findings.append(Finding("office-missing", params={"label": labels["meta_office"]}))
+    if year is not None and not fmt.covers_year(year):
+        expected = format_for_year(year)
+        if expected is not None:
+            findings.append(Finding("format-year-mismatch", rule="X6", params={
+                "year": year, "format_title": bilingual(fmt.title, f"{fmt.id} format"),
+                "expected_title": bilingual(expected.title, f"{expected.id} format")}))
+    return office, texts.pop("meta_credit_code", None), year, texts

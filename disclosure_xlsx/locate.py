@@ -1,0 +1,272 @@
+"""Find a format's cells in a workbook by the printed row and column labels.
+
+Used when a workbook has no (or broken) defined names: one rebuilt by copy and paste, or a table pasted
+from a published report. Labels are compared after NFKC normalisation with whitespace and punctuation
+removed (spec §11.2 E6); an alias, a label with a parenthetical added (E7) or a near-miss typo (E4, E5)
+still matches, but is reported as a variant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .formats import Format, Node, Section
+
+__all__ = ["Grid", "Position", "Located", "LabelIndex", "detect_format", "fold", "locate_cells"]
+
+Grid = Sequence[Sequence[object]]  # one sheet as python-calamine returns it (rows of values)
+_PAREN_END = re.compile(r"\([^()]*\)$")
+FUZZY_MIN_LENGTH = 6  # shorter labels must match exactly: "其他" is not a typo of "其他结果"
+FUZZY_RATIO = 0.88
+
+
+@lru_cache(maxsize=4096)
+def fold(text: str) -> str:
+    """The comparable form of a label: NFKC, no whitespace, no punctuation."""
+    nfkc = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in nfkc if not (c.isspace() or unicodedata.category(c)[0] in "PZC"))
+
+
+@lru_cache(maxsize=4096)
+def _fold_bare(text: str) -> str:
+    """The folded label without a trailing parenthetical: 现行有效件数（历史累计） → 现行有效件数."""
+    nfkc = "".join(unicodedata.normalize("NFKC", text).split())
+    return fold(_PAREN_END.sub("", nfkc))
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    sheet: str
+    row: int
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A label read under a different spelling than the official one."""
+
+    position: Position
+    found: str
+    label: str
+    section: str
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """A row or column label (or a whole table) that could not be found."""
+
+    section: str
+    label: str
+    cells: int  # how many cells cannot be read because of it
+    after: str | None  # the label it should follow, to say where it was expected
+
+
+@dataclass
+class Located:
+    positions: dict[str, Position] = field(default_factory=dict)
+    variants: list[Variant] = field(default_factory=list)
+    missing: list[Missing] = field(default_factory=list)
+
+
+class LabelIndex:
+    """Every text cell of a workbook, folded once, for label look-ups."""
+
+    def __init__(self, sheets: Mapping[str, Grid]) -> None:
+        self.sheets = sheets
+        self.texts: list[tuple[Position, str]] = []
+        self.by_fold: dict[str, list[Position]] = {}
+        for name, grid in sheets.items():
+            for r, row in enumerate(grid):
+                for c, value in enumerate(row):
+                    if isinstance(value, str) and value.strip():
+                        pos = Position(name, r, c)
+                        self.texts.append((pos, value))
+                        self.by_fold.setdefault(fold(value), []).append(pos)
+
+    def text(self, pos: Position) -> str:
+        value = self.sheets[pos.sheet][pos.row][pos.col]
+        return value if isinstance(value, str) else ""
+
+    def find(self, label: str, aliases: Iterable[str] = ()) -> list[tuple[Position, bool]]:
+        """Cells showing `label`: (position, exact) pairs, exact ones first."""
+        exact = [(p, True) for p in self.by_fold.get(fold(label), [])]
+        if exact:
+            return exact
+        out = [(p, False) for alias in aliases for p in self.by_fold.get(fold(alias), [])]
+        if out:
+            return out
+        return [(pos, False) for pos, text in self.texts if matches(text, label) == "variant"]
+
+
+def matches(text: str, label: str, aliases: Iterable[str] = ()) -> str | None:
+    """"exact" when `text` is `label` up to whitespace and punctuation, "variant" for an alias, an
+    added parenthetical or a near-miss typo, else None."""
+    folded = fold(text)
+    if not folded:
+        return None
+    if folded == fold(label):
+        return "exact"
+    if any(folded == fold(a) for a in aliases):
+        return "variant"
+    bare = _fold_bare(label)
+    if bare and _fold_bare(text) == bare:
+        return "variant"
+    target = fold(label)
+    if len(target) >= FUZZY_MIN_LENGTH and abs(len(folded) - len(target)) <= 2 \
+            and difflib.SequenceMatcher(None, folded, target).ratio() >= FUZZY_RATIO:
+        return "variant"
+    return None
+
+
+def detect_format(index: LabelIndex, formats: Iterable[Format]) -> Format | None:
+    """The format whose detection signals (spec §1) the workbook shows most; None if it shows none."""
+    scored = [(sum(bool(index.by_fold.get(fold(s))) for s in f.signals), f) for f in formats]
+    best = max(scored, key=lambda t: t[0], default=(0, None))
+    return best[1] if best[0] > 0 else None
+
+
+def locate_cells(fmt: Format, index: LabelIndex) -> Located:
+    """Positions of every cell of `fmt` found by labels, with the variants and the labels not found."""
+    found = Located()
+    for section in fmt.sections:
+        if section.layout == "blocks":
+            _blocks(fmt, section, index, found)
+        else:
+            _grid(fmt, section, index, found)
+    return found
+
+
+def _cell_id(section: Section, row: str, col: str) -> str:
+    return section.cell_id.format(row=row, col=col)
+
+
+def _note(found: Located, section: Section, pos: Position, label: str, exact: bool, index: LabelIndex) -> None:
+    if not exact:
+        found.variants.append(Variant(pos, index.text(pos), label, section.key))
+
+
+def _grid(fmt: Format, section: Section, index: LabelIndex, found: Located) -> None:
+    """A tree-headed table: leaf column labels in printed order, consecutive, in one header band."""
+    leaves = section.leaves("columns")
+    depth = section.depth("columns")
+    header = None
+    for start, exact0 in index.find(leaves[0].label, leaves[0].aliases):
+        cols = [(start, exact0)]
+        for i, leaf in enumerate(leaves[1:], 1):
+            near = [(p, e) for p, e in index.find(leaf.label, leaf.aliases)
+                    if p.sheet == start.sheet and p.col == start.col + i and abs(p.row - start.row) <= depth]
+            if not near:
+                break
+            cols.append(near[0])
+        if len(cols) == len(leaves):
+            header = cols
+            break
+    rows = section.leaves("rows")
+    if header is None:
+        found.missing.append(Missing(section.key, section.heading, len(fmt.section_cells(section.key)), None))
+        return
+    for leaf, (pos, exact) in zip(leaves, header, strict=True):
+        _note(found, section, pos, leaf.label, exact, index)
+    sheet = header[0][0].sheet
+    first_col = header[0][0].col
+    bottom = max(p.row for p, _ in header)
+    row_of = _row_labels(section, rows, index, sheet, bottom + 1, first_col, found) if rows else {"": bottom + 1}
+    for row_key, r in row_of.items():
+        for leaf, (pos, _) in zip(leaves, header, strict=True):
+            found.positions[_cell_id(section, row_key, leaf.key)] = Position(sheet, r, pos.col)
+
+
+def _row_labels(section: Section, rows: Sequence[Node], index: LabelIndex, sheet: str, top: int,
+                label_cols: int, found: Located) -> dict[str, int]:
+    """Row leaf → sheet row, matching the last label left of the data in each row (spec §3.2)."""
+    grid = index.sheets[sheet]
+    row_of: dict[str, int] = {}
+    for r in range(top, len(grid)):
+        texts = [v for v in grid[r][:label_cols] if isinstance(v, str) and v.strip()]
+        if not texts:
+            continue
+        hit = _best(texts[-1], [leaf for leaf in rows if leaf.key not in row_of])
+        if hit:
+            leaf, exact = hit
+            row_of[leaf.key] = r
+            pos = Position(sheet, r, grid[r][:label_cols].index(texts[-1]))
+            _note(found, section, pos, leaf.label, exact, index)
+    previous = None
+    for leaf in rows:
+        if leaf.key not in row_of:
+            found.missing.append(Missing(section.key, leaf.label, len(section.leaves("columns")), previous))
+        previous = leaf.label
+    return row_of
+
+
+def _best(text: str, nodes: Sequence[Node]) -> tuple[Node, bool] | None:
+    """The node `text` names: an exact match wins over any variant; (node, exact) or None."""
+    kinds = [(matches(text, n.label, n.aliases), n) for n in nodes]
+    exact = next((n for k, n in kinds if k == "exact"), None)
+    if exact:
+        return exact, True
+    variant = next((n for k, n in kinds if k == "variant"), None)
+    return (variant, False) if variant else None
+
+
+def _blocks(fmt: Format, section: Section, index: LabelIndex, found: Located) -> None:
+    """Captioned blocks: caption, then a header row with the column labels, then one row per item."""
+    captions = [b.caption for b in section.blocks]
+    for block in section.blocks:
+        columns = [c for c in section.columns if block.key in c.blocks]
+        rows = [r for r in section.rows if r.block == block.key]
+        for caption_pos, caption_exact in index.find(block.caption):
+            located = _block_at(section, block.key, columns, rows, caption_pos, captions, index, found)
+            if located:
+                _note(found, section, caption_pos, block.caption, caption_exact, index)
+                break
+        else:
+            found.missing.append(Missing(section.key, block.caption, len(rows) * len(columns), None))
+
+
+def _block_at(section: Section, block: str, columns: list[Node], rows: list[Node], caption: Position,
+              captions: list[str], index: LabelIndex, found: Located) -> bool:
+    grid = index.sheets[caption.sheet]
+    for header_row in range(caption.row + 1, min(caption.row + 4, len(grid))):
+        col_of: dict[str, tuple[int, bool]] = {}
+        for c, value in enumerate(grid[header_row]):
+            for col in columns:
+                kind = matches(value, col.label, col.aliases) if isinstance(value, str) else None
+                if kind and col.key not in col_of:
+                    col_of[col.key] = (c, kind == "exact")
+        if len(col_of) == len(columns):
+            break
+    else:
+        return False
+    for col in columns:
+        c, exact = col_of[col.key]
+        _note(found, section, Position(caption.sheet, header_row, c), col.label, exact, index)
+    first_value_col = min(c for c, _ in col_of.values())
+    row_of: dict[str, int] = {}
+    for r in range(header_row + 1, min(header_row + 2 + 2 * len(rows), len(grid))):
+        texts = [v for v in grid[r][:first_value_col] if isinstance(v, str) and v.strip()]
+        if not texts:
+            continue
+        if any(matches(texts[0], cap) == "exact" for cap in captions):
+            break  # the next block
+        hit = _best(texts[0], [node for node in rows if node.key not in row_of])
+        if hit:
+            node, exact = hit
+            row_of[node.key] = r
+            pos = Position(caption.sheet, r, grid[r][:first_value_col].index(texts[0]))
+            _note(found, section, pos, node.label, exact, index)
+    previous = None
+    for node in rows:
+        if node.key in row_of:
+            for col in columns:
+                found.positions[_cell_id(section, node.key, col.key)] = Position(
+                    caption.sheet, row_of[node.key], col_of[col.key][0])
+        else:
+            found.missing.append(Missing(section.key, node.label, len(columns), previous))
+        previous = node.label
+    return True

@@ -1,0 +1,155 @@
+"""Compose the stages for a batch: find the files, read and clean them (in parallel), validate all at once.
+
+Reading a workbook is the only per-file cost; each worker returns a compact cleaned report, and the
+parent validates every report of a format in one Pandera call. A file that cannot be read becomes one
+finding for that file and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import Cleaning, Finding, bilingual
+from .clean import CleanReport, clean_report
+from .read import Unreadable, read_workbook
+
+__all__ = ["EXTENSIONS", "BatchResult", "WorkbookResult", "check_file", "discover", "validate_paths"]
+
+EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods")
+REPORT_VERSION = 1
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class WorkbookResult:
+    """Everything the batch knows about one file: its status, findings, cleaning log and values."""
+
+    file: str
+    findings: list[Finding]
+    cleaning: list[Cleaning] = field(default_factory=list)
+    report: CleanReport | None = None  # None when the file could not be read
+
+    @property
+    def status(self) -> str:
+        if self.report is None:
+            return "unreadable"
+        if self.errors:
+            return "errors"
+        return "warnings" if self.warnings else "ok"
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity == "error" for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return sum(f.severity == "warning" for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.report
+        return {"file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
+                "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
+                "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
+                "cleaning": [c.to_dict() for c in self.cleaning]}
+
+
+@dataclass
+class BatchResult:
+    workbooks: list[WorkbookResult]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(w.status in ("errors", "unreadable") for w in self.workbooks)
+
+    def summary(self) -> dict[str, int]:
+        statuses = [w.status for w in self.workbooks]
+        return {"workbooks": len(statuses), "ok": statuses.count("ok"), "with_warnings": statuses.count("warnings"),
+                "with_errors": statuses.count("errors"), "unreadable": statuses.count("unreadable")}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (a stable contract, documented in README)."""
+        return {"version": REPORT_VERSION, "summary": self.summary(),
+                "workbooks": [w.to_dict() for w in self.workbooks]}
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """The workbooks to check: files as given, folders searched recursively for workbook files.
+
+    Office lock files (`~$x.xlsx`) and hidden files are skipped; each file is listed once, sorted
+    within each folder so that a batch is processed in the same order every time.
+    """
+    found: dict[Path, None] = {}
+    for path in map(Path, paths):
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                relative = child.relative_to(path).parts
+                if child.is_file() and child.suffix.lower() in EXTENSIONS and not _skipped(relative):
+                    found.setdefault(child, None)
+        elif not _skipped((path.name,)):
+            found.setdefault(path, None)
+    return list(found)
+
+
+def _skipped(parts: Sequence[str]) -> bool:
+    return any(p.startswith((".", "~$")) for p in parts)
+
+
+def check_file(path: str | Path) -> tuple[str, CleanReport | None, Finding | None]:
+    """Read and clean one file; never raises for a bad file (it becomes the returned finding)."""
+    file = str(path)
+    try:
+        return file, clean_report(read_workbook(path)), None
+    except Unreadable as exc:
+        return file, None, exc.finding
+    except Exception as exc:  # a file that breaks the reader must not stop the batch; it is reported
+        reason = f"{type(exc).__name__}: {str(exc)[:160]}"
+        return file, None, Finding("internal-error", params={"reason": bilingual(reason, reason)})
+
+
+def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
+                   progress: Progress | None = None) -> BatchResult:
+    """Check every workbook under `paths`: read, clean, then validate all of them at once.
+
+    Args:
+        paths: files and folders.
+        workers: reading processes (default: all cores); 1 reads in this process.
+        progress: called with (done, total) after each file is read.
+    """
+    from .validate import validate_reports  # pandas and pandera load only when there is work
+
+    files = discover(paths)
+    checked = list(_read_all(files, workers, progress))
+    reports = [report for _, report, _ in checked if report is not None]
+    found = iter(validate_reports(reports))
+    results = []
+    for file, report, problem in checked:
+        if report is None:
+            results.append(WorkbookResult(file, [problem] if problem else []))
+        else:
+            results.append(WorkbookResult(file, [*report.findings, *next(found)], report.cleaning, report))
+    return BatchResult(results)
+
+
+def _read_all(files: list[Path], workers: int | None, progress: Progress | None
+              ) -> Iterator[tuple[str, CleanReport | None, Finding | None]]:
+    workers = workers or os.cpu_count() or 1
+    total = len(files)
+    if workers <= 1 or total < 2 * workers:
+        for done, path in enumerate(files, 1):
+            yield check_file(path)
+            if progress:
+                progress(done, total)
+        return
+    chunk = max(1, min(64, total // (workers * 4)))
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for done, result in enumerate(pool.map(check_file, files, chunksize=chunk), 1):
+            yield result
+            if progress:
+                progress(done, total)
