@@ -45,7 +45,8 @@ class Lang(str, Enum):
 
 # Words of the human-readable output, per language.
 _WORDS = {
-    "zh": {"file": "文件", "office": "单位", "year": "年度", "format": "格式", "errors": "错误", "warnings": "警告",
+    "zh": {"file": "文件", "office": _COVER["meta_office"], "year": _COVER["meta_year"],
+           "format": _CURRENT.words.format_label, "errors": "错误", "warnings": "警告",
            "status": "状态", "ok": "通过", "with_warnings": "有警告", "with_errors": "有错误", "unreadable": "无法读取",
            "error": "错误", "warning": "警告", "more_blank": "另有 {n} 个单元格为空白或“/”等，已按 0 计算：{refs}",
            "summary": "共 {workbooks} 个工作簿：通过 {ok}，有警告 {with_warnings}，有错误 {with_errors}，无法读取 {unreadable}。",

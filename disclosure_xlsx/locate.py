@@ -21,7 +21,7 @@ __all__ = ["Grid", "Position", "Located", "LabelIndex", "detect_format", "fold",
 
 Grid = Sequence[Sequence[object]]  # one sheet as python-calamine returns it (rows of values)
 _PAREN_END = re.compile(r"\([^()]*\)$")
-FUZZY_MIN_LENGTH = 6  # shorter labels must match exactly: "其他" is not a typo of "其他结果"
+FUZZY_MIN_LENGTH = 6  # shorter labels must match exactly: a two-character label is no typo of a longer one
 FUZZY_RATIO = 0.88
 
 
@@ -34,7 +34,7 @@ def fold(text: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _fold_bare(text: str) -> str:
-    """The folded label without a trailing parenthetical: 现行有效件数（历史累计） → 现行有效件数."""
+    """The folded label without a trailing parenthetical (spec §11.2 E7: a gloss added to a header)."""
     nfkc = "".join(unicodedata.normalize("NFKC", text).split())
     return fold(_PAREN_END.sub("", nfkc))
 
