@@ -103,7 +103,7 @@ def bilingual(zh: str, en: str) -> dict[str, str]:
 
 
 def where(section: str, number: str, ref: str, label: str) -> dict[str, str]:
-    """How a message names a cell: 三、收到和处理政府信息公开申请情况 D9（（一）予以公开 / 总计）."""
+    """How a message names a cell: section heading, A1 address, then "row / column" in brackets."""
     return bilingual(f"{section} {ref}（{label}）", f"section {number} {ref} ({label})")
 
 
