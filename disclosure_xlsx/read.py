@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,7 @@ def _report(path: Path, fmt: Format, located_by: str, positions: dict[str, Posit
     raw: dict[str, Any] = {}
     where: dict[str, CellRef] = {}
     for key, pos in positions.items():
-        grid = sheets[pos.sheet]
-        row = grid[pos.row] if pos.row < len(grid) else ()
-        raw[key] = row[pos.col] if pos.col < len(row) else ""
+        raw[key] = _value(sheets, pos)
         where[key] = CellRef(key, pos.sheet, a1(pos.row, pos.col))
     return RawReport(str(path), fmt.id, located_by, raw, where, findings)
 
@@ -204,7 +203,8 @@ def _format_by_names(names: dict[str, Position], sheets: dict[str, Grid]) -> For
     return next((f for f in formats.values() if all(c.name in names for c in f.cells.values())), None)
 
 
-def _value(sheets: dict[str, Grid], pos: Position) -> Any:
+def _value(sheets: Mapping[str, Grid], pos: Position) -> Any:
+    """The value at a position; "" beyond the used area (calamine trims trailing empty rows)."""
     grid = sheets[pos.sheet]
     return grid[pos.row][pos.col] if pos.row < len(grid) and pos.col < len(grid[pos.row]) else ""
 
@@ -245,9 +245,9 @@ def _labelled_fields(fmt: Format, index: LabelIndex) -> dict[str, Position]:
     for narrative in fmt.narratives:
         for pos in index.by_fold.get(fold(narrative.heading), []):
             grid = index.sheets[pos.sheet]
-            for r in range(pos.row + 1, min(pos.row + 4, len(grid))):
-                value = grid[r][pos.col] if pos.col < len(grid[r]) else ""
-                if isinstance(value, str) and value.strip() and not fold(value).startswith(hint):
+            for r in range(pos.row + 1, pos.row + 3):  # skip the template's hint line
+                value = _value(index.sheets, Position(pos.sheet, r, pos.col))
+                if not (isinstance(value, str) and fold(value).startswith(hint)):
                     out[narrative.name] = Position(pos.sheet, r, pos.col)
                     break
             break

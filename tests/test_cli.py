@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ from typer.testing import CliRunner
 
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.formats import current_format, format_for_year
+from disclosure_xlsx.pipeline import validate_paths
 
-from .conftest import defined_cells
+from .conftest import SAMPLES, defined_cells
 
 runner = CliRunner()
 
@@ -76,3 +78,68 @@ def test_help_is_complete() -> None:
 def test_python_dash_m_runs_the_same_app() -> None:
     out = subprocess.run([sys.executable, "-m", "disclosure_xlsx", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("disclosure-xlsx ")
+
+
+# ------------------------------------------------------------------------------------------------
+# validate: exit codes, the JSON contract, and parity with the library
+
+FINDING_KEYS = {"code", "severity", "rule", "cells", "expected", "actual", "message"}
+WORKBOOK_KEYS = {"file", "office", "credit_code", "year", "format", "status", "located_by", "findings", "cleaning"}
+
+
+def _json(args: list[str]) -> tuple[int, dict]:
+    result = runner.invoke(app, ["validate", *args, "--json"])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_validate_json_follows_the_contract() -> None:
+    code, report = _json([str(SAMPLES)])
+    assert code == 1
+    assert report["version"] == 1
+    assert set(report["summary"]) == {"workbooks", "ok", "with_warnings", "with_errors", "unreadable"}
+    assert report["summary"]["workbooks"] == len(report["workbooks"]) == len(list(SAMPLES.glob("*.xlsx")))
+    for workbook in report["workbooks"]:
+        assert set(workbook) == WORKBOOK_KEYS
+        assert workbook["status"] in ("ok", "warnings", "errors", "unreadable")
+        assert workbook["located_by"] in ("names", "labels")
+        assert isinstance(workbook["year"], int) and workbook["format"] in ("2019", "2021")
+        for finding in workbook["findings"]:
+            assert set(finding) == FINDING_KEYS
+            assert finding["severity"] in ("error", "warning")
+            assert finding["message"]["zh"] and finding["message"]["en"]
+            assert all(set(c) == {"id", "sheet", "ref"} for c in finding["cells"])
+        for record in workbook["cleaning"]:
+            assert set(record) == {"id", "sheet", "ref", "raw", "value", "rule"}
+    i2 = next(w for w in report["workbooks"] if w["file"].endswith("2021格式_I2错误.xlsx"))
+    (finding,) = i2["findings"]
+    assert (finding["code"], finding["rule"], finding["cells"][0]["id"]) == ("identity-mismatch", "I2[granted]",
+                                                                            "s3.granted.total")
+    assert finding["actual"] == finding["expected"] + 1
+
+
+def test_validate_json_equals_the_library_report() -> None:
+    _, report = _json([str(SAMPLES)])
+    assert report == json.loads(json.dumps(validate_paths([SAMPLES]).to_dict(), ensure_ascii=False))
+
+
+def test_validate_writes_the_report_to_out(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(SAMPLES), "--json", "--out", str(tmp_path / "out")])
+    assert json.loads((tmp_path / "out" / "report.json").read_text("utf-8")) == json.loads(result.stdout)
+
+
+def test_validate_exit_codes(tmp_path: Path) -> None:
+    seed = next(SAMPLES.glob("2020_宁海县*.xlsx"))
+    assert runner.invoke(app, ["validate", str(seed)]).exit_code == 0
+    assert runner.invoke(app, ["validate", str(SAMPLES)]).exit_code == 1
+    assert runner.invoke(app, ["validate", str(tmp_path / "nowhere")]).exit_code == 2
+    (tmp_path / "empty").mkdir()
+    assert runner.invoke(app, ["validate", str(tmp_path / "empty")]).exit_code == 2
+    assert runner.invoke(app, ["validate", str(seed), "--lang", "fr"]).exit_code == 2
+
+
+def test_validate_prints_a_table_and_the_findings(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(SAMPLES)], env={"COLUMNS": "240"})
+    assert "示例县审计局" in result.stdout and "通过" in result.stdout
+    assert "自然人至其他六列之和为" in result.stdout
+    english = runner.invoke(app, ["validate", str(SAMPLES), "--lang", "en"], env={"COLUMNS": "240"})
+    assert "the sum of the six applicant columns" in english.stdout and "workbooks:" in english.stdout

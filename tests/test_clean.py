@@ -1,0 +1,124 @@
+"""Cleaning, table-driven: every raw form of spec §9–§11 and of the transcribed examples."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+
+from disclosure_xlsx.clean import clean_cover_text, clean_value, clean_year
+from disclosure_xlsx.formats import get_format
+from disclosure_xlsx.locate import fold, matches
+
+from .conftest import SHARED
+
+COUNT = get_format("2019").cells["s3.new.commercial"]
+SIGNED = get_format("2019").cells["s2.licensing.delta_items"]
+PROCUREMENT = get_format("2019").cells["s2.procurement.amount"]  # money, no unit printed
+FEES = get_format("2021").cells["s2.fees.amount"]  # money, 万元 printed in the header
+
+# raw value, cell, expected value, expected rules, expected problem
+CASES = [
+    ("0\u00a0", COUNT, 0, "whitespace+text-to-number", None),  # seed §10.8
+    ("\u00a00", COUNT, 0, "whitespace+text-to-number", None),
+    ("0 ", COUNT, 0, "whitespace+text-to-number", None),  # examples: trailing space
+    ("           0", COUNT, 0, "whitespace+text-to-number", None),  # examples: runs of spaces
+    ("\u30004\u3000", COUNT, 4, "whitespace+text-to-number", None),  # ideographic space
+    ("４５", COUNT, 45, "fullwidth+text-to-number", None),  # full-width digits (§9)
+    ("1,234", COUNT, 1234, "thousands-separator+text-to-number", None),
+    ("１，２３４", COUNT, 1234, "fullwidth+thousands-separator+text-to-number", None),
+    ("4.0", COUNT, 4, "text-to-number+decimal-zero", None),  # ruling 6
+    (4.0, COUNT, 4, "", None),  # calamine returns every number as float
+    (4, COUNT, 4, "", None),  # .xls integers
+    ("+3", COUNT, 3, "plus-sign+text-to-number", None),
+    ("12件", COUNT, 12, "unit-count+text-to-number", None),
+    ("-417", SIGNED, -417, "text-to-number", None),  # §11.2 E12
+    ("－417", SIGNED, -417, "fullwidth+text-to-number", None),
+    (-2.0, SIGNED, -2, "", None),
+    ("1207.5万元", PROCUREMENT, 1207.5, "unit-wanyuan+text-to-number", None),  # seed §10.7
+    ("251000元", PROCUREMENT, 25.1, "unit-yuan+text-to-number", None),  # §11.2 E8
+    ("79000.1元", PROCUREMENT, 7.90001, "unit-yuan+text-to-number", None),  # examples
+    ("1.2亿元", PROCUREMENT, 12000.0, "unit-yiyuan+text-to-number", None),
+    (1207.5, PROCUREMENT, 1207.5, "", "money-unit-assumed"),  # ruling 5: bare, unit not printed
+    ("75.9260", FEES, 75.926, "text-to-number", None),  # 万元 printed in the 2021 header
+    (75.926, FEES, 75.926, "", None),
+    ("", COUNT, None, "", "blank-cell"),  # ruling 2: never silently 0
+    ("   ", COUNT, None, "whitespace", "blank-cell"),
+    ("/", COUNT, None, "placeholder", "blank-cell"),  # §11.2 E10
+    ("-", COUNT, None, "placeholder", "blank-cell"),
+    ("—", COUNT, None, "placeholder", "blank-cell"),
+    ("——", COUNT, None, "placeholder", "blank-cell"),
+    ("无", COUNT, None, "placeholder", "blank-cell"),
+    ("4.5", COUNT, None, "text-to-number", "number-not-whole"),  # ruling 6
+    (4.5, COUNT, None, "", "number-not-whole"),
+    ("abc", COUNT, None, "", "value-unparseable"),
+    ("nan", COUNT, None, "", "value-unparseable"),
+    ("1e3", COUNT, None, "", "value-unparseable"),
+    ("#DIV/0!", COUNT, None, "", "value-unparseable"),
+    (True, COUNT, None, "", "value-unparseable"),
+    (dt.date(2020, 1, 2), COUNT, None, "", "value-unparseable"),
+    (1e300, COUNT, None, "", "number-too-large"),
+    ("12元", COUNT, None, "", "value-unparseable"),  # a money unit in a count cell
+]
+
+
+@pytest.mark.parametrize("raw, cell, value, rules, problem", CASES, ids=[repr(c[0]) for c in CASES])
+def test_clean_value(raw, cell, value, rules, problem) -> None:
+    parsed = clean_value(raw, cell, unit_stated=False)
+    assert (parsed.value, "+".join(parsed.rules), parsed.problem) == (value, rules, problem)
+    if value is not None and cell.type.integer:
+        assert type(parsed.value) is int
+
+
+def test_the_template_states_the_money_unit() -> None:
+    assert clean_value(1207.5, PROCUREMENT, unit_stated=True).problem is None
+
+
+@pytest.mark.parametrize("raw, year", [(2020.0, 2020), ("2020", 2020), ("2020年", 2020), ("２０２０年度", 2020),
+                                       (" 2024 ", 2024), ("二〇二〇", None), ("", None), (1850.0, None), (True, None)])
+def test_clean_year(raw, year) -> None:
+    assert clean_year(raw)[0] == year
+
+
+def test_cover_text_keeps_the_offices_characters() -> None:
+    assert clean_cover_text("示例镇（一）\u00a0") == ("示例镇（一）", ("whitespace",))
+    assert clean_cover_text(315602.0) == ("315602", ("number-to-text",))
+    assert clean_cover_text("") == (None, ())
+
+
+def _example_cases() -> list[tuple[str, str, str, object]]:
+    """(example, format, "section / row | column", expected) for every raw cell string transcribed."""
+    out = []
+    for path in sorted((SHARED / "examples").glob("*.json")):
+        data = json.loads(path.read_text("utf-8"))
+        for key, raw in data["raw"].items():
+            left, column = key.split(" | ")
+            section, *row = left.split(" / ")
+            expected = data["tables"][section][" / ".join(row)].get(column)
+            if expected is None:  # the transcription spells the header differently; find it by label
+                expected = next(v for k, v in data["tables"][section][" / ".join(row)].items()
+                                if matches(k, column) or matches(column, k))
+            out.append((path.stem, data["format"], key, raw, expected))
+    return out
+
+
+@pytest.mark.skipif(not (SHARED / "examples").exists(), reason="../shared/examples is not beside this checkout")
+@pytest.mark.parametrize("example, format_id, key, raw, expected", _example_cases() if (SHARED / "examples").exists()
+                         else [], ids=lambda v: v if isinstance(v, str) and " | " in v else None)
+def test_raw_strings_of_published_reports(example, format_id, key, raw, expected) -> None:
+    fmt = get_format(format_id)
+    left, column = key.split(" | ")
+    heading, *row = left.split(" / ")
+    section = next(s for s in fmt.sections if fold(s.heading) == fold(heading))
+    cell = next(c for c in fmt.section_cells(section.key)
+                if matches(row[-1], c.row_path[-1], section.node("rows", c.row).aliases)
+                and matches(column, c.col_path[-1], section.node("columns", c.col.split(".")[-1]).aliases
+                            if section.layout == "blocks" else ()))
+    parsed = clean_value(raw, cell, unit_stated=False)
+    if re.search(r"(?<!万)元$", raw.strip()):
+        expected = expected / 10000  # transcribed in yuan; stored in 万元 (ruling 5)
+    assert parsed.value == pytest.approx(expected)
+    assert parsed.problem in (None, "money-unit-assumed")
+    assert parsed.rules  # each of these strings needed interpreting, and says how

@@ -1,0 +1,175 @@
+"""Validation end to end on real files: samples, hand-made cases and hypothesis properties."""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from disclosure_xlsx.formats import all_formats, get_format
+from disclosure_xlsx.layout import layout_for
+from disclosure_xlsx.pipeline import WorkbookResult, validate_paths
+from disclosure_xlsx.synthetic import balanced_report
+from disclosure_xlsx.template import write_template
+
+from .conftest import SAMPLES
+
+MANIFEST = json.loads((SAMPLES / "manifest.json").read_text("utf-8"))
+FILE_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _cover(format_id: str) -> dict[str, object]:
+    fmt = get_format(format_id)
+    return {"meta_office": "测试镇人民政府", "meta_year": fmt.first_year}
+
+
+def _check(folder: Path, format_id: str, values: dict, name: str = "report.xlsx") -> WorkbookResult:
+    path = write_template(folder / name, format_id, values={**_cover(format_id), **values})
+    (result,) = validate_paths([path], workers=1).workbooks
+    return result
+
+
+def _errors(result: WorkbookResult) -> list:
+    return [f for f in result.findings if f.severity == "error"]
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=lambda e: e["file"])
+def test_samples_fail_exactly_as_built(entry: dict) -> None:
+    (result,) = validate_paths([SAMPLES / entry["file"]], workers=1).workbooks
+    errors = _errors(result)
+    if not entry["errors"]:
+        assert errors == [] and result.status == "ok"
+        return
+    (expected,) = entry["errors"]
+    assert errors and {f.rule.split("[")[0] for f in errors} == {expected["identity"]}
+    assert all(f.code == "identity-mismatch" for f in errors)
+    assert expected["anchor"] in {f.cells[0].id for f in errors}
+
+
+def test_the_seed_passes_and_reads_its_procurement_amount() -> None:
+    entry = next(e for e in MANIFEST if e["office"] == "宁海县力洋镇人民政府")
+    (result,) = validate_paths([SAMPLES / entry["file"]], workers=1).workbooks
+    assert _errors(result) == []
+    assert result.report.values["s2.procurement.amount"] == 1207.5  # 万元
+    assert result.report.format_id == "2019" and result.report.year == 2020
+    cleaned = {c.id: c for c in result.cleaning}
+    assert cleaned["s2.procurement.amount"].raw == "1207.5万元" and cleaned["s2.procurement.amount"].value == 1207.5
+    assert cleaned["s3.new.commercial"].raw == "0\u00a0" and cleaned["s3.new.commercial"].rule == "whitespace+text-to-number"
+
+
+def test_a_blank_total_is_warned_and_still_fails_its_identity(tmp_path: Path) -> None:
+    """Spec §11.2 E9: 总计 left blank beside filled applicant columns."""
+    values = {**balanced_report("2019", random.Random(1), zero_share=0.0), "s3.granted.total": None}
+    result = _check(tmp_path, "2019", values)
+    blank = [f for f in result.findings if f.code == "blank-cell"]
+    assert [f.cells[0].id for f in blank] == ["s3.granted.total"]
+    (error,) = _errors(result)
+    assert (error.rule, error.cells[0].id, error.actual) == ("I2[granted]", "s3.granted.total", 0)
+    assert "空白（按 0 计）" in error.message()
+
+
+def test_granted_total_off_by_one_reports_I2_not_I3_total(tmp_path: Path) -> None:
+    """Spec §7.1 I4: when I2 fails, I1/I3 on the total column are not reported."""
+    values = balanced_report("2021", random.Random(2))
+    values["s3.granted.total"] += 1
+    assert [f.rule for f in _errors(_check(tmp_path, "2021", values))] == ["I2[granted]"]
+
+
+def test_an_unreadable_value_is_one_error_not_a_cascade(tmp_path: Path) -> None:
+    values = {**balanced_report("2021", random.Random(3)), "s3.new.natural_person": "四件"}
+    errors = _errors(_check(tmp_path, "2021", values))
+    assert [(f.code, f.cells[0].id) for f in errors] == [("value-unparseable", "s3.new.natural_person")]
+    assert "四件" in errors[0].message()
+
+
+def test_a_negative_count_is_an_error(tmp_path: Path) -> None:
+    values = balanced_report("2019", random.Random(4))
+    values["s4.review.upheld"] = -1  # the total follows, so only the sign is wrong
+    values["s4.review.total"] = sum(values[f"s4.review.{o}"] for o in ("upheld", "corrected", "other", "pending"))
+    errors = _errors(_check(tmp_path, "2019", values))
+    assert [(f.code, f.cells[0].id) for f in errors] == [("count-negative", "s4.review.upheld")]
+
+
+def test_plausibility_is_a_warning(tmp_path: Path) -> None:
+    values = {**balanced_report("2021", random.Random(5)), "s2.regulations.in_force": 3}
+    result = _check(tmp_path, "2021", values)
+    assert result.status == "warnings"
+    (warning,) = [f for f in result.findings if f.code == "implausible-value"]
+    assert warning.rule == "P-2021-4" and warning.cells[0].id == "s2.regulations.issued"
+    assert "规章" in warning.message()
+
+
+def test_format_not_fitting_the_year_is_a_warning(tmp_path: Path) -> None:
+    values = {**balanced_report("2019", random.Random(6)), "meta_year": 2023}
+    result = _check(tmp_path, "2019", values)
+    assert [f.code for f in result.findings] == ["format-year-mismatch"]
+    assert result.status == "warnings"
+
+
+def test_missing_cover_fields_are_warnings(tmp_path: Path) -> None:
+    path = write_template(tmp_path / "x.xlsx", "2021", values=balanced_report("2021", random.Random(7)))
+    (result,) = validate_paths([path], workers=1).workbooks
+    assert sorted(f.code for f in result.findings) == ["office-missing", "year-missing"]
+
+
+def test_a_broken_file_does_not_stop_the_batch(tmp_path: Path) -> None:
+    (tmp_path / "坏文件.xlsx").write_bytes(b"not a workbook")
+    (tmp_path / "~$锁定.xlsx").write_bytes(b"lock")
+    (tmp_path / ".hidden.xlsx").write_bytes(b"hidden")
+    write_template(tmp_path / "好文件.xlsx", "2021", values={**_cover("2021"), **balanced_report("2021", random.Random(8))})
+    result = validate_paths([tmp_path], workers=1)
+    assert [(Path(w.file).name, w.status) for w in result.workbooks] == [("坏文件.xlsx", "unreadable"), ("好文件.xlsx", "ok")]
+    assert result.has_errors
+
+
+@FILE_SETTINGS
+@given(format_id=st.sampled_from(list(all_formats())), seed=st.integers(0, 10**6))
+def test_a_balanced_report_has_no_finding(format_id: str, seed: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        result = _check(Path(folder), format_id, balanced_report(format_id, random.Random(seed)))
+    assert result.findings == [] and result.status == "ok"
+
+
+@st.composite
+def _perturbed(draw: st.DrawFn) -> tuple[str, dict, str]:
+    format_id = draw(st.sampled_from(list(all_formats())))
+    fmt = get_format(format_id)
+    values = balanced_report(format_id, random.Random(draw(st.integers(0, 10**6))))
+    identity = draw(st.sampled_from(fmt.identities))
+    cell = draw(st.sampled_from(identity.cells))
+    values[cell] += draw(st.integers(-30, 30).filter(bool))
+    return format_id, values, cell
+
+
+@FILE_SETTINGS
+@given(case=_perturbed())
+def test_changing_one_identity_cell_is_caught_at_that_cell(case: tuple[str, dict, str]) -> None:
+    format_id, values, cell = case
+    with tempfile.TemporaryDirectory() as folder:
+        result = _check(Path(folder), format_id, values)
+    sheet, slot = layout_for(format_id).slot(cell)
+    located = {(c.sheet, c.ref) for f in _errors(result) for c in f.cells}
+    assert (sheet.name, layout_for(format_id).ref(cell).split("!")[1]) in located
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seeds=st.lists(st.integers(0, 10**6), min_size=3, max_size=5, unique=True), order=st.randoms())
+def test_findings_do_not_depend_on_the_order_of_files(seeds: list[int], order: random.Random) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        files = []
+        for i, seed in enumerate(seeds):
+            format_id = list(all_formats())[i % 2]
+            values = balanced_report(format_id, random.Random(seed))
+            if i % 3 == 0:
+                values[get_format(format_id).identities[seed % len(get_format(format_id).identities)].anchor] += 1
+            files.append(write_template(Path(folder) / f"{i}.xlsx", format_id, values={**_cover(format_id), **values}))
+        shuffled = files[:]
+        order.shuffle(shuffled)
+        first = {w.file: w.to_dict() for w in validate_paths(files, workers=1).workbooks}
+        second = {w.file: w.to_dict() for w in validate_paths(shuffled, workers=1).workbooks}
+    assert first == second
