@@ -161,7 +161,9 @@ def clean_report(raw: RawReport) -> CleanReport:
     cleaning: list[Cleaning] = []
     values: dict[str, int | float | None] = {}
     unusable = set()
-    unit_stated = raw.located_by == "names"  # the project's template prints the unit beside money cells
+    # Ruling 5: the project's template prints 万元 beside money cells; it records its version on the cover
+    # (a copy saved as .xls keeps that, though not its defined names).
+    unit_stated = str(raw.raw.get(fmt.words.version_name, "")).strip() == fmt.template_version
     for cid, cell in fmt.cells.items():
         if cid not in raw.raw:
             values[cid] = None

@@ -32,7 +32,7 @@ MAX_UNZIPPED_BYTES = 100 * 2**20  # refuses zip bombs before any XML is inflated
 MAX_SHEET_ROWS = 5_000  # a report sheet has < 60 rows; a sheet with a million rows is refused
 _NAME_XML = re.compile(r'<definedName\b([^>]*)>([^<]*)</definedName>')
 _ODS_NAME = re.compile(r"<table:named-range\b([^>]*)/?>")
-_ATTR = re.compile(r'([\w:]+)="([^"]*)"')
+_ATTR = re.compile(r'([\w:.-]+)="([^"]*)"')
 _A1 = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
 
 
