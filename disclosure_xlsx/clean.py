@@ -45,6 +45,9 @@ class Parsed:
         return self.problem not in ("value-unparseable", "number-not-whole", "number-too-large")
 
 
+_BLANK = Parsed(None, problem="blank-cell")
+
+
 def clean_value(raw: object, cell: Cell, *, unit_stated: bool) -> Parsed:
     """Clean one raw value (as python-calamine returns it) for `cell`.
 
@@ -54,8 +57,12 @@ def clean_value(raw: object, cell: Cell, *, unit_stated: bool) -> Parsed:
         unit_stated: the workbook states the money unit beside the cell (the project's template does),
             so a bare number is 万元 without a warning (ruling 5).
     """
+    if type(raw) is float and raw.is_integer() and abs(raw) <= MAX_ABS:  # the common case, kept fast
+        if cell.type.integer:
+            return Parsed(int(raw))
+        return Parsed(raw, problem=None if unit_stated or _unit_printed(cell) else "money-unit-assumed")
     if raw is None or raw == "":
-        return Parsed(None, problem="blank-cell")
+        return _BLANK
     if isinstance(raw, bool) or isinstance(raw, dt.date | dt.time | dt.timedelta):
         return Parsed(None, problem="value-unparseable")
     if isinstance(raw, int | float):
@@ -106,9 +113,13 @@ def _typed(number: Decimal, cell: Cell, rules: list[str], *, bare_money: bool, u
             rules.append("decimal-zero")
         return Parsed(int(number), tuple(rules))
     value = float(number)
-    stated = unit_stated or (cell.type.unit is not None and cell.type.unit in cell.col_path[-1])
-    problem = "money-unit-assumed" if bare_money and not stated else None
+    problem = "money-unit-assumed" if bare_money and not (unit_stated or _unit_printed(cell)) else None
     return Parsed(value, tuple(rules), problem)
+
+
+def _unit_printed(cell: Cell) -> bool:
+    """Whether the form prints the money unit in the cell's own header (2021: 本年收费金额（单位：万元）)."""
+    return cell.type.unit is not None and cell.type.unit in cell.col_path[-1]
 
 
 def clean_cover_text(raw: object) -> tuple[str | None, tuple[str, ...]]:

@@ -15,6 +15,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,14 @@ def _report(path: Path, fmt: Format, located_by: str, positions: dict[str, Posit
     where: dict[str, CellRef] = {}
     for key, pos in positions.items():
         raw[key] = _value(sheets, pos)
-        where[key] = CellRef(key, pos.sheet, a1(pos.row, pos.col))
+        where[key] = _cell_ref(key, pos)
     return RawReport(str(path), fmt.id, located_by, raw, where, findings)
+
+
+@lru_cache(maxsize=8192)
+def _cell_ref(key: str, pos: Position) -> CellRef:
+    """Shared CellRef objects: the workbooks of a batch mostly put each cell at the same place."""
+    return CellRef(key, pos.sheet, a1(pos.row, pos.col))
 
 
 def _check_size(path: Path) -> None:
@@ -149,21 +156,30 @@ def _defined_names(path: Path, sheets: set[str]) -> dict[str, Position]:
         with zipfile.ZipFile(path) as archive:
             if suffix in (".xlsx", ".xlsm"):
                 xml = archive.read("xl/workbook.xml").decode("utf-8", "replace")
-                pairs = [(dict(_ATTR.findall(attrs)), target) for attrs, target in _NAME_XML.findall(xml)]
-                entries = [(a.get("name", ""), html.unescape(t)) for a, t in pairs if "localSheetId" not in a]
+                block = xml[xml.find("<definedNames"):xml.find("</definedNames>")]
             elif suffix == ".ods":
                 xml = archive.read("content.xml").decode("utf-8", "replace")
-                attrs = [dict(_ATTR.findall(a)) for a in _ODS_NAME.findall(xml)]
-                entries = [(a.get("table:name", ""), html.unescape(a.get("table:cell-range-address", "")))
-                           for a in attrs]
+                block = xml[xml.find("<table:named-expressions"):xml.find("</table:named-expressions>")]
             else:
                 return {}
     except (zipfile.BadZipFile, KeyError, OSError):
         return {}
+    return {name: pos for name, pos in _parse_names(block, suffix == ".ods").items() if pos.sheet in sheets}
+
+
+@lru_cache(maxsize=64)
+def _parse_names(block: str, ods: bool) -> dict[str, Position]:
+    """Parse a workbook's defined-names XML; cached, since a batch's workbooks share their template's."""
+    if ods:
+        attrs = [dict(_ATTR.findall(a)) for a in _ODS_NAME.findall(block)]
+        entries = [(a.get("table:name", ""), html.unescape(a.get("table:cell-range-address", ""))) for a in attrs]
+    else:
+        pairs = [(dict(_ATTR.findall(attrs)), target) for attrs, target in _NAME_XML.findall(block)]
+        entries = [(a.get("name", ""), html.unescape(t)) for a, t in pairs if "localSheetId" not in a]
     out = {}
     for name, target in entries:
-        pos = _parse_target(target, suffix == ".ods")
-        if pos is not None and pos.sheet in sheets:
+        pos = _parse_target(target, ods)
+        if pos is not None:
             out[name] = pos
     return out
 
