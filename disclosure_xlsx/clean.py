@@ -118,7 +118,7 @@ def _typed(number: Decimal, cell: Cell, rules: list[str], *, bare_money: bool, u
 
 
 def _unit_printed(cell: Cell) -> bool:
-    """Whether the form prints the money unit in the cell's own column header (as the 2021 fee column does)."""
+    """Whether the form prints the money unit in the cell's own column header (the current format's fee column does)."""
     return cell.type.unit is not None and cell.type.unit in cell.col_path[-1]
 
 
