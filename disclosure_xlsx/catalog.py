@@ -14,16 +14,21 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["LANGS", "CellRef", "Cleaning", "Finding", "bilingual", "catalog", "number_text", "where"]
+__all__ = ["LANGS", "CellRef", "Cleaning", "Finding", "bilingual", "catalog", "cleaning_text", "number_text",
+           "status_text", "where"]
 
 LANGS = ("zh", "en")
 
 
 @cache
+def _data() -> Mapping[str, Any]:
+    return tomllib.loads(resources.files("disclosure_xlsx").joinpath("data/catalog.toml").read_text("utf-8"))
+
+
+@cache
 def catalog() -> Mapping[str, Mapping[str, str]]:
     """Code → {category, severity, zh, en}; checked once: both languages use the same placeholders."""
-    text = resources.files("disclosure_xlsx").joinpath("data/catalog.toml").read_text("utf-8")
-    codes = tomllib.loads(text)["codes"]
+    codes = _data()["codes"]
     for code, entry in codes.items():
         if entry["severity"] not in ("error", "warning") or set(entry) != {"category", "severity", *LANGS}:
             raise ValueError(f"catalog entry {code} is malformed")
@@ -95,6 +100,18 @@ class Cleaning:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "sheet": self.sheet, "ref": self.ref, "raw": _json_raw(self.raw),
                 "value": _json_number(self.value), "rule": self.rule}
+
+
+def cleaning_text(rule: str, lang: str = "zh") -> str:
+    """What a cleaning record's rule ("whitespace+text-to-number") did, in words."""
+    steps = _data()["cleaning"]
+    return "；".join(steps[step][lang] for step in rule.split("+")) if lang == "zh" else "; ".join(
+        steps[step][lang] for step in rule.split("+"))
+
+
+def status_text(status: str, lang: str = "zh") -> str:
+    """ok | warnings | errors | unreadable, in words."""
+    return _data()["status"][status][lang]
 
 
 def bilingual(zh: str, en: str) -> dict[str, str]:

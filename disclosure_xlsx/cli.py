@@ -51,7 +51,7 @@ _WORDS = {
            "error": "错误", "warning": "警告", "more_blank": "另有 {n} 个单元格为空白或“/”等，已按 0 计算：{refs}",
            "summary": "共 {workbooks} 个工作簿：通过 {ok}，有警告 {with_warnings}，有错误 {with_errors}，无法读取 {unreadable}。",
            "none": "没有找到可以校验的工作簿（.xlsx、.xlsm、.xls、.ods）。", "reading": "读取工作簿",
-           "written": "校验报告已写入 {path}"},
+           "written": "校验报告（report.json）、各单位反馈（feedback/）和校验汇总.xlsx 已写入 {path}"},
     "en": {"file": "file", "office": "office", "year": "year", "format": "format", "errors": "errors",
            "warnings": "warnings", "status": "status", "ok": "ok", "with_warnings": "warnings",
            "with_errors": "errors", "unreadable": "unreadable", "error": "error", "warning": "warning",
@@ -59,7 +59,7 @@ _WORDS = {
            "summary": "{workbooks} workbooks: {ok} ok, {with_warnings} with warnings, {with_errors} with errors, "
                       "{unreadable} unreadable.",
            "none": "No workbook (.xlsx, .xlsm, .xls, .ods) was found.", "reading": "Reading workbooks",
-           "written": "Report written to {path}"},
+           "written": "report.json, feedback/ and 校验汇总.xlsx written to {path}"},
 }
 _STATUS_KEY = {"ok": "ok", "warnings": "with_warnings", "errors": "with_errors", "unreadable": "unreadable"}
 BLANKS_SHOWN = 5  # blank-cell warnings listed one by one per workbook; the rest are summarised
@@ -123,8 +123,9 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report to stdout and nothing else.")] = False,
     lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
-    out: Annotated[Path | None, typer.Option("--out", file_okay=False,
-                                             help="Also write the JSON report to OUT/report.json.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False, help=(
+        "Also write OUT/report.json, OUT/feedback/<office>_<year>/ (annotated workbook, 反馈.txt, 反馈.html) "
+        "and OUT/校验汇总.xlsx. Inputs are never modified; OUT is left out of the search."))] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
 ) -> None:
     """Check returned workbooks and list every problem by cell (校验各单位交回的工作簿).
@@ -141,27 +142,27 @@ def validate(
     from .pipeline import discover, validate_paths
 
     words = _WORDS[lang.value]
-    if not discover(paths):
+    exclude = [out] if out is not None else []
+    if not discover(paths, exclude=exclude):
         err.print(words["none"])
         raise typer.Exit(2)
     show = not as_json and sys.stderr.isatty()
-    result = _with_progress(paths, workers, words["reading"]) if show else validate_paths(paths, workers=workers)
-    report = result.to_dict()
+    result = (_with_progress(paths, workers, exclude, words["reading"]) if show
+              else validate_paths(paths, workers=workers, exclude=exclude))
     if out is not None:
-        from ._xlsx import atomic_output
+        from .feedback import write_outputs
 
-        with atomic_output(out / "report.json") as tmp:
-            tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
+        write_outputs(result, out)
     if as_json:
-        typer.echo(json.dumps(report, ensure_ascii=False, indent=1))
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
     else:
         _print_result(result, lang.value)
         if out is not None:
-            err.print(words["written"].format(path=out / "report.json"))
+            err.print(words["written"].format(path=out))
     raise typer.Exit(1 if result.has_errors else 0)
 
 
-def _with_progress(paths: list[Path], workers: int | None, title: str) -> BatchResult:
+def _with_progress(paths: list[Path], workers: int | None, exclude: list[Path], title: str) -> BatchResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .pipeline import validate_paths
@@ -169,7 +170,7 @@ def _with_progress(paths: list[Path], workers: int | None, title: str) -> BatchR
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(title, total=None)
-        return validate_paths(paths, workers=workers,
+        return validate_paths(paths, workers=workers, exclude=exclude,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 

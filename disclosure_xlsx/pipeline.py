@@ -78,18 +78,21 @@ class BatchResult:
                 "workbooks": [w.to_dict() for w in self.workbooks]}
 
 
-def discover(paths: Iterable[str | Path]) -> list[Path]:
+def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> list[Path]:
     """The workbooks to check: files as given, folders searched recursively for workbook files.
 
-    Office lock files (`~$x.xlsx`) and hidden files are skipped; each file is listed once, sorted
-    within each folder so that a batch is processed in the same order every time.
+    Office lock files (`~$x.xlsx`), hidden files and anything under `exclude` (the output folder)
+    are skipped; each file is listed once, sorted within each folder so that a batch is processed in
+    the same order every time.
     """
+    skip = [Path(p).resolve() for p in exclude]
     found: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 relative = child.relative_to(path).parts
-                if child.is_file() and child.suffix.lower() in EXTENSIONS and not _skipped(relative):
+                if child.is_file() and child.suffix.lower() in EXTENSIONS and not _skipped(relative) \
+                        and not any(child.resolve().is_relative_to(s) for s in skip):
                     found.setdefault(child, None)
         elif not _skipped((path.name,)):
             found.setdefault(path, None)
@@ -113,17 +116,18 @@ def check_file(path: str | Path) -> tuple[str, CleanReport | None, Finding | Non
 
 
 def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
-                   progress: Progress | None = None) -> BatchResult:
+                   progress: Progress | None = None, exclude: Iterable[str | Path] = ()) -> BatchResult:
     """Check every workbook under `paths`: read, clean, then validate all of them at once.
 
     Args:
         paths: files and folders.
         workers: reading processes (default: all cores); 1 reads in this process.
         progress: called with (done, total) after each file is read.
+        exclude: folders to leave out of the search (the output folder).
     """
     from .validate import validate_reports  # pandas and pandera load only when there is work
 
-    files = discover(paths)
+    files = discover(paths, exclude=exclude)
     checked = list(_read_all(files, workers, progress))
     reports = [report for _, report, _ in checked if report is not None]
     found = iter(validate_reports(reports))
