@@ -60,7 +60,7 @@ def clean_value(raw: object, cell: Cell, *, unit_stated: bool) -> Parsed:
     if type(raw) is float and raw.is_integer() and abs(raw) <= MAX_ABS:  # the common case, kept fast
         if cell.type.integer:
             return Parsed(int(raw))
-        return Parsed(raw, problem=None if unit_stated or _unit_printed(cell) else "money-unit-assumed")
+        return Parsed(raw, problem=None if unit_stated or cell.unit_in_header else "money-unit-assumed")
     if raw is None or raw == "":
         return _BLANK
     if isinstance(raw, bool) or isinstance(raw, dt.date | dt.time | dt.timedelta):
@@ -113,13 +113,8 @@ def _typed(number: Decimal, cell: Cell, rules: list[str], *, bare_money: bool, u
             rules.append("decimal-zero")
         return Parsed(int(number), tuple(rules))
     value = float(number)
-    problem = "money-unit-assumed" if bare_money and not (unit_stated or _unit_printed(cell)) else None
+    problem = "money-unit-assumed" if bare_money and not (unit_stated or cell.unit_in_header) else None
     return Parsed(value, tuple(rules), problem)
-
-
-def _unit_printed(cell: Cell) -> bool:
-    """Whether the form prints the money unit in the cell's own column header (the current format's fee column does)."""
-    return cell.type.unit is not None and cell.type.unit in cell.col_path[-1]
 
 
 def clean_cover_text(raw: object) -> tuple[str | None, tuple[str, ...]]:

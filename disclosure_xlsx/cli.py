@@ -203,3 +203,48 @@ def _print_result(result: BatchResult, lang: str) -> None:
             console.print(f"  [yellow]{words['warning']}[/] " + escape(words["more_blank"].format(
                 n=len(blanks) - BLANKS_SHOWN, refs=refs)))
     console.print("\n" + words["summary"].format(**result.summary()))
+
+
+@app.command()
+def convert(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Folder for the cleaned workbooks and 数据.csv.")],
+    format_to: Annotated[FormatChoice | None, typer.Option(
+        "--format-to", help="Write every workbook in this format (sections that map one-to-one carry over; "
+                            "the rest is left blank and listed). Default: each workbook's own format.")] = None,
+    lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
+    workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+) -> None:
+    """Write a cleaned workbook and the report tables in the official layout (清洗并生成年报表格).
+
+    For each workbook OUT/<office>_<year>.xlsx holds the standard template with the cleaned values
+    (numbers as numbers, money in 万元, blanks kept blank), the cover and narrative text, a sheet
+    年报表格 with sections 二, 三 and 四 laid out as in the published report (A4 portrait, one page
+    wide), a sheet 清洗记录 with every value the cleaner changed, and a sheet 数据 with one row per cell.
+    OUT/数据.csv (UTF-8 with BOM) has the long-form rows of all workbooks. Workbooks with errors are
+    converted too, marked 未通过校验.
+
+    Exit code: 0 when no workbook has an error, 1 when any has (or cannot be read), 2 for a usage error.
+
+    Example: disclosure-xlsx convert sample_workbooks/ --out 清洗结果
+    """
+    from .convert import DATA_CSV, convert_paths
+    from .pipeline import discover
+
+    words = _WORDS[lang.value]
+    if not discover(paths, exclude=[out]):
+        err.print(words["none"])
+        raise typer.Exit(2)
+    batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers)
+    console = Console(highlight=False)
+    for item in done:
+        status = words[_STATUS_KEY[item.source.status]]
+        target = str(item.output) if item.output else "—"
+        console.print(f"{escape(item.source.file)} → {escape(target)}  [{status}]")
+        for cid, note in item.notes[:3]:
+            console.print(f"    {escape(cid)}: {escape(note)}")
+        if len(item.notes) > 3:
+            console.print(f"    … {len(item.notes) - 3} " + ("more cells without a source" if lang.value == "en"
+                                                              else "个单元格没有来源，见“格式转换”工作表"))
+    console.print(str(out / DATA_CSV))
+    raise typer.Exit(1 if batch.has_errors else 0)

@@ -164,6 +164,11 @@ class Cell:
     col_short: str = ""
 
     @property
+    def unit_in_header(self) -> bool:
+        """Whether the form prints the cell's unit in its column header (as the current fee column does)."""
+        return self.type.unit is not None and self.type.unit in self.col_path[-1]
+
+    @property
     def label(self) -> str:
         """How messages name the cell: "<row> / <column>", each as short as is unambiguous."""
         return f"{self.row_short} / {self.col_short}" if self.row_short else self.col_short
@@ -285,6 +290,12 @@ class TemplateWords:
     check_blank: str
     unit_note: str
     narrative_hint_label: str
+    report_sheet: str
+    report_title: str
+    failed_mark: str
+    log_sheet: str
+    data_sheet: str
+    mapping_sheet: str
 
 
 @dataclass(frozen=True)
@@ -634,6 +645,8 @@ def _check(fmt: Format) -> None:
     rules = [i.rule for i in fmt.identities] + [r.rule for r in fmt.rules]
     if len(set(rules)) != len(rules):
         raise FormatDataError(f"format {fmt.id}: duplicate rule instance names")
-    sheets = [s.sheet for s in fmt.sections] + [fmt.words.cover_sheet, fmt.words.narrative_sheet]
+    words = fmt.words
+    sheets = [s.sheet for s in fmt.sections] + [words.cover_sheet, words.narrative_sheet, words.report_sheet,
+                                                words.log_sheet, words.data_sheet, words.mapping_sheet]
     if len(set(sheets)) != len(sheets) or any(len(s) > 31 or set(s) & set("[]:*?/\\") for s in sheets):
         raise FormatDataError(f"format {fmt.id}: sheet names must be unique valid Excel names")

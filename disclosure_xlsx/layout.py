@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -17,7 +17,7 @@ from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 
 from .formats import Format, Identity, Section, get_format
 
-__all__ = ["Box", "CheckSlot", "Layout", "SheetLayout", "Slot", "a1", "layout_for", "text_lines"]
+__all__ = ["Box", "CheckSlot", "Layout", "SheetLayout", "Slot", "a1", "layout_for", "report_layout", "text_lines"]
 
 TABLE_TOP = 2  # row of the first header row: the title is row 0, row 1 stays free
 LINE_HEIGHT = 14.5  # points per wrapped line at 10–11 pt
@@ -81,6 +81,7 @@ class SheetLayout:
     widths: tuple[float, ...]
     heights: Mapping[int, float]
     freeze: tuple[int, int] | None = None  # first scrolling row and column
+    breaks: tuple[int, ...] = ()  # rows that start a new printed page
 
     @property
     def title(self) -> str:
@@ -157,14 +158,14 @@ def _cover(fmt: Format) -> SheetLayout:
     return SheetLayout("cover", words.cover_sheet, tuple(boxes), tuple(slots), (), widths, heights)
 
 
-def _blocks(fmt: Format, section: Section) -> SheetLayout:
+def _blocks(fmt: Format, section: Section, top: int = 0) -> SheetLayout:
     """Section 二: captioned blocks, a row-label column and value columns; a short block's last column spans the rest."""
     width = section.value_columns
     widths = (24.0, *([14.0] * width), 2.0, 10.0)
-    boxes = [Box(0, 0, 0, width, section.heading, "title")]
+    boxes = [Box(top, 0, top, width, section.heading, "title")]
     slots: list[Slot] = []
-    heights: dict[int, float] = {0: 26.0}
-    row = TABLE_TOP
+    heights: dict[int, float] = {top: 26.0}
+    row = top + TABLE_TOP
     for block in section.blocks:
         boxes.append(Box(row, 0, row, width, block.caption, "caption"))
         row += 1
@@ -195,22 +196,23 @@ def _spans(count: int, width: int) -> list[tuple[int, int]]:
     return [(1 + i, 1 + i if i < count - 1 else width) for i in range(count)]
 
 
-def _grid(fmt: Format, section: Section) -> SheetLayout:
+def _grid(fmt: Format, section: Section, top: int = 0, checks: bool = True) -> SheetLayout:
     """Sections 三 and 四: tree-shaped row labels on the left, tree-shaped headers on top."""
     label_cols = section.depth("rows")
     header_rows = section.depth("columns")
     col_leaves = section.leaves("columns")
     row_leaves = section.leaves("rows")
-    first_data_row = TABLE_TOP + header_rows
+    table_top = top + TABLE_TOP
+    first_data_row = table_top + header_rows
     col_of = {c.key: label_cols + i for i, c in enumerate(col_leaves)}
     row_of = {r.key: first_data_row + i for i, r in enumerate(row_leaves)} or {"": first_data_row}
     last_col = label_cols + len(col_leaves) - 1
     last_row = max(row_of.values())
 
-    boxes = [Box(0, 0, 0, last_col, section.heading, "title")]
+    boxes = [Box(top, 0, top, last_col, section.heading, "title")]
     if label_cols and section.note:
-        boxes.append(Box(TABLE_TOP, 0, first_data_row - 1, label_cols - 1, section.note, "note"))
-    boxes += _tree_boxes(section, "columns", col_of, TABLE_TOP, header_rows, "header")
+        boxes.append(Box(table_top, 0, first_data_row - 1, label_cols - 1, section.note, "note"))
+    boxes += _tree_boxes(section, "columns", col_of, table_top, header_rows, "header")
     boxes += _tree_boxes(section, "rows", row_of, 0, label_cols, "label")
 
     slots = []
@@ -222,10 +224,11 @@ def _grid(fmt: Format, section: Section) -> SheetLayout:
     label_widths = [6.0, 10.0, 30.0][-label_cols:] if label_cols else []
     value_width = 7.0 if label_cols else 6.5
     widths = [*label_widths, *([value_width] * len(col_leaves))]
-    checks, check_boxes = _checks(fmt, section, position, label_cols, last_row, last_col, header_rows, widths)
+    checks, check_boxes = (_checks(fmt, section, position, last_row, last_col, table_top, header_rows, widths)
+                           if checks else ([], []))
     boxes += check_boxes
     heights = _grid_heights(boxes, widths, row_of.values())
-    heights[0] = 26.0
+    heights[top] = 26.0
     return SheetLayout(section.key, section.sheet, tuple(boxes), tuple(slots), tuple(checks),
                        tuple(widths), heights, freeze=(first_data_row, label_cols))
 
@@ -249,8 +252,8 @@ def _tree_boxes(section: Section, axis: str, leaf_pos: Mapping[str, int], start:
     return boxes
 
 
-def _checks(fmt: Format, section: Section, position: Mapping[str, tuple[int, int]], label_cols: int,
-            last_row: int, last_col: int, header_rows: int, widths: list[float]
+def _checks(fmt: Format, section: Section, position: Mapping[str, tuple[int, int]], last_row: int,
+            last_col: int, table_top: int, header_rows: int, widths: list[float]
             ) -> tuple[list[CheckSlot], list[Box]]:
     """Self-check cells: a family whose anchors share a column gets a column to the right of the
     table; any other family gets a row below it, each check under its anchor."""
@@ -265,7 +268,7 @@ def _checks(fmt: Format, section: Section, position: Mapping[str, tuple[int, int
     for family in families.values():
         anchor_cols = {position[i.anchor][1] for i in family}
         if len(anchor_cols) == 1:
-            boxes.append(Box(TABLE_TOP, right, TABLE_TOP + header_rows - 1, right, family[0].check, "check_label"))
+            boxes.append(Box(table_top, right, table_top + header_rows - 1, right, family[0].check, "check_label"))
             checks += [CheckSlot(position[i.anchor][0], right, i) for i in family]
             while len(widths) <= right:
                 widths.append(2.0)
@@ -280,9 +283,10 @@ def _checks(fmt: Format, section: Section, position: Mapping[str, tuple[int, int
     return checks, boxes
 
 
-def _grid_heights(boxes: Iterable[Box], widths: list[float], data_rows: Iterable[int]) -> dict[int, float]:
+def _grid_heights(boxes: Iterable[Box], widths: list[float], data_rows: Iterable[int],
+                  minimum: float = 18.0) -> dict[int, float]:
     """Row heights that show every wrapped label (Excel never auto-fits merged cells)."""
-    need: dict[int, float] = {r: 18.0 for r in data_rows}
+    need: dict[int, float] = {r: minimum for r in data_rows}
     for box in boxes:
         width = sum(widths[box.col:box.last_col + 1])
         total = LINE_HEIGHT * text_lines(box.text, width) + 4
@@ -309,3 +313,95 @@ def _narratives(fmt: Format) -> SheetLayout:
         heights[row + 2] = 260.0
         row += 4
     return SheetLayout("narrative", fmt.words.narrative_sheet, tuple(boxes), tuple(slots), (), widths, heights)
+
+
+REPORT_GRID_WIDTH = 6.4  # width of one column of the report sheet's shared grid
+
+
+@cache
+def report_layout(format_id: str) -> SheetLayout:
+    """All table sections on one print-ready sheet, stacked, each laid out like the official table.
+
+    The sections have different column structures (二: 4 columns, 三: 10, 四: 15), so they share one grid
+    of as many narrow columns as the widest needs; each section's columns span grid columns in
+    proportion to their widths in the template.
+    """
+    fmt = get_format(format_id)
+    parts = [_blocks(fmt, s, 0) if s.layout == "blocks" else _grid(fmt, s, 0, checks=False) for s in fmt.sections]
+    logical = [_table_width(part) for part in parts]
+    grid = max(logical)
+    boxes: list[Box] = []
+    slots: list[Slot] = []
+    row = TABLE_TOP
+    for part, count in zip(parts, logical, strict=True):
+        spans = _allocate(part.widths[:count], grid)
+        starts = [sum(spans[:i]) for i in range(count)]
+
+        def first(col: int) -> int:
+            return starts[col]
+
+        def last(col: int) -> int:
+            return starts[col] + spans[col] - 1
+
+        for box in part.boxes:
+            if box.last_col < count:
+                style = "section" if box.style == "title" else box.style
+                boxes.append(Box(box.row + row, first(box.col), box.last_row + row, last(box.last_col), box.text, style))
+        for slot in part.slots:
+            slots.append(Slot(slot.name, slot.row + row, first(slot.col), last(slot.last_col), slot.role, slot.key,
+                              slot.type))
+        row = max([b.last_row for b in boxes] + [s.row for s in slots]) + 2
+    widths = tuple([REPORT_GRID_WIDTH] * grid)
+    boxes.insert(0, Box(0, 0, 0, grid - 1, "", "title"))  # the title names the office and year when written
+    heights = _grid_heights(boxes, list(widths), [s.row for s in slots], minimum=16.0)
+    heights[0] = 36.0
+    starts = [b.row for b in boxes if b.style == "section"]
+    return SheetLayout("report", fmt.words.report_sheet, tuple(boxes), tuple(slots), (), widths, heights,
+                       breaks=_page_breaks(starts, heights, row, widths))
+
+
+A4_PRINTABLE = (523.0, 700.0)  # points of an A4 portrait page inside 0.5"/0.6" margins, header and footer
+
+
+def _page_breaks(starts: Sequence[int], heights: Mapping[int, float], end: int,
+                 widths: Sequence[float]) -> tuple[int, ...]:
+    """Rows before which to break the page so that no section's table is split, where it fits a page.
+
+    Printing fits the sheet to the page width; the scale that takes is estimated with Excel's column
+    metric (7 px per character plus 5 px padding, at 96 dpi).
+    """
+    sheet_width = sum(w * 7 + 5 for w in widths) * 0.75
+    capacity = A4_PRINTABLE[1] / min(1.0, A4_PRINTABLE[0] / sheet_width)
+
+    def height(first: int, last: int) -> float:
+        return sum(heights.get(r, 15.0) for r in range(first, last))
+
+    breaks: list[int] = []
+    page_top = 0
+    bounds = [*starts[1:], end]
+    for start, stop in zip(starts, bounds, strict=True):
+        if start > page_top and height(page_top, stop) > capacity:
+            breaks.append(start)
+            page_top = start
+    return tuple(breaks)
+
+
+def _table_width(part: SheetLayout) -> int:
+    """How many columns the table itself uses (without unit notes or self-checks)."""
+    return max(b.last_col for b in part.boxes if b.style in ("title", "header", "caption")) + 1
+
+
+def _allocate(weights: Sequence[float], total: int) -> list[int]:
+    """Share `total` grid columns among columns by weight, each at least one (largest remainder)."""
+    spans = [1] * len(weights)
+    rest = total - len(weights)
+    if rest <= 0:
+        return spans
+    exact = [w / sum(weights) * total - 1 for w in weights]
+    extra = [max(0, int(e)) for e in exact]
+    while sum(extra) > rest:
+        extra[extra.index(max(extra))] -= 1
+    order = sorted(range(len(weights)), key=lambda i: exact[i] - extra[i], reverse=True)
+    for i in order[: rest - sum(extra)]:
+        extra[i] += 1
+    return [s + e for s, e in zip(spans, extra, strict=True)]

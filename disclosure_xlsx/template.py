@@ -17,10 +17,11 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from ._xlsx import atomic_output, new_workbook, put
-from .formats import Format, Identity, ValueType
-from .layout import CheckSlot, Layout, SheetLayout, Slot, a1, layout_for
+from .formats import Format, Identity, ValueType, get_format
+from .layout import CheckSlot, Layout, SheetLayout, Slot, a1, layout_for, report_layout
 
-__all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "check_formula", "check_value", "write_template"]
+__all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "add_report_sheet", "check_formula", "check_value", "fill_workbook",
+           "write_template"]
 
 # Document properties that repeat what the cover's locked cells say, for tools that read those.
 PROPERTY_FORMAT = "disclosure_xlsx.format"
@@ -45,6 +46,19 @@ _STYLES: dict[str, dict[str, object]] = {
     "meta": {"font_size": 11, "bold": True, "align": "left"},
     "check": {"bold": True, "align": "center", "font_size": 11},
 }
+# The report sheet, as printed in a published report: 宋体 tables, 仿宋 section headings, thin borders.
+REPORT_HEADING_FONT = "仿宋"
+_REPORT_BASE = {"font_name": FONT, "font_size": 10, "valign": "vcenter", "text_wrap": True}
+_REPORT_STYLES: dict[str, dict[str, object]] = {
+    "title": {"font_size": 16, "bold": True, "align": "center"},
+    "mark": {"font_size": 16, "bold": True, "font_color": "#C00000"},
+    "section": {"font_name": REPORT_HEADING_FONT, "font_size": 13, "bold": True, "align": "left"},
+    "header": {"align": "center", "border": 1},
+    "label": {"align": "left", "border": 1},
+    "note": {"font_size": 9, "align": "center", "border": 1},
+    "caption": {"align": "center", "border": 1},
+    "value": {"align": "right", "border": 1},
+}
 
 
 def write_template(path: str | os.PathLike[str], format_id: str, *,
@@ -60,19 +74,80 @@ def write_template(path: str | os.PathLike[str], format_id: str, *,
     Returns:
         The path written.
     """
-    layout = layout_for(format_id)
-    fmt = layout.format
+    fmt = layout_for(format_id).format
     values = {key.replace(".", "_"): value for key, value in (values or {}).items()}
     unknown = set(values) - set(fmt.names)
     if unknown:
         raise KeyError(f"not cells or fields of format {fmt.id}: {sorted(unknown)[:5]}")
     with atomic_output(path) as tmp:
         workbook = new_workbook(tmp, created=created, title=fmt.words.title)
-        workbook.set_custom_property(PROPERTY_FORMAT, fmt.id)
-        workbook.set_custom_property(PROPERTY_VERSION, fmt.template_version)
-        _Writer(workbook, layout, values).write()
+        fill_workbook(workbook, format_id, values)
         workbook.close()
     return Path(path)
+
+
+def fill_workbook(workbook: Workbook, format_id: str, values: Mapping[str, object]) -> None:
+    """Add the standard template's sheets to an open workbook (for writers that add sheets of their own)."""
+    layout = layout_for(format_id)
+    values = {key.replace(".", "_"): value for key, value in values.items()}
+    workbook.set_custom_property(PROPERTY_FORMAT, layout.format.id)
+    workbook.set_custom_property(PROPERTY_VERSION, layout.format.template_version)
+    _Writer(workbook, layout, values).write()
+
+
+def add_report_sheet(workbook: Workbook, format_id: str, values: Mapping[str, object], *, title: str,
+                     mark: str | None = None) -> None:
+    """Add the report sheet: sections 二, 三 and 四 as in the published report, ready to print on A4.
+
+    Args:
+        values: cleaned values by cell id (None stays blank; 0 shows as 0).
+        title: the sheet's title line (〈单位名称〉〈年度〉年…（表格部分）).
+        mark: a warning shown in red after the title, e.g. that the workbook failed validation.
+    """
+    sheet_layout = report_layout(format_id)
+    fmt = get_format(format_id)
+    sheet = workbook.add_worksheet(sheet_layout.name)
+    styles = {name: workbook.add_format({**_REPORT_BASE, **spec}) for name, spec in _REPORT_STYLES.items()}
+    for col, width in enumerate(sheet_layout.widths):
+        sheet.set_column(col, col, width)
+    for row, height in sheet_layout.heights.items():
+        sheet.set_row(row, height)
+    for box in sheet_layout.boxes:
+        text = box.text
+        if box.style == "title":
+            rich = [styles["title"], title] + ([styles["mark"], f"（{mark}）"] if mark else [])
+            sheet.merge_range(box.row, box.col, box.last_row, box.last_col, "", styles["title"])
+            sheet.write_rich_string(box.row, box.col, *rich, styles["title"]) if mark else put(
+                sheet, box.row, box.col, title, styles["title"])
+            continue
+        _box(sheet, box.row, box.col, box.last_row, box.last_col, text, styles[box.style])
+    numbers: dict[str, CellFormat] = {}
+    for slot in sheet_layout.slots:
+        cell = fmt.cells[slot.key]
+        number_format = cell.type.number_format
+        if cell.type.unit and not cell.unit_in_header:  # as published: 1207.5万元 in the cell itself
+            number_format = f'General"{cell.type.unit}"'
+        if number_format not in numbers:
+            numbers[number_format] = workbook.add_format({**_REPORT_BASE, **_REPORT_STYLES["value"],
+                                                          "num_format": number_format})
+        _box(sheet, slot.row, slot.col, slot.row, slot.last_col, values.get(slot.key), numbers[number_format])
+    sheet.set_paper(9)
+    sheet.set_portrait()
+    sheet.fit_to_pages(1, 0)
+    sheet.center_horizontally()
+    sheet.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.6)
+    sheet.hide_gridlines(2)
+    if sheet_layout.breaks:
+        sheet.set_h_pagebreaks(list(sheet_layout.breaks))
+
+
+def _box(sheet: Worksheet, row: int, col: int, last_row: int, last_col: int, value: object,
+         style: CellFormat) -> None:
+    if (row, col) == (last_row, last_col):
+        put(sheet, row, col, value, style)
+    else:
+        sheet.merge_range(row, col, last_row, last_col, None, style)
+        put(sheet, row, col, value, style)
 
 
 def check_formula(identity: Identity, layout: Layout) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from openpyxl.worksheet.worksheet import Worksheet
 
 from disclosure_xlsx.formats import all_formats
@@ -45,6 +46,39 @@ def defined_cells(wb: openpyxl.Workbook) -> dict[str, tuple[str, str]]:
         (sheet, ref), = list(dn.destinations)
         out[name] = (sheet, ref.replace("$", ""))
     return out
+
+
+def rc(ref: str) -> tuple[int, int]:
+    col, row = coordinate_from_string(ref)
+    return row, column_index_from_string(col)
+
+
+def labels_around(ws, row: int, col: int, row_header: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The row and column labels a reader sees around a cell: locked text to its left and above it."""
+    def add(seq: list[str], text: object) -> None:
+        if isinstance(text, str) and text and (not seq or seq[-1] != text):
+            seq.append(text)
+
+    row_path: list[str] = []
+    for k in range(1, col):
+        if ws.cell(row, k).protection.locked:
+            add(row_path, merged_text(ws, row, k))
+    col_path: list[str] = []
+    r = row - 1
+    while r >= 1:
+        if not ws.cell(r, col).protection.locked:  # another data row of the same block
+            r -= 1
+            continue
+        text = merged_text(ws, r, col)
+        if text in (None, ""):
+            break
+        if row_header and merged_text(ws, r, 1) == row_header:  # section 二: header row, caption above
+            add(col_path, text)
+            row_path.insert(0, str(merged_text(ws, r - 1, 1)))
+            break
+        add(col_path, text)
+        r -= 1
+    return tuple(row_path), tuple(reversed(col_path))
 
 
 A1 = re.compile(r"(?<![A-Za-z_])\$?([A-Z]{1,3})\$?([0-9]+)(?![0-9A-Za-z_(])")

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from openpyxl.utils.cell import coordinate_from_string, column_index_from_string
 from python_calamine import CalamineWorkbook
 
 from disclosure_xlsx.formats import get_format, name_for
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import PROPERTY_FORMAT, PROPERTY_VERSION, write_template
 
-from .conftest import A1, defined_cells, merged_text
+from .conftest import A1, defined_cells, labels_around as _labels, rc as _rc
 from .test_formats import spec_cells
 
 
@@ -24,39 +23,6 @@ def template(tmp_path: Path, format_id: str) -> Path:
     fmt = get_format(format_id)
     return write_template(tmp_path / "年报模板.xlsx", format_id,
                           values={"meta_office": "测试镇人民政府", "meta_year": fmt.first_year})
-
-
-def _rc(ref: str) -> tuple[int, int]:
-    col, row = coordinate_from_string(ref)
-    return row, column_index_from_string(col)
-
-
-def _labels(ws, row: int, col: int, row_header: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The row and column labels a reader sees around a cell: locked text to its left and above it."""
-    def add(seq: list[str], text: object) -> None:
-        if isinstance(text, str) and text and (not seq or seq[-1] != text):
-            seq.append(text)
-
-    row_path: list[str] = []
-    for k in range(1, col):
-        if ws.cell(row, k).protection.locked:
-            add(row_path, merged_text(ws, row, k))
-    col_path: list[str] = []
-    r = row - 1
-    while r >= 1:
-        if not ws.cell(r, col).protection.locked:  # another data row of the same block
-            r -= 1
-            continue
-        text = merged_text(ws, r, col)
-        if text in (None, ""):
-            break
-        if row_header and merged_text(ws, r, 1) == row_header:  # section 二: header row, caption above
-            add(col_path, text)
-            row_path.insert(0, str(merged_text(ws, r - 1, 1)))
-            break
-        add(col_path, text)
-        r -= 1
-    return tuple(row_path), tuple(reversed(col_path))
 
 
 def test_opens_with_openpyxl_and_calamine(template: Path, format_id: str) -> None:
