@@ -101,7 +101,7 @@ def add_report_sheet(workbook: Workbook, format_id: str, values: Mapping[str, ob
 
     Args:
         values: cleaned values by cell id (None stays blank; 0 shows as 0).
-        title: the sheet's title line (〈单位名称〉〈年度〉年…（表格部分）).
+        title: the sheet's title line (the office, the year and the words of `report_title`).
         mark: a warning shown in red after the title, e.g. that the workbook failed validation.
     """
     sheet_layout = report_layout(format_id)
