@@ -248,3 +248,67 @@ def convert(
                                                               else "个单元格没有来源，见“格式转换”工作表"))
     console.print(str(out / DATA_CSV))
     raise typer.Exit(1 if batch.has_errors else 0)
+
+
+@app.command()
+def aggregate(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
+    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="The total workbook to write.")],
+    office: Annotated[str, typer.Option(help="The roll-up's own office name (汇总单位), for its cover.")],
+    year: Annotated[int, typer.Option(min=1990, max=2100, help="The report year of the roll-up.")],
+    roster: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=(
+        "CSV of the offices expected to submit (UTF-8, header 单位名称,统一社会信用代码,上级单位; only the "
+        "first is required): lists who has not submitted and who is not on it."))] = None,
+    include_invalid: Annotated[bool, typer.Option("--include-invalid", help=(
+        "Also add workbooks that have errors; the total then says plainly which ones it contains."))] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+    lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
+    workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+) -> None:
+    """Add up the offices' workbooks into one report of the same format (汇总各单位报表).
+
+    Every input is validated first; only workbooks without errors are added (listed otherwise, with
+    their first error). Cells are summed one by one, blanks counted as 0 and listed, money kept in 万元.
+    OUTPUT is a standard workbook of the same format with the sums and the roll-up's own cover, so it
+    validates like any office's workbook and can itself be added up one level higher (township →
+    county → city). It also holds a sheet 汇总明细 (every office's value of every cell, with a totals
+    row) and a sheet 各单位对比 (key figures per office and a bar chart of new requests).
+
+    Refused, with nothing written: workbooks of different formats, or one office and year twice (unless
+    their 统一社会信用代码 differ).
+
+    Exit code: 0 when every workbook was added and the total validates; 1 when some were left out, invalid
+    ones were included, the total fails a check, or the roll-up was refused; 2 for a usage error.
+
+    Example: disclosure-xlsx aggregate 交回的报表/ -o 某县2024年汇总.xlsx --office 某县人民政府 --year 2024
+    """
+    from .aggregate import Refused, aggregate_paths, provenance
+    from .pipeline import discover
+
+    words = _WORDS[lang.value]
+    if output.exists() and not force:
+        err.print(f"{output} 已存在；如需覆盖请加 --force。({output} exists; use --force to overwrite.)")
+        raise typer.Exit(2)
+    if not discover(paths, exclude=[output]):
+        err.print(words["none"])
+        raise typer.Exit(2)
+    try:
+        result = aggregate_paths(paths, output, office=office, year=year, roster=roster,
+                                 include_invalid=include_invalid, workers=workers)
+    except Refused as refused:
+        err.print(refused.zh if lang.value == "zh" else refused.en)
+        raise typer.Exit(1) from refused
+    console = Console(highlight=False)
+    console.print(f"{output}：{len(result.included)} 个工作簿相加（{get_format(result.format_id).title}）")
+    for title, lines in provenance(result):
+        console.print(f"\n[bold]{escape(title)}[/]")
+        for line in lines[:20]:
+            console.print(f"  {escape(line)}")
+        if len(lines) > 20:
+            console.print(f"  …（共 {len(lines)} 条，见“汇总明细”工作表）")
+    check = result.check
+    failed = [f for f in check.findings if f.severity == "error"] if check else []
+    for finding in failed:
+        console.print(f"[red]{words['error']}[/] {escape(finding.message(lang.value))}")
+    problems = failed or result.left_out or result.invalid_included or result.missing
+    raise typer.Exit(1 if problems else 0)

@@ -26,6 +26,7 @@ __all__ = [
     "Format",
     "FormatDataError",
     "Identity",
+    "KeyFigure",
     "Narrative",
     "Node",
     "Rule",
@@ -257,6 +258,32 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyFigure:
+    """A figure compared across offices: the sum of `cells`, or Σnumerator / Σdenominator."""
+
+    key: str
+    label: str
+    cells: tuple[str, ...] = ()
+    numerator: tuple[str, ...] = ()
+    denominator: tuple[str, ...] = ()
+    chart: bool = False
+
+    @property
+    def is_ratio(self) -> bool:
+        return bool(self.denominator)
+
+    def value(self, values: Mapping[str, Any]) -> float | None:
+        """The figure for one report (blanks as 0); None for a ratio over nothing."""
+        def total(cells: tuple[str, ...]) -> float:
+            return sum(values.get(c) or 0 for c in cells)
+
+        if not self.is_ratio:
+            return total(self.cells)
+        below = total(self.denominator)
+        return total(self.numerator) / below if below else None
+
+
+@dataclass(frozen=True, slots=True)
 class CoverField:
     name: str
     label: str
@@ -296,6 +323,9 @@ class TemplateWords:
     log_sheet: str
     data_sheet: str
     mapping_sheet: str
+    detail_sheet: str
+    compare_sheet: str
+    total_label: str
 
 
 @dataclass(frozen=True)
@@ -319,6 +349,7 @@ class Format:
     words: TemplateWords
     types: Mapping[str, ValueType]
     derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    key_figures: tuple[KeyFigure, ...] = ()
 
     def covers_year(self, year: int) -> bool:
         return self.first_year <= year and (self.last_year is None or year <= self.last_year)
@@ -392,7 +423,7 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def build_formats(data: Mapping[str, Any]) -> dict[str, Format]:
     """Build and check every format from parsed format data (the contents of `data/formats.toml`)."""
     _keys(data, "top level", {"schema", "formats", "types", "cover", "narratives", "sections",
-                              "sets", "identities", "rules", "template"})
+                              "sets", "identities", "rules", "key_figures", "template"})
     if data.get("schema") != 1:
         raise FormatDataError(f"unsupported schema {data.get('schema')!r}")
     ids = list(data["formats"])
@@ -434,6 +465,7 @@ def _build_format(fid: str, ids: list[str], data: Mapping[str, Any]) -> Format:
         words=words,
         types=types,
         derived=_derived(sections),
+        key_figures=tuple(_key_figure(k, cells) for k in data.get("key_figures", ())),
     )
     _check(fmt)
     return fmt
@@ -625,6 +657,15 @@ def _rules(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
                    zh=spec["zh"], en=spec["en"], **terms)
 
 
+def _key_figure(spec: Mapping[str, Any], cells: Mapping[str, Cell]) -> KeyFigure:
+    _keys(spec, f"key figure {spec.get('key')}", set(KeyFigure.__dataclass_fields__))
+    figure = KeyFigure(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    unknown = [c for c in (*figure.cells, *figure.numerator, *figure.denominator) if c not in cells]
+    if unknown or not (figure.cells or figure.denominator):
+        raise FormatDataError(f"key figure {figure.key}: unknown cells {unknown}")
+    return figure
+
+
 def _words(spec: Mapping[str, Any]) -> TemplateWords:
     _keys(spec, "template", set(TemplateWords.__dataclass_fields__))
     return TemplateWords(**{**spec, "instructions": tuple(spec["instructions"])})
@@ -647,6 +688,7 @@ def _check(fmt: Format) -> None:
         raise FormatDataError(f"format {fmt.id}: duplicate rule instance names")
     words = fmt.words
     sheets = [s.sheet for s in fmt.sections] + [words.cover_sheet, words.narrative_sheet, words.report_sheet,
-                                                words.log_sheet, words.data_sheet, words.mapping_sheet]
+                                                words.log_sheet, words.data_sheet, words.mapping_sheet,
+                                                words.detail_sheet, words.compare_sheet]
     if len(set(sheets)) != len(sheets) or any(len(s) > 31 or set(s) & set("[]:*?/\\") for s in sheets):
         raise FormatDataError(f"format {fmt.id}: sheet names must be unique valid Excel names")

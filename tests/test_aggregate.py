@@ -1,0 +1,200 @@
+"""The roll-up: properties on real files (hypothesis), provenance, refusals, roster, and the CLI."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from python_calamine import CalamineWorkbook
+from typer.testing import CliRunner
+
+from disclosure_xlsx.aggregate import Refused, aggregate_paths, read_roster
+from disclosure_xlsx.cli import app
+from disclosure_xlsx.formats import all_formats, get_format
+from disclosure_xlsx.pipeline import validate_paths
+from disclosure_xlsx.synthetic import balanced_report
+from disclosure_xlsx.template import write_template
+
+ROLLUP_SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _offices(folder: Path, format_id: str, seeds: list[int], year: int | None = None) -> list[Path]:
+    year = year or get_format(format_id).first_year
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_template(folder / f"office{i}.xlsx", format_id, values={
+        **balanced_report(format_id, random.Random(seed)), "meta_office": f"第{i}镇", "meta_year": year,
+        "meta_credit_code": f"CODE{i:014d}"}) for i, seed in enumerate(seeds)]
+
+
+def _values(path: Path, format_id: str) -> dict:
+    (result,) = validate_paths([path], workers=1).workbooks
+    return result.report.values
+
+
+reports = st.tuples(st.sampled_from(list(all_formats())), st.lists(st.integers(0, 10**6), min_size=1, max_size=5,
+                                                                   unique=True))
+
+
+@ROLLUP_SETTINGS
+@given(case=reports)
+def test_the_total_of_valid_reports_is_valid_and_is_their_sum(case) -> None:
+    format_id, seeds = case
+    fmt = get_format(format_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _offices(Path(tmp) / "in", format_id, seeds)
+        result = aggregate_paths([Path(tmp) / "in"], Path(tmp) / "total.xlsx", office="某县", year=fmt.first_year)
+        parts = [_values(f, format_id) for f in files]
+        written = _values(Path(tmp) / "total.xlsx", format_id)
+    assert result.check.status == "ok", [f.message() for f in result.check.findings]
+    for cid in fmt.cells:
+        assert written[cid] == pytest.approx(sum(p[cid] for p in parts)), cid
+
+
+@ROLLUP_SETTINGS
+@given(case=reports, order=st.randoms(), cut=st.integers(1, 4))
+def test_order_and_hierarchy_do_not_change_the_total(case, order, cut) -> None:
+    format_id, seeds = case
+    year = get_format(format_id).first_year
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        files = _offices(root / "all", format_id, seeds)
+        whole = aggregate_paths(files, root / "whole.xlsx", office="某县", year=year).totals
+        shuffled = files[:]
+        order.shuffle(shuffled)
+        assert aggregate_paths(shuffled, root / "shuffled.xlsx", office="某县", year=year).totals == whole
+        cut = min(cut, len(files))
+        parts = [files[:cut], files[cut:]] if cut < len(files) else [files]
+        subtotals = []
+        for i, part in enumerate(parts):  # township totals, each a standard workbook …
+            aggregate_paths(part, root / f"sub{i}.xlsx", office=f"片区{i}", year=year)
+            subtotals.append(root / f"sub{i}.xlsx")
+        upper = aggregate_paths(subtotals, root / "upper.xlsx", office="某县", year=year)  # … added up again
+        assert upper.totals == whole
+        assert upper.check.status == "ok"
+
+
+def test_invalid_offices_are_left_out_and_listed(tmp_path: Path) -> None:
+    files = _offices(tmp_path / "in", "2021", [1, 2, 3])
+    wb = openpyxl.load_workbook(files[1])
+    names = {n: d.attr_text.split("!") for n, d in wb.defined_names.items()}
+    sheet, ref = names["s4_review_total"]
+    wb[sheet.strip("'")][ref.replace("$", "")].value += 1
+    wb.save(files[1])
+    result = aggregate_paths([tmp_path / "in"], tmp_path / "total.xlsx", office="某县", year=2021)
+    assert [Path(w.file).name for w in result.left_out] == ["office1.xlsx"]
+    assert len(result.included) == 2 and result.invalid_included == []
+    assert result.check.status == "ok"
+    detail = openpyxl.load_workbook(tmp_path / "total.xlsx")["汇总明细"]
+    texts = [str(c.value) for row in detail.iter_rows() for c in row if c.value is not None]
+    assert any("第1镇" in t and "I5[review]" not in t and "行政复议" in t for t in texts)
+
+
+def test_include_invalid_says_so_plainly(tmp_path: Path) -> None:
+    files = _offices(tmp_path / "in", "2021", [1, 2])
+    wb = openpyxl.load_workbook(files[0])
+    (sheet, ref), = [d.attr_text.split("!") for n, d in wb.defined_names.items() if n == "s3_granted_total"]
+    wb[sheet.strip("'")][ref.replace("$", "")].value += 1
+    wb.save(files[0])
+    result = aggregate_paths([tmp_path / "in"], tmp_path / "total.xlsx", office="某县", year=2021,
+                             include_invalid=True)
+    assert [Path(w.file).name for w in result.invalid_included] == ["office0.xlsx"]
+    assert result.check.status == "errors"  # the invalid office's mistake is in the total, and found again
+    cover = openpyxl.load_workbook(tmp_path / "total.xlsx")[get_format("2021").words.cover_sheet]
+    marks = [c.value for row in cover.iter_rows() for c in row if isinstance(c.value, str) and "未通过校验" in c.value]
+    assert marks and "第0镇" in marks[0]
+
+
+def test_blanks_count_as_zero_and_are_listed(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    values = {**balanced_report("2019", random.Random(1)), "meta_office": "甲镇", "meta_year": 2020}
+    values["s4.review.upheld"], values["s4.review.total"] = None, values["s4.review.total"] - values["s4.review.upheld"]
+    write_template(folder / "a.xlsx", "2019", values=values)
+    _offices(tmp_path / "in", "2019", [5])
+    result = aggregate_paths([folder], tmp_path / "total.xlsx", office="某县", year=2020)
+    assert [(w.report.office, cid) for w, cid in result.blanks] == [("甲镇", "s4.review.upheld")]
+    assert result.check.status == "ok"
+
+
+def test_the_detail_sheet_has_every_office_and_a_totals_row_equal_to_the_total(tmp_path: Path) -> None:
+    _offices(tmp_path / "in", "2021", [7, 8, 9])
+    result = aggregate_paths([tmp_path / "in"], tmp_path / "total.xlsx", office="某县", year=2021)
+    fmt = get_format("2021")
+    rows = CalamineWorkbook.from_path(str(tmp_path / "total.xlsx")).get_sheet_by_name(
+        fmt.words.detail_sheet).to_python(skip_empty_area=False)
+    header = rows[0]
+    offices = [r for r in rows[2:] if r[0] in ("第0镇", "第1镇", "第2镇")]
+    assert len(offices) == 3
+    totals = next(r for r in rows if r[0] == fmt.words.total_label)
+    for col, cid in enumerate(header[3:], 3):
+        assert totals[col] == result.totals[cid] == sum(r[col] for r in offices), cid
+    with zipfile.ZipFile(tmp_path / "total.xlsx") as archive:
+        assert any(n.startswith("xl/charts/chart") for n in archive.namelist())  # a native Excel chart
+    compare = openpyxl.load_workbook(tmp_path / "total.xlsx")[fmt.words.compare_sheet]
+    assert [c.value for c in compare[1]][1:] == [f.label for f in fmt.key_figures]
+    rate = next(i for i, f in enumerate(fmt.key_figures, 1) if f.is_ratio)
+    last = compare.max_row
+    while compare.cell(last, 1).value != fmt.words.total_label:
+        last -= 1
+    t = result.totals
+    assert compare.cell(last, rate + 1).value == pytest.approx(
+        (t["s3.granted.total"] + t["s3.partial.total"]) / t["s3.total.total"])
+
+
+def test_mixed_formats_are_refused_naming_the_files(tmp_path: Path) -> None:
+    _offices(tmp_path / "in" / "a", "2019", [1])
+    _offices(tmp_path / "in" / "b", "2021", [2])
+    with pytest.raises(Refused) as refused:
+        aggregate_paths([tmp_path / "in"], tmp_path / "total.xlsx", office="某县", year=2021)
+    assert "2019年版格式" in refused.value.zh and "2021年版格式" in refused.value.zh
+    assert "office0.xlsx" in refused.value.zh
+    assert not (tmp_path / "total.xlsx").exists()
+
+
+def test_one_office_twice_is_refused_unless_the_codes_differ(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, code in (("x.xlsx", "A"), ("y.xlsx", "A")):
+        write_template(folder / name, "2021", values={**balanced_report("2021", random.Random(1)),
+                                                      "meta_office": "同名镇", "meta_year": 2021, "meta_credit_code": code})
+    with pytest.raises(Refused) as refused:
+        aggregate_paths([folder], tmp_path / "total.xlsx", office="某县", year=2021)
+    assert "x.xlsx" in refused.value.zh and "y.xlsx" in refused.value.zh
+    write_template(folder / "y.xlsx", "2021", values={**balanced_report("2021", random.Random(1)),
+                                                      "meta_office": "同名镇", "meta_year": 2021, "meta_credit_code": "B"})
+    assert len(aggregate_paths([folder], tmp_path / "total.xlsx", office="某县", year=2021).included) == 2
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_the_roster_lists_who_is_missing_and_who_is_extra(tmp_path: Path, bom: bool) -> None:
+    _offices(tmp_path / "in", "2021", [1, 2])
+    roster = tmp_path / "名单.csv"
+    text = "单位名称,统一社会信用代码,上级单位\n第0镇,,某县\n第9镇,,某县\n"
+    roster.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    assert [e.office for e in read_roster(roster)] == ["第0镇", "第9镇"]
+    result = aggregate_paths([tmp_path / "in"], tmp_path / "total.xlsx", office="某县", year=2021, roster=roster)
+    assert [e.office for e in result.missing] == ["第9镇"]
+    assert [w.report.office for w in result.unexpected] == ["第1镇"]
+    detail = openpyxl.load_workbook(tmp_path / "total.xlsx")["汇总明细"]
+    texts = [str(c.value) for row in detail.iter_rows() for c in row if c.value is not None]
+    assert "第9镇" in texts and any(t.startswith("第1镇（") for t in texts)
+
+
+def test_cli_aggregate(tmp_path: Path) -> None:
+    runner = CliRunner()
+    _offices(tmp_path / "in", "2021", [1, 2])
+    args = ["aggregate", str(tmp_path / "in"), "-o", str(tmp_path / "total.xlsx"), "--office", "某县", "--year", "2021"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "2 个工作簿相加" in result.stdout
+    assert runner.invoke(app, args).exit_code == 2  # never overwrites without --force
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    _offices(tmp_path / "in" / "old", "2019", [3])
+    refused = runner.invoke(app, [*args, "--force"])
+    assert refused.exit_code == 1 and "不同格式" in refused.stderr
