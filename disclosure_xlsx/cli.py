@@ -257,8 +257,9 @@ def aggregate(
     office: Annotated[str, typer.Option(help="The roll-up's own office name (汇总单位), for its cover.")],
     year: Annotated[int, typer.Option(min=1990, max=2100, help="The report year of the roll-up.")],
     roster: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=(
-        "CSV of the offices expected to submit (UTF-8, header 单位名称,统一社会信用代码,上级单位; only the "
-        "first is required): lists who has not submitted and who is not on it."))] = None,
+        f"CSV of the offices expected to submit (UTF-8, header {_COVER['meta_office']},"
+        f"{_COVER['meta_credit_code']},上级单位; only the first is required): lists who has not submitted "
+        "and who is not on it."))] = None,
     include_invalid: Annotated[bool, typer.Option("--include-invalid", help=(
         "Also add workbooks that have errors; the total then says plainly which ones it contains."))] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
@@ -275,7 +276,7 @@ def aggregate(
     row) and a sheet 各单位对比 (key figures per office and a bar chart of new requests).
 
     Refused, with nothing written: workbooks of different formats, or one office and year twice (unless
-    their 统一社会信用代码 differ).
+    their credit codes differ).
 
     Exit code: 0 when every workbook was added and the total validates; 1 when some were left out, invalid
     ones were included, the total fails a check, or the roll-up was refused; 2 for a usage error.
