@@ -130,7 +130,7 @@ def _no_duplicates(workbooks: Sequence[WorkbookResult]) -> None:
 
 
 def read_roster(path: str | Path) -> list[RosterEntry]:
-    """The list of offices expected to submit: CSV, UTF-8 with or without BOM, header 单位名称,统一社会信用代码,上级单位."""
+    """The offices expected to submit: a CSV in UTF-8 (BOM or not) headed by the cover labels of name and code."""
     text = Path(path).read_text("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     office_label, code_label, parent_label = _roster_headers()
