@@ -20,7 +20,7 @@ from typing import Any
 from ._xlsx import atomic_output, new_workbook, put
 from .formats import Format, get_format
 from .layout import layout_for
-from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
+from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, validate_paths
 from .template import fill_workbook
 
 __all__ = ["Refused", "RollUp", "RosterEntry", "aggregate_paths", "provenance", "read_roster", "roll_up",
@@ -117,16 +117,11 @@ def _one_format(workbooks: Sequence[WorkbookResult]) -> None:
 
 
 def _no_duplicates(workbooks: Sequence[WorkbookResult]) -> None:
-    groups: dict[tuple[str, int | None], list[WorkbookResult]] = defaultdict(list)
-    for w in workbooks:
-        if w.report and w.report.office:
-            groups[(w.report.office, w.report.year)].append(w)
-    for (office, year), group in groups.items():
-        codes = [w.report.credit_code for w in group]  # type: ignore[union-attr]
-        if len(group) > 1 and not (all(codes) and len(set(codes)) == len(codes)):
-            files = "、".join(Path(w.file).name for w in group)
-            raise Refused(f"“{office}”{year} 年度的报表交了不止一份（{files}），不能重复相加；请只保留一份。",
-                          f"“{office}” {year} was submitted more than once ({files}); keep one.")
+    for group in duplicate_groups(workbooks):
+        report = group[0].report
+        files = "、".join(Path(w.file).name for w in group)
+        raise Refused(f"“{report.office}”{report.year} 年度的报表交了不止一份（{files}），不能重复相加；请只保留一份。",  # type: ignore[union-attr]
+                      f"“{report.office}” {report.year} was submitted more than once ({files}); keep one.")  # type: ignore[union-attr]
 
 
 def read_roster(path: str | Path) -> list[RosterEntry]:

@@ -306,6 +306,7 @@ class TemplateWords:
     cover_sheet: str
     narrative_sheet: str
     title: str
+    report_name: str
     format_label: str
     version_label: str
     format_name: str

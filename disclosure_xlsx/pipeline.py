@@ -19,7 +19,8 @@ from .catalog import Cleaning, Finding, bilingual
 from .clean import CleanReport, clean_report
 from .read import Unreadable, read_workbook
 
-__all__ = ["EXTENSIONS", "BatchResult", "WorkbookResult", "check_file", "discover", "validate_paths"]
+__all__ = ["EXTENSIONS", "BatchResult", "WorkbookResult", "check_file", "discover", "duplicate_groups",
+           "validate_paths"]
 
 EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods")
 REPORT_VERSION = 1
@@ -137,7 +138,28 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
             results.append(WorkbookResult(file, [problem] if problem else []))
         else:
             results.append(WorkbookResult(file, [*report.findings, *next(found)], report.cleaning, report))
+    for group in duplicate_groups(results):
+        for workbook in group:
+            others = [Path(w.file).name for w in group if w is not workbook]
+            report = workbook.report
+            workbook.findings.append(Finding("duplicate-submission", params={
+                "office": report.office, "year": report.year,  # type: ignore[union-attr]
+                "others": bilingual("、".join(others), ", ".join(others))}))
     return BatchResult(results)
+
+
+def duplicate_groups(workbooks: Sequence[WorkbookResult]) -> list[list[WorkbookResult]]:
+    """Workbooks of the same office and year, unless their credit codes tell them apart."""
+    groups: dict[tuple[str, int | None], list[WorkbookResult]] = {}
+    for w in workbooks:
+        if w.report is not None and w.report.office:
+            groups.setdefault((w.report.office, w.report.year), []).append(w)
+    out = []
+    for group in groups.values():
+        codes = [w.report.credit_code for w in group]  # type: ignore[union-attr]
+        if len(group) > 1 and not (all(codes) and len(set(codes)) == len(codes)):
+            out.append(group)
+    return out
 
 
 def _read_all(files: list[Path], workers: int | None, progress: Progress | None

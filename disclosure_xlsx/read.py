@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,13 +25,15 @@ from python_calamine import CalamineWorkbook
 from .catalog import CellRef, Finding, bilingual
 from .formats import Format, all_formats, get_format
 from .layout import a1
-from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells
+from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells, matches
 
 __all__ = ["MAX_FILE_BYTES", "MAX_UNZIPPED_BYTES", "RawReport", "Unreadable", "read_workbook"]
 
 MAX_FILE_BYTES = 20 * 2**20  # a filled report is ~20 KB; anything this large is not one
 MAX_UNZIPPED_BYTES = 100 * 2**20  # refuses zip bombs before any XML is inflated
 MAX_SHEET_ROWS = 5_000  # a report sheet has < 60 rows; a sheet with a million rows is refused
+MAX_SHEET_XML_BYTES = 20 * 2**20  # a report sheet's XML is ~60 KB
+_DIMENSION = re.compile(rb'<dimension ref="\$?[A-Za-z]{1,3}\$?(\d+)(?::\$?[A-Za-z]{1,3}\$?(\d+))?"')
 _NAME_XML = re.compile(r'<definedName\b([^>]*)>([^<]*)</definedName>')
 _ODS_NAME = re.compile(r"<table:named-range\b([^>]*)/?>")
 _ATTR = re.compile(r'([\w:.-]+)="([^"]*)"')
@@ -64,7 +67,7 @@ def read_workbook(path: str | Path) -> RawReport:
         Unreadable: the file is not a readable workbook, too large, or holds no report.
     """
     path = Path(path)
-    _check_size(path)
+    block = _inspect(path)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         sheets = _sheets(workbook)
@@ -72,21 +75,80 @@ def read_workbook(path: str | Path) -> RawReport:
         raise
     except Exception as exc:  # calamine raises many kinds (zip, xml, password, io): all mean unreadable
         raise Unreadable(_unreadable(path, exc)) from exc
-    names = _defined_names(path, set(sheets))
+    names = _defined_names(block, path.suffix.lower() == ".ods", set(sheets))
     fmt = _format_by_names(names, sheets)
+    findings: list[Finding] = []
     if fmt is not None:
         positions = {key: names[name] for name, key in fmt.names.items() if name in names}
-        return _report(path, fmt, "names", positions, sheets, [])
+        if _names_agree_with_labels(fmt, positions, sheets):
+            return _report(path, fmt, "names", positions, sheets, _printed_format(fmt, sheets))
+        findings.append(Finding("names-stale"))
     index = LabelIndex(sheets)
     fmt = _format_by_labels(index)
     if fmt is None:
         example = get_format(next(iter(all_formats()))).sections[-1].heading
         raise Unreadable(Finding("not-a-report", params={"example": example}))
     located = locate_cells(fmt, index)
-    findings = _label_findings(fmt, located)
-    positions: dict[str, Position] = dict(located.positions)
+    findings += _label_findings(fmt, located)
+    positions = dict(located.positions)
     positions.update(_labelled_fields(fmt, index))
-    return _report(path, fmt, "labels", positions, sheets, findings)
+    report = _report(path, fmt, "labels", positions, sheets, findings)
+    _fields_from_title(fmt, index, report)
+    return report
+
+
+def _names_agree_with_labels(fmt: Format, positions: Mapping[str, Position], sheets: Mapping[str, Grid]) -> bool:
+    """Whether the names still point where the labels are (a tool that inserts rows without updating
+    names leaves them pointing at the wrong cells): the first cell of each section must sit beside its
+    row label, or under its column label."""
+    for section in fmt.sections:
+        first = fmt.section_cells(section.key)[0]
+        pos = positions.get(first.id)
+        if pos is None:
+            return False
+        grid = sheets[pos.sheet]
+        if first.row_path:
+            node = section.node("rows", first.row)
+            texts = grid[pos.row][:pos.col] if pos.row < len(grid) else []
+        else:
+            node = section.node("columns", first.col)
+            texts = [grid[r][pos.col] for r in range(max(0, pos.row - 4), min(pos.row, len(grid)))
+                     if pos.col < len(grid[r])]
+        if not any(isinstance(t, str) and matches(t, node.label, node.aliases) for t in texts):
+            return False
+    return True
+
+
+def _printed_format(fmt: Format, sheets: Mapping[str, Grid]) -> list[Finding]:
+    """A workbook that states one format but prints another format's labels gets a warning."""
+    texts = {fold(v) for grid in sheets.values() for row in grid for v in row if isinstance(v, str) and v}
+    for other in all_formats().values():
+        shown = [s for s in other.signals if other.id != fmt.id and fold(s) in texts and s not in fmt.signals]
+        if shown:
+            return [Finding("format-labels-mismatch", rule="R4", params={
+                "format_title": bilingual(fmt.title, f"the {fmt.id} format"),
+                "other_title": bilingual(other.title, f"the {other.id} format"), "example": shown[0]})]
+    return []
+
+
+def _fields_from_title(fmt: Format, index: LabelIndex, report: RawReport) -> None:
+    """A pasted report has no cover: take the office and year from its title line, if it has one."""
+    if report.raw.get("meta_office") not in (None, "") and report.raw.get("meta_year") not in (None, ""):
+        return
+    name = fold(fmt.words.report_name)
+    for pos, text in index.texts:
+        folded = "".join(text.split())
+        found = re.match(rf"^(.*?)((19|20)\d\d)年度?(.*?){re.escape(fmt.words.report_name)}", folded)
+        if found and name in fold(text):
+            office = found.group(1) or found.group(4) or None
+            ref = _cell_ref(f"title:{pos.sheet}:{pos.row}:{pos.col}", pos)
+            if report.raw.get("meta_office") in (None, "") and office:
+                report.raw["meta_office"] = office
+                report.where["meta_office"] = CellRef("meta_office", ref.sheet, ref.ref)
+            if report.raw.get("meta_year") in (None, ""):
+                report.raw["meta_year"] = found.group(2)
+                report.where["meta_year"] = CellRef("meta_year", ref.sheet, ref.ref)
+            return
 
 
 def _report(path: Path, fmt: Format, located_by: str, positions: dict[str, Position],
@@ -105,20 +167,62 @@ def _cell_ref(key: str, pos: Position) -> CellRef:
     return CellRef(key, pos.sheet, a1(pos.row, pos.col))
 
 
-def _check_size(path: Path) -> None:
+def _inspect(path: Path) -> str | None:
+    """Refuse files too large to be a report before anything is inflated; return the names XML.
+
+    Limits: the file itself, everything it unzips to (zip bombs), each sheet's XML and the rows each
+    sheet declares (a sheet with a million used rows). Returns the defined-names XML block of an
+    .xlsx/.xlsm/.ods, or None.
+    """
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise Unreadable(Finding("file-too-large", params={"size": _mib(size), "limit": _mib(MAX_FILE_BYTES)}))
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                unzipped = sum(info.file_size for info in archive.infolist())
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise Unreadable(_unreadable(path, exc)) from exc
-        if unzipped > MAX_UNZIPPED_BYTES:
-            raise Unreadable(Finding("file-too-large", params={
-                "size": bilingual(f"解压后 {_mib(unzipped)}", f"{_mib(unzipped)} unzipped"),
-                "limit": _mib(MAX_UNZIPPED_BYTES)}))
+        raise Unreadable(_too_large(_mib(size), _mib(MAX_FILE_BYTES)))
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            unzipped = sum(info.file_size for info in infos)
+            if unzipped > MAX_UNZIPPED_BYTES:
+                raise Unreadable(_too_large(bilingual(f"解压后 {_mib(unzipped)}", f"{_mib(unzipped)} unzipped"),
+                                            _mib(MAX_UNZIPPED_BYTES)))
+            for info in infos:
+                if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
+                    _check_sheet_xml(archive, info)
+            return _names_block(archive, path.suffix.lower())
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise Unreadable(_unreadable(path, exc)) from exc
+
+
+def _check_sheet_xml(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    if info.file_size > MAX_SHEET_XML_BYTES:
+        raise Unreadable(_too_large(bilingual(f"工作表数据 {_mib(info.file_size)}", f"sheet data {_mib(info.file_size)}"),
+                                    _mib(MAX_SHEET_XML_BYTES)))
+    with archive.open(info) as stream:
+        head = stream.read(4096)
+    found = _DIMENSION.search(head)
+    rows = int(found.group(2) or found.group(1)) if found else 0
+    if rows > MAX_SHEET_ROWS:
+        raise Unreadable(_too_large(bilingual(f"工作表有 {rows} 行", f"a sheet with {rows} rows"),
+                                    bilingual(f"每表 {MAX_SHEET_ROWS} 行", f"{MAX_SHEET_ROWS} rows per sheet")))
+
+
+def _too_large(size: object, limit: object) -> Finding:
+    return Finding("file-too-large", params={"size": size, "limit": limit})
+
+
+def _names_block(archive: zipfile.ZipFile, suffix: str) -> str | None:
+    """The part of the workbook XML that holds the defined names (python-calamine does not expose them)."""
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            xml = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+            return xml[xml.find("<definedNames"):xml.find("</definedNames>")]
+        if suffix == ".ods":
+            xml = archive.read("content.xml").decode("utf-8", "replace")
+            return xml[xml.find("<table:named-expressions"):xml.find("</table:named-expressions>")]
+    except KeyError:
+        return None
+    return None
 
 
 def _mib(size: int) -> str:
@@ -127,7 +231,7 @@ def _mib(size: int) -> str:
 
 def _unreadable(path: Path, exc: BaseException) -> Finding:
     kind = type(exc).__name__
-    reasons = {"PasswordError": ("文件设置了打开密码", "the file is password-protected"),
+    reasons = {"PasswordError": ("文件设置了打开密码，请取消密码后重新保存", "the file is password-protected; remove the password"),
                "ZipError": ("文件已损坏或不是工作簿", "the file is damaged or not a workbook"),
                "XmlError": ("文件内容已损坏", "the file's content is damaged"),
                "BadZipFile": ("文件已损坏或不完整", "the file is damaged or incomplete")}
@@ -140,7 +244,7 @@ def _sheets(workbook: CalamineWorkbook) -> dict[str, Grid]:
     out: dict[str, Grid] = {}
     for name in workbook.sheet_names:
         sheet = workbook.get_sheet_by_name(name)
-        if sheet.total_height > MAX_SHEET_ROWS:
+        if sheet.total_height > MAX_SHEET_ROWS:  # second guard, for formats without a <dimension>
             raise Unreadable(Finding("file-too-large", params={
                 "size": bilingual(f"工作表“{name}”有 {sheet.total_height} 行", f"sheet “{name}” has "
                                   f"{sheet.total_height} rows"),
@@ -149,22 +253,11 @@ def _sheets(workbook: CalamineWorkbook) -> dict[str, Grid]:
     return out
 
 
-def _defined_names(path: Path, sheets: set[str]) -> dict[str, Position]:
+def _defined_names(block: str | None, ods: bool, sheets: set[str]) -> dict[str, Position]:
     """Workbook-level defined names that point at one cell of an existing sheet."""
-    suffix = path.suffix.lower()
-    try:
-        with zipfile.ZipFile(path) as archive:
-            if suffix in (".xlsx", ".xlsm"):
-                xml = archive.read("xl/workbook.xml").decode("utf-8", "replace")
-                block = xml[xml.find("<definedNames"):xml.find("</definedNames>")]
-            elif suffix == ".ods":
-                xml = archive.read("content.xml").decode("utf-8", "replace")
-                block = xml[xml.find("<table:named-expressions"):xml.find("</table:named-expressions>")]
-            else:
-                return {}
-    except (zipfile.BadZipFile, KeyError, OSError):
+    if not block:
         return {}
-    return {name: pos for name, pos in _parse_names(block, suffix == ".ods").items() if pos.sheet in sheets}
+    return {name: pos for name, pos in _parse_names(block, ods).items() if pos.sheet in sheets}
 
 
 @lru_cache(maxsize=64)
