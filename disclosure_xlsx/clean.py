@@ -12,10 +12,13 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 from decimal import Decimal
 
 from .catalog import Cleaning, CellRef, Finding, bilingual, where
 from .formats import Cell, Format, format_for_year, get_format
+from .layout import standard_where
 from .read import RawReport
 
 __all__ = ["MAX_ABS", "CleanReport", "Parsed", "cell_where", "clean_cover_text", "clean_report", "clean_value",
@@ -46,6 +49,7 @@ class Parsed:
 
 
 _BLANK = Parsed(None, problem="blank-cell")
+_ABSENT = object()  # a cell the reader could not locate
 
 
 def clean_value(raw: object, cell: Cell, *, unit_stated: bool) -> Parsed:
@@ -159,6 +163,33 @@ class CleanReport:
     findings: list[Finding]
     cleaning: list[Cleaning]
 
+    def __getstate__(self) -> tuple[Any, ...]:
+        """A compact form for passing reports between processes: the values as a tuple in cell order,
+        and the cell positions as None when they are the standard workbook's (almost always)."""
+        cells = get_format(self.format_id).cells
+        where = None if _is_standard(self.where, self.format_id) else self.where
+        return (self.file, self.format_id, self.located_by, self.office, self.credit_code, self.year,
+                tuple(self.values[c] for c in cells), self.unusable, where, self.texts, self.findings, self.cleaning)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (self.file, self.format_id, self.located_by, self.office, self.credit_code, self.year, values,
+         self.unusable, where, self.texts, self.findings, self.cleaning) = state
+        self.values = dict(zip(get_format(self.format_id).cells, values, strict=True))
+        self.where = standard_where(self.format_id) if where is None else where
+
+
+_STANDARD: dict[int, tuple[object, bool]] = {}
+
+
+def _is_standard(where: dict[str, CellRef], format_id: str) -> bool:
+    """Whether a positions mapping equals the standard workbook's, decided once per mapping object
+    (the reader shares one mapping among all workbooks with the same defined names)."""
+    known = _STANDARD.get(id(where))
+    if known is None or known[0] is not where:
+        known = (where, where == standard_where(format_id))
+        _STANDARD[id(where)] = known
+    return known[1]
+
 
 def clean_report(raw: RawReport) -> CleanReport:
     """Clean every value of a read workbook; blanks and unreadable values become findings."""
@@ -170,12 +201,17 @@ def clean_report(raw: RawReport) -> CleanReport:
     # Ruling 5: the project's template prints 万元 beside money cells; it records its version on the cover
     # (a copy saved as .xls keeps that, though not its defined names).
     unit_stated = str(raw.raw.get(fmt.words.version_name, "")).strip() == fmt.template_version
-    for cid, cell in fmt.cells.items():
-        if cid not in raw.raw:
+    source = raw.raw
+    for cid, cell, integer in _cells(fmt.id):
+        value = source.get(cid, _ABSENT)
+        if integer and value.__class__ is float and value.is_integer() and 0 <= value <= MAX_ABS:
+            values[cid] = int(value)  # the common case: a whole number typed as a number; nothing to log
+            continue
+        if value is _ABSENT:
             values[cid] = None
             unusable.add(cid)
             continue
-        parsed = clean_value(raw.raw[cid], cell, unit_stated=unit_stated)
+        parsed = clean_value(value, cell, unit_stated=unit_stated)
         values[cid] = parsed.value
         ref = raw.where[cid]
         if parsed.rules:
@@ -187,6 +223,11 @@ def clean_report(raw: RawReport) -> CleanReport:
     office, credit, year, texts = _cover(fmt, raw, findings, cleaning)
     return CleanReport(raw.file, fmt.id, raw.located_by, office, credit, year, values, frozenset(unusable),
                        raw.where, texts, findings, cleaning)
+
+
+@cache
+def _cells(format_id: str) -> tuple[tuple[str, Cell, bool], ...]:
+    return tuple((cid, cell, cell.type.integer) for cid, cell in get_format(format_id).cells.items())
 
 
 def cell_where(fmt: Format, cell: Cell, ref: CellRef) -> dict[str, str]:

@@ -142,19 +142,18 @@ def validate(
     from .pipeline import discover, validate_paths
 
     words = _WORDS[lang.value]
-    exclude = [out] if out is not None else []
-    if not discover(paths, exclude=exclude):
+    files = discover(paths, exclude=[out] if out is not None else [])
+    if not files:
         err.print(words["none"])
         raise typer.Exit(2)
     show = not as_json and sys.stderr.isatty()
-    result = (_with_progress(paths, workers, exclude, words["reading"]) if show
-              else validate_paths(paths, workers=workers, exclude=exclude))
+    result = _with_progress(files, workers, words["reading"]) if show else validate_paths(files, workers=workers)
     if out is not None:
         from .feedback import write_outputs
 
         write_outputs(result, out)
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
+    if as_json:  # one line: a batch of thousands stays quick to write and to parse
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
     else:
         _print_result(result, lang.value)
         if out is not None:
@@ -162,7 +161,7 @@ def validate(
     raise typer.Exit(1 if result.has_errors else 0)
 
 
-def _with_progress(paths: list[Path], workers: int | None, exclude: list[Path], title: str) -> BatchResult:
+def _with_progress(paths: list[Path], workers: int | None, title: str) -> BatchResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .pipeline import validate_paths
@@ -170,7 +169,7 @@ def _with_progress(paths: list[Path], workers: int | None, exclude: list[Path], 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(title, total=None)
-        return validate_paths(paths, workers=workers, exclude=exclude,
+        return validate_paths(paths, workers=workers,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 

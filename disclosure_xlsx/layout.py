@@ -15,9 +15,11 @@ from functools import cache
 
 from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 
+from .catalog import CellRef
 from .formats import Format, Identity, Section, get_format
 
-__all__ = ["Box", "CheckSlot", "Layout", "SheetLayout", "Slot", "a1", "layout_for", "report_layout", "text_lines"]
+__all__ = ["Box", "CheckSlot", "Layout", "SheetLayout", "Slot", "a1", "layout_for", "report_layout",
+           "standard_where", "text_lines"]
 
 TABLE_TOP = 2  # row of the first header row: the title is row 0, row 1 stays free
 LINE_HEIGHT = 14.5  # points per wrapped line at 10–11 pt
@@ -109,6 +111,17 @@ class Layout:
 
     def sheet(self, key: str) -> SheetLayout:
         return next(s for s in self.sheets if s.key == key)
+
+
+@cache
+def standard_where(format_id: str) -> dict[str, CellRef]:
+    """Where every key sits in the standard workbook; one shared mapping per format, never changed."""
+    layout = layout_for(format_id)
+    out = {}
+    for name, key in layout.format.names.items():
+        sheet, slot = layout.slot(name)
+        out[key] = CellRef(key, sheet.name, a1(slot.row, slot.col))
+    return out
 
 
 @cache

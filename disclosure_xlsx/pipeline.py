@@ -7,8 +7,10 @@ finding for that file and the batch goes on.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -140,7 +142,7 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
             results.append(WorkbookResult(file, [*report.findings, *next(found)], report.cleaning, report))
     for group in duplicate_groups(results):
         for workbook in group:
-            others = [Path(w.file).name for w in group if w is not workbook]
+            others = sorted(Path(w.file).name for w in group if w is not workbook)  # not in batch order
             report = workbook.report
             workbook.findings.append(Finding("duplicate-submission", params={
                 "office": report.office, "year": report.year,  # type: ignore[union-attr]
@@ -175,7 +177,10 @@ def _read_all(files: list[Path], workers: int | None, progress: Progress | None
     chunk = max(1, min(64, total // (workers * 4)))
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for done, result in enumerate(pool.map(check_file, files, chunksize=chunk), 1):
+        results = pool.map(check_file, files, chunksize=chunk)  # submits every file: the workers now exist
+        # While the workers read, load pandas and pandera (about a second) for the validation that follows.
+        threading.Thread(target=importlib.import_module, args=(f"{__package__}.validate",), daemon=True).start()
+        for done, result in enumerate(results, 1):
             yield result
             if progress:
                 progress(done, total)

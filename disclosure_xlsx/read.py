@@ -32,8 +32,7 @@ __all__ = ["MAX_FILE_BYTES", "MAX_UNZIPPED_BYTES", "RawReport", "Unreadable", "r
 MAX_FILE_BYTES = 20 * 2**20  # a filled report is ~20 KB; anything this large is not one
 MAX_UNZIPPED_BYTES = 100 * 2**20  # refuses zip bombs before any XML is inflated
 MAX_SHEET_ROWS = 5_000  # a report sheet has < 60 rows; a sheet with a million rows is refused
-MAX_SHEET_XML_BYTES = 20 * 2**20  # a report sheet's XML is ~60 KB
-_DIMENSION = re.compile(rb'<dimension ref="\$?[A-Za-z]{1,3}\$?(\d+)(?::\$?[A-Za-z]{1,3}\$?(\d+))?"')
+MAX_SHEET_XML_BYTES = 10 * 2**20  # a report sheet's XML is ~60 KB; a million rows is 15 MB or more
 _NAME_XML = re.compile(r'<definedName\b([^>]*)>([^<]*)</definedName>')
 _ODS_NAME = re.compile(r"<table:named-range\b([^>]*)/?>")
 _ATTR = re.compile(r'([\w:.-]+)="([^"]*)"')
@@ -75,13 +74,13 @@ def read_workbook(path: str | Path) -> RawReport:
         raise
     except Exception as exc:  # calamine raises many kinds (zip, xml, password, io): all mean unreadable
         raise Unreadable(_unreadable(path, exc)) from exc
-    names = _defined_names(block, path.suffix.lower() == ".ods", set(sheets))
-    fmt = _format_by_names(names, sheets)
     findings: list[Finding] = []
-    if fmt is not None:
-        positions = {key: names[name] for name, key in fmt.names.items() if name in names}
+    plan = _named_plan(block, path.suffix.lower() == ".ods", frozenset(sheets), sheets) if block else None
+    if plan is not None:
+        fmt, positions, where = plan
         if _names_agree_with_labels(fmt, positions, sheets):
-            return _report(path, fmt, "names", positions, sheets, _printed_format(fmt, sheets))
+            raw = {key: _value(sheets, pos) for key, pos in positions.items()}
+            return RawReport(str(path), fmt.id, "names", raw, where, _printed_format(fmt, positions, sheets))
         findings.append(Finding("names-stale"))
     index = LabelIndex(sheets)
     fmt = _format_by_labels(index)
@@ -119,11 +118,16 @@ def _names_agree_with_labels(fmt: Format, positions: Mapping[str, Position], she
     return True
 
 
-def _printed_format(fmt: Format, sheets: Mapping[str, Grid]) -> list[Finding]:
-    """A workbook that states one format but prints another format's labels gets a warning."""
-    texts = {fold(v) for grid in sheets.values() for row in grid for v in row if isinstance(v, str) and v}
+def _printed_format(fmt: Format, positions: Mapping[str, Position], sheets: Mapping[str, Grid]) -> list[Finding]:
+    """A workbook that states one format but prints another format's labels gets a warning.
+
+    Only the sheets that hold the format's tables are scanned; each distinct text is folded once.
+    """
+    tables = {positions[c.id].sheet for s in fmt.sections for c in fmt.section_cells(s.key)[:1]}
+    texts = {v for name in tables for row in sheets[name] for v in row if v.__class__ is str}
+    folded = {fold(t) for t in texts}
     for other in all_formats().values():
-        shown = [s for s in other.signals if other.id != fmt.id and fold(s) in texts and s not in fmt.signals]
+        shown = [s for s in other.signals if other.id != fmt.id and fold(s) in folded and s not in fmt.signals]
         if shown:
             return [Finding("format-labels-mismatch", rule="R4", params={
                 "format_title": bilingual(fmt.title, f"the {fmt.id} format"),
@@ -170,59 +174,66 @@ def _cell_ref(key: str, pos: Position) -> CellRef:
 def _inspect(path: Path) -> str | None:
     """Refuse files too large to be a report before anything is inflated; return the names XML.
 
-    Limits: the file itself, everything it unzips to (zip bombs), each sheet's XML and the rows each
-    sheet declares (a sheet with a million used rows). Returns the defined-names XML block of an
-    .xlsx/.xlsm/.ods, or None.
+    Limits, all read from the zip directory: the file itself, everything it unzips to (zip bombs) and
+    each sheet's XML (a sheet with a million used rows); the rows of each sheet are checked again as
+    calamine loads it. Returns the defined-names XML block of an .xlsx/.xlsm/.ods, or None.
     """
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise Unreadable(_too_large(_mib(size), _mib(MAX_FILE_BYTES)))
-    if not zipfile.is_zipfile(path):
-        return None
     try:
-        with zipfile.ZipFile(path) as archive:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        return None  # not a zip: a .xls (OLE), or no workbook at all; calamine will tell
+    except OSError as exc:
+        raise Unreadable(_unreadable(path, exc)) from exc
+    try:
+        with archive:
             infos = archive.infolist()
             unzipped = sum(info.file_size for info in infos)
             if unzipped > MAX_UNZIPPED_BYTES:
                 raise Unreadable(_too_large(bilingual(f"解压后 {_mib(unzipped)}", f"{_mib(unzipped)} unzipped"),
                                             _mib(MAX_UNZIPPED_BYTES)))
-            for info in infos:
-                if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
-                    _check_sheet_xml(archive, info)
+            for info in infos:  # a million-row sheet is tens of MB of XML: refused from the directory
+                if info.filename.startswith("xl/worksheets/") and info.file_size > MAX_SHEET_XML_BYTES:
+                    raise Unreadable(_too_large(bilingual(f"工作表数据 {_mib(info.file_size)}",
+                                                          f"sheet data {_mib(info.file_size)}"),
+                                                _mib(MAX_SHEET_XML_BYTES)))
             return _names_block(archive, path.suffix.lower())
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise Unreadable(_unreadable(path, exc)) from exc
-
-
-def _check_sheet_xml(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
-    if info.file_size > MAX_SHEET_XML_BYTES:
-        raise Unreadable(_too_large(bilingual(f"工作表数据 {_mib(info.file_size)}", f"sheet data {_mib(info.file_size)}"),
-                                    _mib(MAX_SHEET_XML_BYTES)))
-    with archive.open(info) as stream:
-        head = stream.read(4096)
-    found = _DIMENSION.search(head)
-    rows = int(found.group(2) or found.group(1)) if found else 0
-    if rows > MAX_SHEET_ROWS:
-        raise Unreadable(_too_large(bilingual(f"工作表有 {rows} 行", f"a sheet with {rows} rows"),
-                                    bilingual(f"每表 {MAX_SHEET_ROWS} 行", f"{MAX_SHEET_ROWS} rows per sheet")))
 
 
 def _too_large(size: object, limit: object) -> Finding:
     return Finding("file-too-large", params={"size": size, "limit": limit})
 
 
+_NAMES_XML = {".xlsx": ("xl/workbook.xml", "<definedNames", "</definedNames>"),
+              ".xlsm": ("xl/workbook.xml", "<definedNames", "</definedNames>"),
+              ".ods": ("content.xml", "<table:named-expressions", "</table:named-expressions>")}
+_BLOCKS: dict[tuple[str, int, int], str] = {}  # (member, CRC-32, size) → names block: inflate each once
+
+
 def _names_block(archive: zipfile.ZipFile, suffix: str) -> str | None:
-    """The part of the workbook XML that holds the defined names (python-calamine does not expose them)."""
+    """The part of the workbook XML that holds the defined names (python-calamine does not expose them).
+
+    The workbooks of a batch share their template's workbook.xml; the zip directory's CRC and size
+    identify it, so it is inflated only the first time it is seen.
+    """
+    if suffix not in _NAMES_XML:
+        return None
+    member, start, end = _NAMES_XML[suffix]
     try:
-        if suffix in (".xlsx", ".xlsm"):
-            xml = archive.read("xl/workbook.xml").decode("utf-8", "replace")
-            return xml[xml.find("<definedNames"):xml.find("</definedNames>")]
-        if suffix == ".ods":
-            xml = archive.read("content.xml").decode("utf-8", "replace")
-            return xml[xml.find("<table:named-expressions"):xml.find("</table:named-expressions>")]
+        info = archive.getinfo(member)
     except KeyError:
         return None
-    return None
+    key = (member, info.CRC, info.file_size)
+    if key not in _BLOCKS:
+        if len(_BLOCKS) > 256:
+            _BLOCKS.clear()
+        xml = archive.read(info).decode("utf-8", "replace")
+        _BLOCKS[key] = xml[xml.find(start):xml.find(end)]
+    return _BLOCKS[key]
 
 
 def _mib(size: int) -> str:
@@ -244,7 +255,7 @@ def _sheets(workbook: CalamineWorkbook) -> dict[str, Grid]:
     out: dict[str, Grid] = {}
     for name in workbook.sheet_names:
         sheet = workbook.get_sheet_by_name(name)
-        if sheet.total_height > MAX_SHEET_ROWS:  # second guard, for formats without a <dimension>
+        if sheet.total_height > MAX_SHEET_ROWS:  # as declared by the sheet, before its rows are converted
             raise Unreadable(Finding("file-too-large", params={
                 "size": bilingual(f"工作表“{name}”有 {sheet.total_height} 行", f"sheet “{name}” has "
                                   f"{sheet.total_height} rows"),
@@ -253,11 +264,39 @@ def _sheets(workbook: CalamineWorkbook) -> dict[str, Grid]:
     return out
 
 
-def _defined_names(block: str | None, ods: bool, sheets: set[str]) -> dict[str, Position]:
-    """Workbook-level defined names that point at one cell of an existing sheet."""
-    if not block:
-        return {}
-    return {name: pos for name, pos in _parse_names(block, ods).items() if pos.sheet in sheets}
+def _named_plan(block: str, ods: bool, sheet_names: frozenset[str], sheets: Mapping[str, Grid]
+                ) -> tuple[Format, dict[str, Position], dict[str, CellRef]] | None:
+    """The format a workbook's defined names give, and where each of its keys is; None without them.
+
+    The workbooks of a batch share their template's names, so all but the stated format's cell are
+    worked out once per distinct names block (`_positions_by_names`).
+    """
+    complete = _complete_formats(block, ods, sheet_names)
+    if not complete:
+        return None
+    first, (positions, _) = next(iter(complete.items()))
+    pos = positions.get(all_formats()[first].words.format_name)  # the locked cover cell stating the format
+    value = _value(sheets, pos) if pos else ""
+    stated = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
+    fid = stated if stated in complete else first
+    positions, where = complete[fid]
+    return all_formats()[fid], positions, where
+
+
+@lru_cache(maxsize=64)
+def _complete_formats(block: str, ods: bool, sheet_names: frozenset[str]
+                      ) -> dict[str, tuple[dict[str, Position], dict[str, CellRef]]]:
+    """For each format whose every cell has a name in `block`: key → Position and key → CellRef.
+
+    The dictionaries are shared by every workbook with this names block, and never changed.
+    """
+    names = {name: pos for name, pos in _parse_names(block, ods).items() if pos.sheet in sheet_names}
+    out = {}
+    for fid, fmt in all_formats().items():
+        if all(cell.name in names for cell in fmt.cells.values()):
+            positions = {key: names[name] for name, key in fmt.names.items() if name in names}
+            out[fid] = (positions, {key: _cell_ref(key, pos) for key, pos in positions.items()})
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -295,21 +334,6 @@ def _parse_target(target: str, ods: bool) -> Position | None:
     for ch in letters.upper():
         col = col * 26 + ord(ch) - 64
     return Position(sheet, int(digits) - 1, col - 1)
-
-
-def _format_by_names(names: dict[str, Position], sheets: dict[str, Grid]) -> Format | None:
-    """The format a workbook with defined names says it has; None unless every cell name is present."""
-    if not names:
-        return None
-    formats = all_formats()
-    stated = next((f for f in formats.values() if f.words.format_name in names), None)
-    if stated is not None:
-        pos = names[stated.words.format_name]
-        value = _value(sheets, pos)
-        fid = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
-        if fid in formats and all(c.name in names for c in formats[fid].cells.values()):
-            return formats[fid]
-    return next((f for f in formats.values() if all(c.name in names for c in f.cells.values())), None)
 
 
 def _value(sheets: Mapping[str, Grid], pos: Position) -> Any:

@@ -1,9 +1,9 @@
 """Check all cleaned reports of a batch at once with Pandera, and turn its failures into findings.
 
 The batch is stacked into one frame per format (one row per workbook, one column per cell id); the
-schema is built from the format data: a typed, nullable column per cell with `ge(0)` on counts, one
+schema is built from the format data: a typed column per cell with `ge(0)` on counts, one
 dataframe-level check per identity instance (I1[natural_person], I2[granted] …) and per plausibility
-rule. It is validated lazily in one call per format: Pandera's cost is per call, not per row, so one
+rule. It checks the frame as the identities see it, blanks (already reported) counted as 0. It is validated lazily in one call per format: Pandera's cost is per call, not per row, so one
 call for 2,000 workbooks costs about what one call for a single workbook does.
 """
 
@@ -23,7 +23,7 @@ from .catalog import CellRef, Finding, bilingual, number_text
 from .clean import CleanReport, cell_where
 from .formats import Format, Identity, Rule, get_format
 
-__all__ = ["report_frame", "schema_for", "validate_reports"]
+__all__ = ["checked_frame", "report_frame", "schema_for", "validate_reports"]
 
 NEGATIVE = "count-negative"
 
@@ -37,26 +37,29 @@ def report_frame(reports: Sequence[CleanReport], fmt: Format) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.RangeIndex(len(reports)))
 
 
+def checked_frame(frame: pd.DataFrame, fmt: Format) -> pd.DataFrame:
+    """The frame as the identities see it: blanks (already reported, ruling 2) count as 0, so every
+    column is a plain int64 (counts) or float64 (money); plain numpy columns also keep Pandera fast."""
+    dtypes = {cid: "int64" if cell.type.integer else "float64" for cid, cell in fmt.cells.items()}
+    return frame.fillna(0).astype(dtypes)
+
+
 @cache
 def schema_for(format_id: str) -> pa.DataFrameSchema:
-    """The Pandera schema of a format, built once from the format data."""
+    """The Pandera schema of a format, built once from the format data: a typed column per cell with
+    its range (counts ≥ 0), and one dataframe-level check per identity and plausibility rule."""
     fmt = get_format(format_id)
     columns = {}
     for cid, cell in fmt.cells.items():
         checks = [pa.Check.ge(cell.type.min, error=NEGATIVE)] if cell.type.min is not None else []
-        columns[cid] = pa.Column("Int64" if cell.type.integer else "Float64", checks, nullable=True)
+        columns[cid] = pa.Column("int64" if cell.type.integer else "float64", checks, nullable=False)
     checks = [_frame_check(i) for i in fmt.identities] + [_frame_check(r) for r in fmt.rules]
     return pa.DataFrameSchema(columns, checks=checks, name=f"format {fmt.id}", strict=True, ordered=False)
 
 
 def _frame_check(rule: Identity | Rule) -> pa.Check:
-    """A dataframe-level check named by the rule instance; blanks count as 0 (already warned)."""
-    cells = list(rule.cells if isinstance(rule, Identity) else rule.involved)
-
-    def holds(frame: pd.DataFrame) -> pd.Series:
-        return rule.holds(frame[cells].fillna(0))
-
-    return pa.Check(holds, error=rule.rule, ignore_na=False)
+    """A dataframe-level check named by the rule instance (it comes back in failure_cases["check"])."""
+    return pa.Check(rule.holds, error=rule.rule, ignore_na=False)
 
 
 def validate_reports(reports: Sequence[CleanReport]) -> list[list[Finding]]:
@@ -70,7 +73,7 @@ def validate_reports(reports: Sequence[CleanReport]) -> list[list[Finding]]:
         batch = [reports[i] for i in rows]
         frame = report_frame(batch, fmt)
         try:
-            schema_for(format_id).validate(frame, lazy=True)
+            schema_for(format_id).validate(checked_frame(frame, fmt), lazy=True)
         except SchemaErrors as exc:
             for position, findings in _findings(fmt, batch, frame, exc.failure_cases).items():
                 out[rows[position]] = findings
@@ -83,13 +86,14 @@ def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, ca
     rules = {r.rule: r for r in fmt.rules}
     failed: dict[int, set[str]] = defaultdict(set)
     negative: dict[int, list[str]] = defaultdict(list)
-    for check, column, index in cases[["check", "column", "index"]].itertuples(index=False):
-        if check == NEGATIVE or str(check).startswith("greater_than_or_equal_to"):
-            negative[int(index)].append(str(column))
-        elif check in identities or check in rules:
-            failed[int(index)].add(str(check))
-        else:  # a dtype or column failure means the frame was built wrongly: a bug, not a finding
-            raise RuntimeError(f"unexpected schema failure {check!r} on {column!r}")
+    # A failing dataframe-level check lists its row once per column: keep one (check, row) pair.
+    is_range = cases["check"] == NEGATIVE
+    for column, index in cases.loc[is_range, ["column", "index"]].itertuples(index=False):
+        negative[int(index)].append(str(column))
+    for check, index in cases.loc[~is_range, ["check", "index"]].drop_duplicates().itertuples(index=False):
+        if check not in identities and check not in rules:  # a dtype failure: the frame was built wrongly
+            raise RuntimeError(f"unexpected schema failure {check!r}")
+        failed[int(index)].add(str(check))
     out: dict[int, list[Finding]] = defaultdict(list)
     for position in sorted(set(failed) | set(negative)):
         report = batch[position]

@@ -77,8 +77,8 @@ def test_the_marked_copy_changes_nothing_but_flagged_cells(outputs) -> None:
     for workbook in batch.workbooks:
         if not workbook.findings or workbook.report is None:
             continue
-        folder = next(f for f in (out / FEEDBACK_DIR).iterdir() if (f / "反馈.txt").read_text("utf-8").count(
-            Path(workbook.file).name))
+        folder = next(f for f in (out / FEEDBACK_DIR).iterdir()
+                      if f"文件：{Path(workbook.file).name}\n" in (f / "反馈.txt").read_text("utf-8"))
         (copy,) = _annotated(folder)
         original, marked = _snapshot(Path(workbook.file)), _snapshot(copy)
         assert marked["sheets"] == [RESULT_SHEET, *original["sheets"]]
@@ -117,7 +117,7 @@ def test_summaries_name_every_finding_cell(outputs) -> None:
     for folder in (out / FEEDBACK_DIR).iterdir():
         text = (folder / "反馈.txt").read_text("utf-8")
         page = (folder / "反馈.html").read_text("utf-8")
-        workbook = next(w for w in batch.workbooks if Path(w.file).name in text)
+        workbook = next(w for w in batch.workbooks if f"文件：{Path(w.file).name}\n" in text)
         for finding in workbook.findings:
             if finding.cells:
                 assert f"{finding.cells[0].sheet}!{finding.cells[0].ref}" in text
@@ -180,7 +180,7 @@ def test_xls_and_ods_come_back_as_annotated_templates(tmp_path: Path, soffice) -
     write_outputs(batch, tmp_path / "out")
     for workbook in batch.workbooks:
         folder = next(f for f in (tmp_path / "out" / FEEDBACK_DIR).iterdir()
-                      if Path(workbook.file).name in (f / "反馈.txt").read_text("utf-8"))
+                      if f"文件：{Path(workbook.file).name}\n" in (f / "反馈.txt").read_text("utf-8"))
         (copy,) = _annotated(folder)
         assert copy.suffix == ".xlsx"
         wb = openpyxl.load_workbook(copy)
