@@ -103,7 +103,8 @@ def main() -> None:
     parser.add_argument("--skip-out", action="store_true", help="do not measure (c)")
     args = parser.parse_args()
 
-    tool = shutil.which("disclosure-xlsx") or sys.exit("install the project first: pip install -e .")
+    script = shutil.which("disclosure-xlsx")  # the installed command; else the same app through python -m
+    tool = [script] if script else [sys.executable, "-m", "disclosure_xlsx"]
     base = Path(tempfile.mkdtemp(prefix="bench-"))
     folder = args.keep or base / "in"
     cores = os.cpu_count() or 1
@@ -116,17 +117,17 @@ def main() -> None:
     results: dict[str, list[float]] = {"a": [], "b": [], "c": [], "help": [], "memory_b_kib": []}
     for round_ in range(args.rounds):
         results["a"].append(floor(folder))
-        seconds, memory = run([tool, "validate", str(folder), "--json", *extra])
+        seconds, memory = run([*tool, "validate", str(folder), "--json", *extra])
         results["b"].append(seconds)
         results["memory_b_kib"].append(memory)
         if not args.skip_out:
             out = base / f"out{round_}"
-            results["c"].append(run([tool, "validate", str(folder), "--json", "--out", str(out), *extra])[0])
+            results["c"].append(run([*tool, "validate", str(folder), "--json", "--out", str(out), *extra])[0])
             shutil.rmtree(out, ignore_errors=True)
         print(f"round {round_ + 1}: a {results['a'][-1]:.2f} s, b {results['b'][-1]:.2f} s"
               + (f", c {results['c'][-1]:.2f} s" if results["c"] else ""), flush=True)
     for _ in range(5):
-        results["help"].append(run([tool, "--help"])[0])
+        results["help"].append(run([*tool, "--help"])[0])
 
     median = {k: statistics.median(v) for k, v in results.items() if v}
     figures = {

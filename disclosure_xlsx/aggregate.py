@@ -19,9 +19,8 @@ from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
 from .formats import Format, get_format
-from .layout import layout_for
 from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, validate_paths
-from .template import fill_workbook
+from .template import fill_workbook, mark_cover
 
 __all__ = ["Refused", "RollUp", "RosterEntry", "aggregate_paths", "provenance", "read_roster", "roll_up",
            "write_total"]
@@ -170,7 +169,8 @@ def write_total(result: RollUp, path: str | Path) -> Path:
         book = new_workbook(tmp, title=fmt.words.title)
         fill_workbook(book, fmt.id, {**result.totals, "meta_office": result.office, "meta_year": result.year})
         if result.invalid_included:
-            _mark_cover(book, fmt, result)
+            names = "、".join(_name(w) for w in result.invalid_included)
+            mark_cover(book, fmt.id, f"注意：本汇总包含{len(result.invalid_included)}个{fmt.words.failed_mark}的单位：{names}。")
         _detail_sheet(book, fmt, result)
         _compare_sheet(book, fmt, result)
         book.close()
@@ -179,18 +179,6 @@ def write_total(result: RollUp, path: str | Path) -> Path:
 
 def _name(w: WorkbookResult) -> str:
     return (w.report.office if w.report else None) or Path(w.file).name
-
-
-def _mark_cover(book: Any, fmt: Format, result: RollUp) -> None:
-    sheet = book.get_worksheet_by_name(fmt.words.cover_sheet)
-    cover = layout_for(fmt.id).sheet("cover")
-    row = min(s.row for s in cover.slots) - 1
-    red = book.add_format({"bold": True, "font_color": "#C00000", "font_size": 12, "text_wrap": True,
-                           "font_name": "宋体"})
-    names = "、".join(_name(w) for w in result.invalid_included)
-    sheet.merge_range(row, 0, row, len(cover.widths) - 1,
-                      f"注意：本汇总包含{len(result.invalid_included)}个{fmt.words.failed_mark}的单位：{names}。", red)
-    sheet.set_row(row, 34)
 
 
 def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:

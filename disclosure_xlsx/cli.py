@@ -151,7 +151,7 @@ def validate(
     if out is not None:
         from .feedback import write_outputs
 
-        write_outputs(result, out)
+        write_outputs(result, out, workers=workers)
     if as_json:  # one line: a batch of thousands stays quick to write and to parse
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
     else:

@@ -20,11 +20,11 @@ from typing import Any
 from ._xlsx import atomic_output, new_workbook, put
 from .catalog import cleaning_text, number_text
 from .clean import CleanReport
-from .feedback import safe_name
+from .feedback import output_name
 from .formats import Format, current_format, get_format
 from .layout import layout_for
 from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
-from .template import add_report_sheet, fill_workbook
+from .template import add_report_sheet, fill_workbook, mark_cover
 
 __all__ = ["DATA_CSV", "Converted", "convert_paths", "data_rows", "map_values"]
 
@@ -58,7 +58,7 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
             continue
         target = get_format(format_to or report.format_id)
         values, notes = map_values(report, target)
-        name = _unique(safe_name(f"{report.office}_{report.year}" if report.office else Path(workbook.file).stem), used)
+        name = output_name(workbook, used)
         path = write_cleaned(out / f"{name}.xlsx", workbook, target, values, notes)
         rows += data_rows(report, target, values)
         done.append(Converted(workbook, path, target.id, notes))
@@ -123,7 +123,8 @@ def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: 
         book = new_workbook(tmp, title=words.title)
         fill_workbook(book, target.id, {**values, **cover})
         if failed:
-            _mark_cover(book, target, workbook)
+            mark_cover(book, target.id, f"{words.failed_mark}：原文件“{Path(workbook.file).name}”有 {workbook.errors} "
+                                        "处错误，本工作簿只是清洗后的副本，数字未经更正，请勿直接汇总或发布。")
         title = words.report_title.format(office=report.office or "", year=report.year or "")
         add_report_sheet(book, target.id, values, title=title, mark=words.failed_mark if failed else None)
         _log_sheet(book, target, workbook)
@@ -132,18 +133,6 @@ def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: 
             _notes_sheet(book, target, notes)
         book.close()
     return path
-
-
-def _mark_cover(book: Any, fmt: Format, workbook: WorkbookResult) -> None:
-    sheet = book.get_worksheet_by_name(fmt.words.cover_sheet)
-    cover = layout_for(fmt.id).sheet("cover")
-    row = min(s.row for s in cover.slots) - 1  # the free row under the title
-    red = book.add_format({"bold": True, "font_color": "#C00000", "font_size": 12, "text_wrap": True,
-                           "font_name": "宋体"})
-    text = (f"{fmt.words.failed_mark}：原文件“{Path(workbook.file).name}”有 {workbook.errors} 处错误，"
-            f"本工作簿只是清洗后的副本，数字未经更正，请勿直接汇总或发布。")
-    sheet.merge_range(row, 0, row, len(cover.widths) - 1, text, red)
-    sheet.set_row(row, 34)
 
 
 def _log_sheet(book: Any, fmt: Format, workbook: WorkbookResult) -> None:
@@ -196,12 +185,3 @@ def _table(book: Any, sheet: Any, headers: Sequence[str], rows: Sequence[Sequenc
 
 def _text(raw: Any) -> Any:
     return raw if raw is None or isinstance(raw, str | int | float) else str(raw)
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate.lower() in used:
-        n += 1
-        candidate = f"{name}_{n}"
-    used.add(candidate.lower())
-    return candidate

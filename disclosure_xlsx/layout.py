@@ -146,13 +146,13 @@ def _cover(fmt: Format) -> SheetLayout:
     slots: list[Slot] = []
     heights: dict[int, float] = {0: 30.0}
     row = 2
-    for field in fmt.cover:
-        boxes.append(Box(row, 0, row, 0, field.label, "field"))
-        slots.append(Slot(field.name, row, 1, 1, "cover", field.name, field.type))
+    for cover in fmt.cover:
+        boxes.append(Box(row, 0, row, 0, cover.label, "field"))
+        slots.append(Slot(cover.name, row, 1, 1, "cover", cover.name, cover.type))
         heights[row] = 21.0
-        if field.hint:
-            boxes.append(Box(row, 2, row, 2, field.hint, "hint"))
-            heights[row] = max(21.0, LINE_HEIGHT * text_lines(field.hint, widths[2]))
+        if cover.hint:
+            boxes.append(Box(row, 2, row, 2, cover.hint, "hint"))
+            heights[row] = max(21.0, LINE_HEIGHT * text_lines(cover.hint, widths[2]))
         row += 1
     for label, name, value, hint in (
             (words.format_label, words.format_name, fmt.id, f"{fmt.title}，{fmt.notice}"),

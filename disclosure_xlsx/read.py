@@ -377,7 +377,6 @@ def _labelled_fields(fmt: Format, index: LabelIndex) -> dict[str, Position]:
     hint = fold(fmt.words.narrative_hint_label)
     for narrative in fmt.narratives:
         for pos in index.by_fold.get(fold(narrative.heading), []):
-            grid = index.sheets[pos.sheet]
             for r in range(pos.row + 1, pos.row + 3):  # skip the template's hint line
                 value = _value(index.sheets, Position(pos.sheet, r, pos.col))
                 if not (isinstance(value, str) and fold(value).startswith(hint)):

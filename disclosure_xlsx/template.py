@@ -21,7 +21,7 @@ from .formats import Format, Identity, ValueType, get_format
 from .layout import CheckSlot, Layout, SheetLayout, Slot, a1, layout_for, report_layout
 
 __all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "add_report_sheet", "check_formula", "check_value", "fill_workbook",
-           "write_template"]
+           "mark_cover", "write_template"]
 
 # Document properties that repeat what the cover's locked cells say, for tools that read those.
 PROPERTY_FORMAT = "disclosure_xlsx.format"
@@ -93,6 +93,16 @@ def fill_workbook(workbook: Workbook, format_id: str, values: Mapping[str, objec
     workbook.set_custom_property(PROPERTY_FORMAT, layout.format.id)
     workbook.set_custom_property(PROPERTY_VERSION, layout.format.template_version)
     _Writer(workbook, layout, values).write()
+
+
+def mark_cover(workbook: Workbook, format_id: str, text: str) -> None:
+    """A red warning across the cover's free row under the title (a failed validation, invalid parts)."""
+    cover = layout_for(format_id).sheet("cover")
+    row = min(s.row for s in cover.slots) - 1
+    style = workbook.add_format({**_BASE, "bold": True, "font_color": "#C00000", "font_size": 12, "text_wrap": True})
+    sheet = workbook.get_worksheet_by_name(cover.name)
+    sheet.merge_range(row, 0, row, len(cover.widths) - 1, text, style)
+    sheet.set_row(row, 34)
 
 
 def add_report_sheet(workbook: Workbook, format_id: str, values: Mapping[str, object], *, title: str,

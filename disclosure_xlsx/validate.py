@@ -19,7 +19,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
-from .catalog import CellRef, Finding, bilingual, number_text
+from .catalog import Finding, bilingual, number_text
 from .clean import CleanReport, cell_where
 from .formats import Format, Identity, Rule, get_format
 
