@@ -112,10 +112,9 @@ def output_name(workbook: WorkbookResult, used: set[str]) -> str:
 
 
 def _write_summaries(workbook: WorkbookResult, folder: Path) -> None:
-    with atomic_output(folder / TEXT) as tmp:
-        tmp.write_text(feedback_text(workbook), "utf-8")
-    with atomic_output(folder / PAGE) as tmp:
-        tmp.write_text(_html_page(workbook), "utf-8")
+    # Written straight into the staging tree: the tree as a whole is swapped in atomically.
+    (folder / TEXT).write_text(feedback_text(workbook), "utf-8")
+    (folder / PAGE).write_text(_html_page(workbook), "utf-8")
 
 
 def _annotate_all(copies: list[tuple[Any, ...]], workers: int | None) -> None:
