@@ -10,6 +10,7 @@ the values read from it, and the first sheet says so.
 
 from __future__ import annotations
 
+import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,8 @@ FILLS = {("error", True): "FFC7CE", ("error", False): "FDE9EC", ("warning", True
 SEVERITY_ZH = {"error": "错误", "warning": "警告"}
 HEADERS = ("序号", "严重程度", "工作表", "单元格", "问题说明", "应为", "实为", "规则", "代码")
 CLEANING_HEADERS = ("工作表", "单元格", "原来填写的内容", "读取为", "处理方式")
+DRAWINGS_NOTE = ("说明：原文件中的图片或图表无法保留在这份标注副本中（表格的数字和文字都已保留）；"
+                 "如需查看图片或图表，请以原文件为准。")
 REBUILT_NOTE = ("说明：原文件“{name}”是 {suffix} 格式，无法直接在原文件上标注。本工作簿是按标准模板重新生成的副本，"
                 "各单元格的内容取自原文件；下面列出的单元格位置是本副本中的位置，括号内是原文件中的位置。"
                 "修改时请在原文件或本副本中改正后重新报送。")
@@ -59,10 +62,19 @@ def annotate_workbook(file: str | Path, format_id: str, findings: Sequence[Findi
             workbook = openpyxl.load_workbook(source, keep_vba=source.suffix.lower() == ".xlsm", keep_links=True)
         place = _template_places(format_id) if rebuilt else {}
         _mark_cells(workbook, findings, place)
-        _result_sheet(workbook, findings, cleaning, place, source if rebuilt else None)
+        _result_sheet(workbook, findings, cleaning, place, source if rebuilt else None, _has_drawings(source))
         workbook.calculation.fullCalcOnLoad = True  # openpyxl drops cached results: recalculate on open
         workbook.save(tmp)
     return Path(target)
+
+
+def _has_drawings(source: Path) -> bool:
+    """Whether the workbook holds pictures or charts, which openpyxl cannot carry into the copy."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            return any(n.startswith(("xl/drawings/", "xl/charts/", "xl/media/")) for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _rebuild(source: Path, format_id: str, tmp: Path) -> None:
@@ -118,7 +130,7 @@ def _involved(finding: Finding, place: dict[str, CellRef]) -> str:
 
 
 def _result_sheet(workbook: openpyxl.Workbook, findings: Sequence[Finding], cleaning: Sequence[Cleaning],
-                  place: dict[str, CellRef], rebuilt_from: Path | None) -> None:
+                  place: dict[str, CellRef], rebuilt_from: Path | None, drawings: bool) -> None:
     title = RESULT_SHEET
     while title in workbook.sheetnames:
         title += "_"
@@ -127,8 +139,11 @@ def _result_sheet(workbook: openpyxl.Workbook, findings: Sequence[Finding], clea
     for sheet in workbook.worksheets[1:]:
         sheet.sheet_view.tabSelected = False
     row = 1
-    if rebuilt_from is not None:
-        _text(ws.cell(row, 1), REBUILT_NOTE.format(name=rebuilt_from.name, suffix=rebuilt_from.suffix))
+    notes = [REBUILT_NOTE.format(name=rebuilt_from.name, suffix=rebuilt_from.suffix)] if rebuilt_from else []
+    if drawings:
+        notes.append(DRAWINGS_NOTE)
+    for note in notes:
+        _text(ws.cell(row, 1), note)
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=len(HEADERS))
         ws.cell(row, 1).alignment = Alignment(wrap_text=True, vertical="top")
         ws.row_dimensions[row].height = 48
@@ -144,7 +159,7 @@ def _result_sheet(workbook: openpyxl.Workbook, findings: Sequence[Finding], clea
             for c in cleaning])
     for col, width in zip("ABCDEFGHI", (6, 8, 16, 9, 90, 10, 10, 20, 20), strict=True):
         ws.column_dimensions[col].width = width
-    ws.freeze_panes = ws.cell(2 if rebuilt_from is None else 4, 1)
+    ws.freeze_panes = ws.cell(row + 1, 1)
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0

@@ -189,3 +189,18 @@ def test_xls_and_ods_come_back_as_annotated_templates(tmp_path: Path, soffice) -
         if copy.stem.startswith(Path(workbook.file).stem) and Path(workbook.file).suffix == ".xls":
             note = wb[RESULT_SHEET]["A1"].value
             assert ".xls" in note and "标准模板" in note
+
+
+def test_a_marked_copy_says_when_pictures_could_not_be_kept(tmp_path: Path) -> None:
+    source = tmp_path / "with-chart.xlsx"
+    wb = openpyxl.load_workbook(next(SAMPLES.glob("2024_2021格式_I5*.xlsx")))
+    from openpyxl.chart import BarChart, Reference
+
+    chart = BarChart()
+    sheet = wb.worksheets[3]
+    chart.add_data(Reference(sheet, min_col=1, min_row=6, max_col=5, max_row=6))
+    sheet.add_chart(chart, "A10")
+    wb.save(source)
+    write_outputs(validate_paths([source], workers=1), tmp_path / "out")
+    (copy,) = [p for p in (tmp_path / "out" / FEEDBACK_DIR).rglob("*.xlsx")]
+    assert "图片或图表" in openpyxl.load_workbook(copy)[RESULT_SHEET]["A1"].value
