@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
+from .catalog import status_text
 from .formats import all_formats, current_format, format_for_year, get_format
 
 if TYPE_CHECKING:
@@ -47,21 +48,18 @@ class Lang(str, Enum):
 _WORDS = {
     "zh": {"file": "文件", "office": _COVER["meta_office"], "year": _COVER["meta_year"],
            "format": _CURRENT.words.format_label, "errors": "错误", "warnings": "警告",
-           "status": "状态", "ok": "通过", "with_warnings": "有警告", "with_errors": "有错误", "unreadable": "无法读取",
-           "error": "错误", "warning": "警告", "more_blank": "另有 {n} 个单元格为空白或“/”等，已按 0 计算：{refs}",
+           "status": "状态", "error": "错误", "warning": "警告", "more_blank": "另有 {n} 个单元格为空白或“/”等，已按 0 计算：{refs}",
            "summary": "共 {workbooks} 个工作簿：通过 {ok}，有警告 {with_warnings}，有错误 {with_errors}，无法读取 {unreadable}。",
            "none": "没有找到可以校验的工作簿（.xlsx、.xlsm、.xls、.ods）。", "reading": "读取工作簿",
            "written": "校验报告（report.json）、各单位反馈（feedback/）和校验汇总.xlsx 已写入 {path}"},
     "en": {"file": "file", "office": "office", "year": "year", "format": "format", "errors": "errors",
-           "warnings": "warnings", "status": "status", "ok": "ok", "with_warnings": "warnings",
-           "with_errors": "errors", "unreadable": "unreadable", "error": "error", "warning": "warning",
+           "warnings": "warnings", "status": "status", "error": "error", "warning": "warning",
            "more_blank": "{n} more cells are blank or hold a placeholder and were counted as 0: {refs}",
            "summary": "{workbooks} workbooks: {ok} ok, {with_warnings} with warnings, {with_errors} with errors, "
                       "{unreadable} unreadable.",
            "none": "No workbook (.xlsx, .xlsm, .xls, .ods) was found.", "reading": "Reading workbooks",
            "written": "report.json, feedback/ and 校验汇总.xlsx written to {path}"},
 }
-_STATUS_KEY = {"ok": "ok", "warnings": "with_warnings", "errors": "with_errors", "unreadable": "unreadable"}
 BLANKS_SHOWN = 5  # blank-cell warnings listed one by one per workbook; the rest are summarised
 
 
@@ -184,7 +182,7 @@ def _print_result(result: BatchResult, lang: str) -> None:
         style = {"ok": "green", "warnings": "yellow"}.get(w.status, "red")
         table.add_row(escape(Path(w.file).name), escape(r.office or "") if r else "", str(r.year or "") if r else "",
                       r.format_id if r else "", str(w.errors), str(w.warnings),
-                      f"[{style}]{words[_STATUS_KEY[w.status]]}[/]")
+                      f"[{style}]{status_text(w.status, lang)}[/]")
     console.print(table)
     for w in result.workbooks:
         if not w.findings:
@@ -237,7 +235,7 @@ def convert(
     batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers)
     console = Console(highlight=False)
     for item in done:
-        status = words[_STATUS_KEY[item.source.status]]
+        status = status_text(item.source.status, lang.value)
         target = str(item.output) if item.output else "—"
         console.print(f"{escape(item.source.file)} → {escape(target)}  [{status}]")
         for cid, note in item.notes[:3]:
