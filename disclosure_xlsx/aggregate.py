@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xlsxwriter.utility import xl_col_to_name
+
 from ._xlsx import atomic_output, new_workbook, put
 from .formats import Format, get_format
 from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, validate_paths
@@ -138,7 +140,7 @@ def read_roster(path: str | Path) -> list[RosterEntry]:
 def _roster_headers() -> tuple[str, str, str]:
     from .formats import current_format
 
-    labels = {f.name: f.label for f in current_format().cover}
+    labels = current_format().cover_labels
     return labels["meta_office"], labels["meta_credit_code"], "上级单位"
 
 
@@ -169,16 +171,12 @@ def write_total(result: RollUp, path: str | Path) -> Path:
         book = new_workbook(tmp, title=fmt.words.title)
         fill_workbook(book, fmt.id, {**result.totals, "meta_office": result.office, "meta_year": result.year})
         if result.invalid_included:
-            names = "、".join(_name(w) for w in result.invalid_included)
+            names = "、".join(w.name for w in result.invalid_included)
             mark_cover(book, fmt.id, f"注意：本汇总包含{len(result.invalid_included)}个{fmt.words.failed_mark}的单位：{names}。")
         _detail_sheet(book, fmt, result)
         _compare_sheet(book, fmt, result)
         book.close()
     return Path(path)
-
-
-def _name(w: WorkbookResult) -> str:
-    return (w.report.office if w.report else None) or Path(w.file).name
 
 
 def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:
@@ -198,7 +196,7 @@ def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:
         put(sheet, 1, col, fmt.cells[cid].label, head)
     for row, workbook in enumerate(result.included, 2):
         report = workbook.report
-        put(sheet, row, 0, _name(workbook))
+        put(sheet, row, 0, workbook.name)
         put(sheet, row, 1, report.credit_code if report else None)
         put(sheet, row, 2, Path(workbook.file).name)
         for col, cid in enumerate(ids, 3):
@@ -207,7 +205,7 @@ def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:
     total_row = last + 1
     put(sheet, total_row, 0, fmt.words.total_label, total_style)
     for col, cid in enumerate(ids, 3):
-        letter = _column(col)
+        letter = xl_col_to_name(col)
         sheet.write_formula(total_row, col, f"=SUM({letter}3:{letter}{last + 1})", total_style, result.totals[cid])
     sheet.freeze_panes(2, 3)
     sheet.set_column(0, 0, 24)
@@ -226,37 +224,27 @@ def _lists(fmt: Format, result: RollUp) -> list[tuple[str, list[str]]]:
     """The roll-up's provenance notes, as (title, lines); also printed by the command."""
     out = [
         (f"未汇总的工作簿（有错误或无法读取）：{len(result.left_out)} 个",
-         [f"{_name(w)}（{Path(w.file).name}）：{_first_error(w)}" for w in result.left_out]),
+         [f"{w.name}（{Path(w.file).name}）：{w.first_error}" for w in result.left_out]),
         (f"按 0 计入的空白单元格：{len(result.blanks)} 个",
-         [f"{_name(w)}：{w.report.where[cid].sheet}!{w.report.where[cid].ref}（{fmt.cells[cid].label}）"  # type: ignore[union-attr]
-          if w.report and cid in w.report.where else f"{_name(w)}：{cid}" for w, cid in result.blanks]),
+         [f"{w.name}：{w.report.where[cid].sheet}!{w.report.where[cid].ref}（{fmt.cells[cid].label}）"  # type: ignore[union-attr]
+          if w.report and cid in w.report.where else f"{w.name}：{cid}" for w, cid in result.blanks]),
     ]
     if result.invalid_included:
         out.insert(0, (f"包含的{fmt.words.failed_mark}的单位：{len(result.invalid_included)} 个",
-                       [f"{_name(w)}：{_first_error(w)}" for w in result.invalid_included]))
+                       [f"{w.name}：{w.first_error}" for w in result.invalid_included]))
     if result.other_years:
         out.append((f"年度与汇总年度（{result.year}）不一致的工作簿：{len(result.other_years)} 个",
-                    [f"{_name(w)}：{w.report.year if w.report else ''}" for w in result.other_years]))
+                    [f"{w.name}：{w.report.year if w.report else ''}" for w in result.other_years]))
     if result.missing or result.unexpected:
         out.append((f"名单中未报送的单位：{len(result.missing)} 个", [e.office for e in result.missing]))
         out.append((f"报送了但不在名单中的单位：{len(result.unexpected)} 个",
-                    [f"{_name(w)}（{Path(w.file).name}）" for w in result.unexpected]))
+                    [f"{w.name}（{Path(w.file).name}）" for w in result.unexpected]))
     return out
 
 
 def provenance(result: RollUp) -> list[tuple[str, list[str]]]:
     """The lists of the 汇总明细 sheet, for printing."""
     return _lists(get_format(result.format_id), result)
-
-
-def _first_error(w: WorkbookResult) -> str:
-    return next((f.message("zh") for f in w.findings if f.severity == "error"), "")
-
-
-def _column(col: int) -> str:
-    from xlsxwriter.utility import xl_col_to_name
-
-    return xl_col_to_name(col)
 
 
 def _compare_sheet(book: Any, fmt: Format, result: RollUp) -> None:
@@ -269,7 +257,7 @@ def _compare_sheet(book: Any, fmt: Format, result: RollUp) -> None:
     put(sheet, 0, 0, office_label, head)
     for col, figure in enumerate(fmt.key_figures, 1):
         put(sheet, 0, col, figure.label, head)
-    rows = [(_name(w), w.report.values) for w in result.included if w.report]
+    rows = [(w.name, w.report.values) for w in result.included if w.report]
     rows.append((fmt.words.total_label, result.totals))
     for r, (name, values) in enumerate(rows, 1):
         style = total_style if r == len(rows) else None

@@ -262,7 +262,7 @@ def _raw_text(raw: object) -> str:
 
 def _cover(fmt: Format, raw: RawReport, findings: list[Finding], cleaning: list[Cleaning]
            ) -> tuple[str | None, str | None, int | None, dict[str, str | None]]:
-    labels = {c.name: c.label for c in fmt.cover}
+    labels = fmt.cover_labels
     texts: dict[str, str | None] = {}
     year: int | None = None
     for name in [*labels, *(n.name for n in fmt.narratives)]:

@@ -35,7 +35,7 @@ app = typer.Typer(
 
 FormatChoice = Enum("FormatChoice", {f"f{fid}": fid for fid in all_formats()}, type=str)  # type: ignore[misc]
 _CURRENT = current_format()
-_COVER = {field.name: field.label for field in _CURRENT.cover}
+_COVER = _CURRENT.cover_labels
 err = Console(stderr=True)
 
 

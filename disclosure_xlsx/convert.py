@@ -147,7 +147,7 @@ def _log_sheet(book: Any, fmt: Format, workbook: WorkbookResult) -> None:
 
 def _data_headers() -> list[str]:
     fmt = current_format()
-    labels = {f.name: f.label for f in fmt.cover}
+    labels = fmt.cover_labels
     return [labels["meta_office"], labels["meta_year"], fmt.words.format_label, "单元格编号", "部分", "行", "列",
             "数值", "单位"]
 

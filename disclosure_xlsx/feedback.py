@@ -35,7 +35,7 @@ TEXT, PAGE = "反馈.txt", "反馈.html"
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 _STATUS_ORDER = {"unreadable": 0, "errors": 1, "warnings": 2, "ok": 3}
 _WORDS = current_format().words
-_LABEL = {field.name: field.label for field in current_format().cover}
+_LABEL = current_format().cover_labels
 FILE_GROUP, COVER_GROUP = "文件", _WORDS.cover_sheet
 NEXT_STEP = {
     "ok": "校验通过，无需修改。",
@@ -194,7 +194,7 @@ def _html_page(workbook: WorkbookResult) -> str:
             f"{'<code>' + e(_where(f)) + '</code> ' if f.cells else ''}{e(f.message('zh'))}</li>" for f in findings)
         body.append(f"<h2>{e(group)}</h2><ol>{items}</ol>")
     body.append(f"<p class='next'><b>下一步：</b>{e(NEXT_STEP[workbook.status])}</p>")
-    title = e(f"{(workbook.report.office if workbook.report else None) or Path(workbook.file).name} 校验反馈")
+    title = e(f"{workbook.name} 校验反馈")
     style = ("body{font-family:'Microsoft YaHei','PingFang SC','Noto Sans CJK SC',sans-serif;max-width:960px;"
              "margin:2em auto;line-height:1.6;color:#222}table.head th{text-align:right;padding-right:1em;"
              "color:#555}h2{font-size:1.1em;border-bottom:1px solid #ccc}li{margin:.4em 0}"
@@ -221,7 +221,7 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
                    "第一个错误"]
         rows = [[_office(w), Path(w.file).name, w.report.year if w.report else None,
                  w.report.format_id if w.report else None, status_text(w.status), w.errors, w.warnings,
-                 next((f.message("zh") for f in w.findings if f.severity == "error"), "")] for w in ordered]
+                 w.first_error] for w in ordered]
         _sheet(summary, headers, rows, bold, wrap, (24, 32, 7, 9, 10, 7, 7, 90))
         for r, w in enumerate(ordered, 1):
             put(summary, r, 4, status_text(w.status), look[w.status])

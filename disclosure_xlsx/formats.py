@@ -365,6 +365,11 @@ class Format:
         return tuple(c for c in self.cells.values() if c.section == key)
 
     @property
+    def cover_labels(self) -> dict[str, str]:
+        """Cover field name → its printed label on the cover."""
+        return {f.name: f.label for f in self.cover}
+
+    @property
     def names(self) -> dict[str, str]:
         """Defined name → what it holds (cell id, cover field or narrative), one-to-one."""
         out = {c.name: c.id for c in self.cells.values()}

@@ -47,6 +47,16 @@ class WorkbookResult:
         return "warnings" if self.warnings else "ok"
 
     @property
+    def name(self) -> str:
+        """How people call the workbook: its office, else its file name."""
+        return (self.report.office if self.report else None) or Path(self.file).name
+
+    @property
+    def first_error(self) -> str:
+        """The Chinese message of its first error, or ""."""
+        return next((f.message("zh") for f in self.findings if f.severity == "error"), "")
+
+    @property
     def errors(self) -> int:
         return sum(f.severity == "error" for f in self.findings)
 

@@ -94,11 +94,15 @@ def test_the_marked_copy_changes_nothing_but_flagged_cells(outputs) -> None:
                     changed = new.fill.fgColor.rgb != c.fill.fgColor.rgb
                     commented = new.comment is not None
                     assert (changed and commented) == ((ws.title, c.coordinate) in flagged), (ws.title, c.coordinate)
-        anchors = {(f.cells[0].sheet, f.cells[0].ref): f for f in workbook.findings if f.cells}
-        for (sheet, ref), finding in anchors.items():
-            cell = wb[sheet][ref]
-            assert cell.fill.fgColor.rgb.endswith(FILLS[(finding.severity, True)]) or finding.severity == "warning"
-            assert finding.message("zh") in cell.comment.text
+        for finding in workbook.findings:
+            for i, ref in enumerate(finding.cells):
+                on_cell = [(f, f.cells.index(c) == 0) for f in workbook.findings for c in f.cells
+                           if (c.sheet, c.ref) == (ref.sheet, ref.ref)]
+                worst = "error" if any(f.severity == "error" for f, _ in on_cell) else "warning"
+                cell = wb[ref.sheet][ref.ref]
+                assert cell.fill.fgColor.rgb.endswith(FILLS[(worst, any(a for _, a in on_cell))])
+                if i == 0:
+                    assert finding.message("zh") in cell.comment.text
 
 
 def test_the_result_sheet_lists_and_links_every_finding(outputs) -> None:

@@ -71,15 +71,16 @@ def test_each_mistake_sample_breaks_exactly_its_identity(entry: dict) -> None:
     assert all(r.holds(values) for r in fmt.rules)
 
 
-def test_clean_samples_balance(format_id: str) -> None:
-    for entry in (e for e in MANIFEST if not e["errors"] and e["format"] == format_id):
-        fmt = get_format(format_id)
-        raw = _read(SAMPLES / entry["file"], format_id)
-        numbers = {cid: raw[name_for(cid)] for cid in fmt.cells}
-        if all(isinstance(v, float) for v in numbers.values()):
-            assert all(i.holds(numbers) for i in fmt.identities)
-            for section in fmt.sections:
-                assert any(numbers[c.id] for c in fmt.section_cells(section.key)), section.key
+def test_the_synthetic_clean_sample_balances_in_every_section() -> None:
+    """The clean 2021 sample (the seed, with its text cells, is checked through validation elsewhere)."""
+    (entry,) = [e for e in MANIFEST if not e["errors"] and e["office"] != "宁海县力洋镇人民政府"]
+    fmt = get_format(entry["format"])
+    raw = _read(SAMPLES / entry["file"], fmt.id)
+    numbers = {cid: raw[name_for(cid)] for cid in fmt.cells}
+    assert all(isinstance(v, float) for v in numbers.values())
+    assert all(i.holds(numbers) for i in fmt.identities)
+    for section in fmt.sections:
+        assert any(numbers[c.id] for c in fmt.section_cells(section.key)), section.key
 
 
 def test_the_script_reproduces_the_committed_samples(tmp_path: Path) -> None:
