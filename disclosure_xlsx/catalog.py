@@ -14,8 +14,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["LANGS", "CellRef", "Cleaning", "Finding", "bilingual", "catalog", "cleaning_text", "number_text",
-           "status_text", "where"]
+__all__ = ["LANGS", "CellRef", "Cleaning", "DisclosureError", "Finding", "bilingual", "catalog", "cleaning_text",
+           "number_text", "status_text", "text", "text_list", "where"]
 
 LANGS = ("zh", "en")
 
@@ -36,6 +36,35 @@ def catalog() -> Mapping[str, Mapping[str, str]]:
         if fields[0] != fields[1]:
             raise ValueError(f"catalog entry {code}: zh and en use different placeholders")
     return codes
+
+
+@cache
+def _namespace(name: str) -> Mapping[str, Any]:
+    path = resources.files("disclosure_xlsx").joinpath(f"data/words/{name}.toml")
+    return tomllib.loads(path.read_text("utf-8"))
+
+
+def _entry(key: str, lang: str) -> Any:
+    namespace, _, rest = key.partition(".")
+    entry: Any = _namespace(namespace)
+    for part in rest.split("."):
+        entry = entry[part]
+    return entry[lang]
+
+
+def text(key: str, lang: str = "zh", /, **params: Any) -> str:
+    """One of the tool's own words or sentences, in `lang`.
+
+    `key` is "<file>.<key>…": "feedback.next_step.errors" is the entry `next_step.errors` of
+    `data/words/feedback.toml`, a table {zh = "…", en = "…"}; `params` fill its placeholders.
+    """
+    value = _entry(key, lang)
+    return value.format(**params) if params else value
+
+
+def text_list(key: str, lang: str = "zh") -> list[str]:
+    """A list-valued entry (column headers, instructions), in `lang`."""
+    return list(_entry(key, lang))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +113,18 @@ class Finding:
         return {"code": self.code, "severity": self.severity, "rule": self.rule,
                 "cells": [c.to_dict() for c in self.cells], "expected": _json_number(self.expected),
                 "actual": _json_number(self.actual), "message": {lang: self.message(lang) for lang in LANGS}}
+
+
+class DisclosureError(Exception):
+    """The one exception of the package: work cannot go on, and `finding` says why in both languages.
+
+    Raised for a file that cannot be read, a roll-up that cannot be made, a bad roster or option;
+    the command line prints the finding's message and sets the exit code.
+    """
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message("en"))
+        self.finding = finding
 
 
 @dataclass(frozen=True, slots=True)
