@@ -20,21 +20,12 @@ from typing import Any
 from xlsxwriter.utility import xl_col_to_name
 
 from ._xlsx import atomic_output, new_workbook, put
-from .formats import Format, get_format
+from .catalog import LANGS, DisclosureError, Finding, phrase, text
+from .formats import Format, current_format
 from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, validate_paths
 from .template import fill_workbook, mark_cover
 
-__all__ = ["Refused", "RollUp", "RosterEntry", "aggregate_paths", "provenance", "read_roster", "roll_up",
-           "write_total"]
-
-
-class Refused(Exception):
-    """The inputs cannot be added up (mixed formats, one office twice, nothing valid); says why."""
-
-    def __init__(self, zh: str, en: str) -> None:
-        super().__init__(en)
-        self.zh = zh
-        self.en = en
+__all__ = ["RollUp", "RosterEntry", "aggregate_paths", "provenance", "read_roster", "roll_up", "write_total"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +39,7 @@ class RosterEntry:
 class RollUp:
     """What a roll-up added, left out and found."""
 
-    format_id: str
+    format: Format
     office: str
     year: int
     included: list[WorkbookResult]
@@ -61,8 +52,27 @@ class RollUp:
     check: WorkbookResult | None = None  # the written total, validated again
 
     @property
+    def format_id(self) -> str:
+        return self.format.id
+
+    @property
     def invalid_included(self) -> list[WorkbookResult]:
         return [w for w in self.included if w.status == "errors"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The roll-up as `aggregate --json` prints it (README: "The roll-up as JSON")."""
+        def brief(w: WorkbookResult) -> dict[str, Any]:
+            r = w.report
+            return {"file": w.file, "office": r.office if r else None, "year": r.year if r else None,
+                    "status": w.status, "first_error": w.first_error or None}
+
+        return {"version": 1, "format": self.format.id, "office": self.office, "year": self.year,
+                "included": [brief(w) for w in self.included], "left_out": [brief(w) for w in self.left_out],
+                "blanks": [{"file": w.file, "id": cid} for w, cid in self.blanks],
+                "other_years": [brief(w) for w in self.other_years],
+                "missing": [{"office": e.office, "credit_code": e.credit_code} for e in self.missing],
+                "unexpected": [brief(w) for w in self.unexpected],
+                "totals": self.totals, "check": self.check.to_dict() if self.check else None}
 
 
 def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: str, year: int,
@@ -71,11 +81,11 @@ def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: 
     """Validate every workbook under `paths`, add up the valid ones and write the total to `output`.
 
     Raises:
-        Refused: the workbooks cannot be added up; nothing is written.
+        DisclosureError: the workbooks cannot be added up (or the roster cannot be read); nothing is written.
     """
+    entries = read_roster(roster) if roster else None
     batch = validate_paths(paths, workers=workers, progress=progress, exclude=[output])
-    result = roll_up(batch, office=office, year=year, include_invalid=include_invalid,
-                     roster=read_roster(roster) if roster else None)
+    result = roll_up(batch, office=office, year=year, include_invalid=include_invalid, roster=entries)
     write_total(result, output)
     (result.check,) = validate_paths([output], workers=1).workbooks
     return result
@@ -84,22 +94,21 @@ def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: 
 def roll_up(batch: BatchResult, *, office: str, year: int, include_invalid: bool = False,
             roster: Sequence[RosterEntry] | None = None) -> RollUp:
     """Choose the workbooks to add, check they can be added together, and sum them cell by cell."""
-    from .validate import report_frame
-
     allowed = ("ok", "warnings", "errors") if include_invalid else ("ok", "warnings")
-    included = [w for w in batch.workbooks if w.status in allowed]
+    chosen = [i for i, w in enumerate(batch.workbooks) if w.status in allowed]
+    included = [batch.workbooks[i] for i in chosen]
     left_out = [w for w in batch.workbooks if w.status not in allowed]
     if not included:
-        raise Refused("没有可以汇总的工作簿：所有工作簿都有错误或无法读取。", "No workbook can be added: all have errors.")
+        raise DisclosureError(Finding("rollup-nothing-to-add"))
     _one_format(included)
     _no_duplicates(included)
-    fmt = get_format(included[0].report.format_id)  # type: ignore[union-attr]
-    frame = report_frame([w.report for w in included], fmt)  # type: ignore[misc]
-    blanks = [(included[i], cid) for cid in fmt.cells for i in frame.index[frame[cid].isna()]]
+    fmt = included[0].report.format  # type: ignore[union-attr]
+    frame = batch.frame(fmt).loc[chosen]  # the frame validation checked: nothing is built twice
+    blanks = [(batch.workbooks[i], cid) for cid in fmt.cells for i in frame.index[frame[cid].isna()]]
     sums = frame.fillna(0).sum()
     totals = {cid: (int(sums[cid]) if fmt.cells[cid].type.integer else round(float(sums[cid]), 6))
               for cid in fmt.cells}
-    result = RollUp(fmt.id, office, year, included, left_out, totals, blanks,
+    result = RollUp(fmt, office, year, included, left_out, totals, blanks,
                     other_years=[w for w in included if w.report and w.report.year != year])
     if roster is not None:
         result.missing, result.unexpected = _compare_roster(roster, [*included, *left_out])
@@ -107,41 +116,42 @@ def roll_up(batch: BatchResult, *, office: str, year: int, include_invalid: bool
 
 
 def _one_format(workbooks: Sequence[WorkbookResult]) -> None:
-    by_format: dict[str, list[str]] = defaultdict(list)
+    by_format: dict[Format, list[str]] = defaultdict(list)
     for w in workbooks:
-        by_format[w.report.format_id].append(Path(w.file).name)  # type: ignore[union-attr]
+        by_format[w.report.format].append(Path(w.file).name)  # type: ignore[union-attr]
     if len(by_format) > 1:
-        lines = "；".join(f"{get_format(f).title}：{'、'.join(files)}" for f, files in sorted(by_format.items()))
-        lines_en = "; ".join(f"{f} format: {', '.join(files)}" for f, files in sorted(by_format.items()))
-        raise Refused(f"不同格式的报表不能相加。{lines}。请统一为同一格式（可用 convert --format-to）后再汇总。",
-                      f"Workbooks of different formats cannot be added. {lines_en}.")
+        ordered = sorted(by_format.items(), key=lambda kv: kv[0].id)
+        groups = {lang: text("catalog.list_separator", lang).join(
+            text("aggregate.format_group", lang, title=text("catalog.format_title", lang, title=f.title, id=f.id),
+                 files=text("catalog.enumeration", lang).join(files)) for f, files in ordered) for lang in LANGS}
+        raise DisclosureError(Finding("rollup-mixed-formats", params={"groups": groups}))
 
 
 def _no_duplicates(workbooks: Sequence[WorkbookResult]) -> None:
     for group in duplicate_groups(workbooks):
         report = group[0].report
-        files = "、".join(Path(w.file).name for w in group)
-        raise Refused(f"“{report.office}”{report.year} 年度的报表交了不止一份（{files}），不能重复相加；请只保留一份。",  # type: ignore[union-attr]
-                      f"“{report.office}” {report.year} was submitted more than once ({files}); keep one.")  # type: ignore[union-attr]
+        files = [Path(w.file).name for w in group]
+        raise DisclosureError(Finding("rollup-duplicate", params={
+            "office": report.office, "year": report.year,  # type: ignore[union-attr]
+            "files": {lang: text("catalog.enumeration", lang).join(files) for lang in LANGS}}))
 
 
 def read_roster(path: str | Path) -> list[RosterEntry]:
     """The offices expected to submit: a CSV in UTF-8 (BOM or not) headed by the cover labels of name and code."""
-    text = Path(path).read_text("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
+    text_ = Path(path).read_text("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text_)))
     office_label, code_label, parent_label = _roster_headers()
     if not rows or office_label not in rows[0]:
-        raise Refused(f"名单文件“{Path(path).name}”的第一行必须包含“{office_label}”。",
-                      f"The roster “{Path(path).name}” needs a header row with “{office_label}”.")
+        raise DisclosureError(Finding("roster-invalid", params={
+            "file": Path(path).name, "reason": phrase("aggregate.header_required", label=office_label)}))
     return [RosterEntry(r[office_label].strip(), (r.get(code_label) or "").strip() or None,
                         (r.get(parent_label) or "").strip() or None) for r in rows if (r.get(office_label) or "").strip()]
 
 
 def _roster_headers() -> tuple[str, str, str]:
-    from .formats import current_format
-
-    labels = current_format().cover_labels
-    return labels["meta_office"], labels["meta_credit_code"], "上级单位"
+    fmt = current_format()
+    labels = fmt.cover_labels
+    return labels[fmt.field("office").name], labels[fmt.field("credit_code").name], text("aggregate.parent")
 
 
 def _compare_roster(roster: Sequence[RosterEntry], submitted: Sequence[WorkbookResult]
@@ -166,13 +176,15 @@ def _compare_roster(roster: Sequence[RosterEntry], submitted: Sequence[WorkbookR
 
 def write_total(result: RollUp, path: str | Path) -> Path:
     """The standard template filled with the sums and the roll-up's own cover, plus 汇总明细 and 各单位对比."""
-    fmt = get_format(result.format_id)
+    fmt = result.format
     with atomic_output(path) as tmp:
         book = new_workbook(tmp, title=fmt.words.title)
-        fill_workbook(book, fmt.id, {**result.totals, "meta_office": result.office, "meta_year": result.year})
+        fill_workbook(book, fmt.id, {**result.totals, fmt.field("office").name: result.office,
+                                     fmt.field("year").name: result.year})
         if result.invalid_included:
-            names = "、".join(w.name for w in result.invalid_included)
-            mark_cover(book, fmt.id, f"注意：本汇总包含{len(result.invalid_included)}个{fmt.words.failed_mark}的单位：{names}。")
+            names = text("catalog.enumeration").join(w.name for w in result.invalid_included)
+            mark_cover(book, fmt.id, text("aggregate.invalid_cover", n=len(result.invalid_included),
+                                          mark=fmt.words.failed_mark, names=names))
         _detail_sheet(book, fmt, result)
         _compare_sheet(book, fmt, result)
         book.close()
@@ -189,8 +201,8 @@ def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:
     ids = list(fmt.cells)
     put(sheet, 0, 0, office_label, head)
     put(sheet, 0, 1, code_label, head)
-    put(sheet, 0, 2, "文件", head)
-    put(sheet, 1, 0, "（单元格位置）", head)
+    put(sheet, 0, 2, text("aggregate.file"), head)
+    put(sheet, 1, 0, text("aggregate.positions"), head)
     for col, cid in enumerate(ids, 3):
         put(sheet, 0, col, cid, head)
         put(sheet, 1, col, fmt.cells[cid].label, head)
@@ -212,39 +224,50 @@ def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:
     sheet.set_column(1, 2, 18)
     sheet.set_column(3, 2 + len(ids), 10)
     row = total_row + 2
-    for title, lines in _lists(fmt, result):
+    for title, lines in provenance(result):
         put(sheet, row, 0, title, bold)
-        for line in lines or ["（无）"]:
+        for line in lines or [text("aggregate.none")]:
             row += 1
             put(sheet, row, 0, line)
         row += 2
 
 
-def _lists(fmt: Format, result: RollUp) -> list[tuple[str, list[str]]]:
-    """The roll-up's provenance notes, as (title, lines); also printed by the command."""
+def provenance(result: RollUp, lang: str = "zh") -> list[tuple[str, list[str]]]:
+    """The roll-up's provenance notes, as (title, lines): the lists of 汇总明细, also printed by the command."""
+    fmt = result.format
+
+    def say(key: str, **params: Any) -> str:
+        return text(f"aggregate.lists.{key}", lang, **params)
+
+    def place(w: WorkbookResult, cid: str) -> str:
+        ref = w.report.where.get(cid) if w.report else None
+        return f"{ref.sheet}!{ref.ref}" if ref else cid
+
+    mark = text("convert.failed_mark", lang)
     out = [
-        (f"未汇总的工作簿（有错误或无法读取）：{len(result.left_out)} 个",
-         [f"{w.name}（{Path(w.file).name}）：{w.first_error}" for w in result.left_out]),
-        (f"按 0 计入的空白单元格：{len(result.blanks)} 个",
-         [f"{w.name}：{w.report.where[cid].sheet}!{w.report.where[cid].ref}（{fmt.cells[cid].label}）"  # type: ignore[union-attr]
-          if w.report and cid in w.report.where else f"{w.name}：{cid}" for w, cid in result.blanks]),
+        (say("left_out", n=len(result.left_out)),
+         [say("left_out_item", name=w.name, file=Path(w.file).name, reason=_first_error(w, lang))
+          for w in result.left_out]),
+        (say("blanks", n=len(result.blanks)),
+         [say("blank_item", name=w.name, place=place(w, cid), label=fmt.cells[cid].label) for w, cid in result.blanks]),
     ]
     if result.invalid_included:
-        out.insert(0, (f"包含的{fmt.words.failed_mark}的单位：{len(result.invalid_included)} 个",
-                       [f"{w.name}：{w.first_error}" for w in result.invalid_included]))
+        out.insert(0, (say("invalid_included", mark=mark, n=len(result.invalid_included)),
+                       [say("invalid_item", name=w.name, reason=_first_error(w, lang))
+                        for w in result.invalid_included]))
     if result.other_years:
-        out.append((f"年度与汇总年度（{result.year}）不一致的工作簿：{len(result.other_years)} 个",
-                    [f"{w.name}：{w.report.year if w.report else ''}" for w in result.other_years]))
+        out.append((say("other_years", year=result.year, n=len(result.other_years)),
+                    [say("other_year_item", name=w.name, year=w.report.year if w.report else "")
+                     for w in result.other_years]))
     if result.missing or result.unexpected:
-        out.append((f"名单中未报送的单位：{len(result.missing)} 个", [e.office for e in result.missing]))
-        out.append((f"报送了但不在名单中的单位：{len(result.unexpected)} 个",
-                    [f"{w.name}（{Path(w.file).name}）" for w in result.unexpected]))
+        out.append((say("missing", n=len(result.missing)), [e.office for e in result.missing]))
+        out.append((say("unexpected", n=len(result.unexpected)),
+                    [say("unexpected_item", name=w.name, file=Path(w.file).name) for w in result.unexpected]))
     return out
 
 
-def provenance(result: RollUp) -> list[tuple[str, list[str]]]:
-    """The lists of the 汇总明细 sheet, for printing."""
-    return _lists(get_format(result.format_id), result)
+def _first_error(workbook: WorkbookResult, lang: str) -> str:
+    return next((f.message(lang) for f in workbook.findings if f.severity == "error"), "")
 
 
 def _compare_sheet(book: Any, fmt: Format, result: RollUp) -> None:
@@ -268,14 +291,15 @@ def _compare_sheet(book: Any, fmt: Format, result: RollUp) -> None:
     sheet.set_column(1, len(fmt.key_figures), 14)
     sheet.set_row(0, 45)
     sheet.freeze_panes(1, 1)
+    font = {"name": text("template.fonts.body")}
     charted = [(col, f) for col, f in enumerate(fmt.key_figures, 1) if f.chart]
     for col, figure in charted:
         chart = book.add_chart({"type": "bar"})
         offices = len(rows) - 1
         chart.add_series({"name": figure.label, "categories": [sheet.name, 1, 0, offices, 0],
                           "values": [sheet.name, 1, col, offices, col], "data_labels": {"value": True}})
-        chart.set_title({"name": f"各单位{figure.label}", "name_font": {"name": "宋体"}})
+        chart.set_title({"name": text("aggregate.compare_chart", figure=figure.label), "name_font": font})
         chart.set_legend({"none": True})
-        chart.set_y_axis({"reverse": True, "num_font": {"name": "宋体"}})
+        chart.set_y_axis({"reverse": True, "num_font": font})
         chart.set_size({"width": 720, "height": max(300, 24 * offices + 80)})
         sheet.insert_chart(len(rows) + 2, 0, chart)

@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from xlsxwriter.utility import quote_sheetname
 
 from ._xlsx import atomic_output
-from .catalog import CellRef, Cleaning, Finding, cleaning_text, number_text
+from .catalog import CellRef, Cleaning, Finding, cleaning_text, number_text, text, text_list
 from .formats import get_format
 from .layout import layout_for
 from .read import read_workbook
@@ -34,19 +34,17 @@ from .template import write_template
 __all__ = ["EDITABLE", "FILLS", "RESULT_SHEET", "annotate_workbook"]
 
 EDITABLE = (".xlsx", ".xlsm")
-RESULT_SHEET = "校验结果"
-AUTHOR = "disclosure-xlsx 校验"
+RESULT_SHEET = text("annotate.result_sheet")
+AUTHOR = text("annotate.author")
 # anchor cell of a finding / another cell it involves, by severity
 FILLS = {("error", True): "FFC7CE", ("error", False): "FDE9EC", ("warning", True): "FFEB9C",
          ("warning", False): "FFF6D5"}
-SEVERITY_ZH = {"error": "错误", "warning": "警告"}
-HEADERS = ("序号", "严重程度", "工作表", "单元格", "问题说明", "应为", "实为", "规则", "代码")
-CLEANING_HEADERS = ("工作表", "单元格", "原来填写的内容", "读取为", "处理方式")
-DRAWINGS_NOTE = ("说明：原文件中的图片或图表无法保留在这份标注副本中（表格的数字和文字都已保留）；"
-                 "如需查看图片或图表，请以原文件为准。")
-REBUILT_NOTE = ("说明：原文件“{name}”是 {suffix} 格式，无法直接在原文件上标注。本工作簿是按标准模板重新生成的副本，"
-                "各单元格的内容取自原文件；下面列出的单元格位置是本副本中的位置，括号内是原文件中的位置。"
-                "修改时请在原文件或本副本中改正后重新报送。")
+HEADERS = tuple(text_list("annotate.headers"))
+CLEANING_HEADERS = tuple(text_list("annotate.cleaning_headers"))
+
+
+def _severity(finding: Finding) -> str:
+    return text(f"feedback.severity.{finding.severity}")
 
 
 def annotate_workbook(file: str | Path, format_id: str, findings: Sequence[Finding],
@@ -80,7 +78,7 @@ def _has_drawings(source: Path) -> bool:
 def _rebuild(source: Path, format_id: str, tmp: Path) -> None:
     raw = read_workbook(source).raw
     fmt = get_format(format_id)
-    keep = set(fmt.names.values()) - {fmt.words.format_name, fmt.words.version_name}
+    keep = set(fmt.names.values()) - {fmt.words.format_name, fmt.words.version_name}  # the copy's own
     write_template(tmp, format_id, values={k: _writable(v) for k, v in raw.items() if k in keep})
 
 
@@ -115,18 +113,34 @@ def _mark_cells(workbook: openpyxl.Workbook, findings: Sequence[Finding], place:
         severity = "error" if any(f.severity == "error" for f, _ in entries) else "warning"
         anchor = any(a for _, a in entries)
         cell.fill = PatternFill("solid", fgColor=FILLS[(severity, anchor)])
-        lines = [f"【{SEVERITY_ZH[f.severity]}】{f.message('zh') if a else _involved(f, place)}" for f, a in entries]
-        text = "\n".join(lines)
+        lines = [text("annotate.comment", severity=_severity(f), message=f.message("zh") if a else _involved(f, place))
+                 for f, a in entries]
+        body = "\n".join(lines)
         if cell.comment is not None:  # keep what the office wrote
-            text = f"{cell.comment.text}\n——\n{text}"
-        comment = Comment(text, AUTHOR)
+            body = f"{cell.comment.text}\n——\n{body}"
+        comment = Comment(body, AUTHOR)
         comment.width, comment.height = 360, min(60 + 40 * len(lines), 400)
         cell.comment = comment
 
 
 def _involved(finding: Finding, place: dict[str, CellRef]) -> str:
     anchor = _target(finding.cells[0], place)
-    return f"此格参与 {finding.rule} 的计算，问题见 {anchor.sheet}!{anchor.ref}：{finding.message('zh')}"
+    fmt_rule = _rule_words(finding)
+    return text("annotate.involved", rule=fmt_rule, place=f"{anchor.sheet}!{anchor.ref}", message=finding.message("zh"))
+
+
+def _rule_words(finding: Finding) -> str:
+    """The rule a finding breaks, in plain words (never its id): an identity's description."""
+    from .formats import all_formats
+
+    for fmt in all_formats().values():
+        for identity in fmt.identities:
+            if identity.rule == finding.rule:
+                return identity.zh
+        for rule in fmt.rules:
+            if rule.rule == finding.rule:
+                return rule.zh
+    return finding.message("zh")
 
 
 def _result_sheet(workbook: openpyxl.Workbook, findings: Sequence[Finding], cleaning: Sequence[Cleaning],
@@ -139,9 +153,9 @@ def _result_sheet(workbook: openpyxl.Workbook, findings: Sequence[Finding], clea
     for sheet in workbook.worksheets[1:]:
         sheet.sheet_view.tabSelected = False
     row = 1
-    notes = [REBUILT_NOTE.format(name=rebuilt_from.name, suffix=rebuilt_from.suffix)] if rebuilt_from else []
+    notes = [text("annotate.rebuilt_note", name=rebuilt_from.name, suffix=rebuilt_from.suffix)] if rebuilt_from else []
     if drawings:
-        notes.append(DRAWINGS_NOTE)
+        notes.append(text("annotate.drawings_note"))
     for note in notes:
         _text(ws.cell(row, 1), note)
         ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=len(HEADERS))
@@ -151,13 +165,13 @@ def _result_sheet(workbook: openpyxl.Workbook, findings: Sequence[Finding], clea
     row = _table(ws, row, HEADERS, [_finding_row(i, f, place, rebuilt_from is not None)
                                     for i, f in enumerate(findings, 1)])
     if cleaning:
-        _text(ws.cell(row + 1, 1), "清洗记录（以下内容已按说明读取，建议今后直接填写阿拉伯数字）")
+        _text(ws.cell(row + 1, 1), text("annotate.cleaning_heading"))
         ws.cell(row + 1, 1).font = Font(bold=True)
         _table(ws, row + 2, CLEANING_HEADERS, [
             (_target(CellRef(c.id, c.sheet, c.ref), place).sheet, _target(CellRef(c.id, c.sheet, c.ref), place).ref,
              _shown(c.raw), number_text(c.value) if not isinstance(c.value, str) else c.value, cleaning_text(c.rule))
             for c in cleaning])
-    for col, width in zip("ABCDEFGHI", (6, 8, 16, 9, 90, 10, 10, 20, 20), strict=True):
+    for col, width in zip("ABCDEFG", (6, 8, 16, 9, 90, 10, 10), strict=True):
         ws.column_dimensions[col].width = width
     ws.freeze_panes = ws.cell(row + 1, 1)
     ws.page_setup.orientation = "landscape"
@@ -170,10 +184,9 @@ def _finding_row(number: int, finding: Finding, place: dict[str, CellRef], rebui
     ref = _target(finding.cells[0], place) if finding.cells else None
     shown = ref.ref if ref else ""
     if rebuilt and ref and finding.cells[0].ref != ref.ref:
-        shown = f"{ref.ref}（{finding.cells[0].ref}）"
-    return (number, SEVERITY_ZH[finding.severity], ref.sheet if ref else "", (shown, ref),
-            finding.message("zh"), number_text(finding.expected), number_text(finding.actual),
-            finding.rule or "", finding.code)
+        shown = text("annotate.original_place", ref=ref.ref, original=finding.cells[0].ref)
+    return (number, _severity(finding), ref.sheet if ref else "", (shown, ref),
+            finding.message("zh"), finding.expected, finding.actual)
 
 
 def _table(ws: Worksheet, row: int, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
@@ -191,7 +204,7 @@ def _table(ws: Worksheet, row: int, headers: Sequence[str], rows: Sequence[Seque
                 if ref is not None:
                     cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"{quote_sheetname(ref.sheet)}!{ref.ref}")
                     cell.font = Font(color="0563C1", underline="single")
-            elif isinstance(value, int) and not isinstance(value, bool):
+            elif isinstance(value, int | float) and not isinstance(value, bool):
                 cell.value = value
             else:
                 _text(cell, value)

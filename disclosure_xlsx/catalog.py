@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 __all__ = ["LANGS", "CellRef", "Cleaning", "DisclosureError", "Finding", "bilingual", "catalog", "cleaning_text",
-           "number_text", "status_text", "text", "text_list", "where"]
+           "number_text", "phrase", "status_text", "text", "text_list", "where"]
 
 LANGS = ("zh", "en")
 
@@ -49,7 +49,7 @@ def _entry(key: str, lang: str) -> Any:
     entry: Any = _namespace(namespace)
     for part in rest.split("."):
         entry = entry[part]
-    return entry[lang]
+    return entry if isinstance(entry, str) else entry[lang]  # a plain string reads the same in every language
 
 
 def text(key: str, lang: str = "zh", /, **params: Any) -> str:
@@ -60,6 +60,11 @@ def text(key: str, lang: str = "zh", /, **params: Any) -> str:
     """
     value = _entry(key, lang)
     return value.format(**params) if params else value
+
+
+def phrase(key: str, /, **params: Any) -> dict[str, str]:
+    """A message parameter in both languages, from words data (see `text`)."""
+    return {lang: text(key, lang, **params) for lang in LANGS}
 
 
 def text_list(key: str, lang: str = "zh") -> list[str]:
@@ -146,8 +151,7 @@ class Cleaning:
 def cleaning_text(rule: str, lang: str = "zh") -> str:
     """What a cleaning record's rule ("whitespace+text-to-number") did, in words."""
     steps = _data()["cleaning"]
-    return "；".join(steps[step][lang] for step in rule.split("+")) if lang == "zh" else "; ".join(
-        steps[step][lang] for step in rule.split("+"))
+    return text("catalog.list_separator", lang).join(steps[step][lang] for step in rule.split("+"))
 
 
 def status_text(status: str, lang: str = "zh") -> str:
@@ -162,7 +166,7 @@ def bilingual(zh: str, en: str) -> dict[str, str]:
 
 def where(section: str, number: str, ref: str, label: str) -> dict[str, str]:
     """How a message names a cell: section heading, A1 address, then "row / column" in brackets."""
-    return bilingual(f"{section} {ref}（{label}）", f"section {number} {ref} ({label})")
+    return phrase("catalog.where", section=section, number=number, ref=ref, label=label)
 
 
 def number_text(value: Any) -> str:

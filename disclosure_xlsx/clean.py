@@ -7,28 +7,26 @@ separators, "4.0", unit suffixes 元/万元/亿元, placeholders for blank. A bl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from typing import Any
-from decimal import Decimal
 
-from .catalog import Cleaning, CellRef, Finding, bilingual, where
-from .formats import Cell, Format, format_for_year, get_format
+from .catalog import CellRef, Cleaning, Finding, phrase, where
+from .formats import Cell, Format, format_for_year, notation
 from .layout import standard_where
 from .read import RawReport
 
-__all__ = ["MAX_ABS", "CleanReport", "Parsed", "cell_where", "clean_cover_text", "clean_report", "clean_value",
-           "clean_year"]
+__all__ = ["MAX_ABS", "CleanReport", "Cover", "Parsed", "cell_where", "clean_cover_text", "clean_report",
+           "clean_value", "clean_year"]
 
 MAX_ABS = 10**12  # beyond this a value cannot be a count of requests or an amount in 万元
-PLACEHOLDERS = {"/", "-", "—", "——", "–", "―", "－", "无", "\\", "空"}
-MONEY_UNITS = {"亿元": Decimal(10000), "万元": Decimal(1), "元": Decimal("0.0001")}
-MONEY_RULES = {"亿元": "unit-yiyuan", "万元": "unit-wanyuan", "元": "unit-yuan"}
-COUNT_UNITS = ("件", "项", "条", "个", "次")
+_NOTATION = notation()
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}
 _NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
@@ -85,13 +83,14 @@ def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
         rules.append("fullwidth" if any(unicodedata.east_asian_width(c) == "F" for c in visible) else "nfkc")
     if not stripped:
         return Parsed(None, tuple(rules), "blank-cell")
-    if stripped in PLACEHOLDERS:
+    if stripped in _NOTATION.placeholders:
         return Parsed(None, (*rules, "placeholder"), "blank-cell")
-    unit = next((u for u in MONEY_UNITS if stripped.endswith(u)), None) if not cell.type.integer else None
+    unit = next((u for u in _NOTATION.money_units if stripped.endswith(u.unit)), None) \
+        if not cell.type.integer else None
     if unit:
-        stripped = stripped[: -len(unit)]
-        rules.append(MONEY_RULES[unit])
-    elif cell.type.integer and stripped.endswith(COUNT_UNITS):
+        stripped = stripped[: -len(unit.unit)]
+        rules.append(unit.rule)
+    elif cell.type.integer and stripped.endswith(_NOTATION.count_units):
         stripped = stripped[:-1]
         rules.append("unit-count")
     if _THOUSANDS.fullmatch(stripped):
@@ -103,7 +102,7 @@ def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
     if not _NUMBER.fullmatch(stripped):
         return Parsed(None, tuple(rules), "value-unparseable")
     rules.append("text-to-number")
-    number = Decimal(stripped) * (MONEY_UNITS[unit] if unit else 1)
+    number = Decimal(stripped) * (unit.factor if unit else 1)
     return _typed(number, cell, rules, bare_money=unit is None, unit_stated=unit_stated)
 
 
@@ -139,11 +138,21 @@ def clean_year(raw: object) -> tuple[int | None, tuple[str, ...]]:
         year = int(raw) if not math.isnan(raw) and float(raw).is_integer() else None
         return (year, ()) if year and 1990 <= year <= 2100 else (None, ())
     text, rules = clean_cover_text(raw)
-    found = re.fullmatch(r"((19|20)\d\d)(年|年度)?", unicodedata.normalize("NFKC", text or ""))
+    found = re.fullmatch(_NOTATION.year_pattern, unicodedata.normalize("NFKC", text or ""))
     if not found:
         return None, rules
     return int(found.group(1)), (*rules, "text-to-number")
 
+
+
+@dataclass(frozen=True, slots=True)
+class Cover:
+    """What the cover says: the office, its credit code, the year, and the other fields and narratives."""
+
+    office: str | None
+    credit_code: str | None
+    year: int | None
+    texts: dict[str, str | None]  # the other cover fields and the narratives, by defined name
 
 
 @dataclass
@@ -151,7 +160,7 @@ class CleanReport:
     """One workbook after cleaning: every cell id of its format with a number or None (missing)."""
 
     file: str
-    format_id: str
+    format: Format
     located_by: str
     office: str | None
     credit_code: str | None
@@ -163,19 +172,31 @@ class CleanReport:
     findings: list[Finding]
     cleaning: list[Cleaning]
 
-    def __getstate__(self) -> tuple[Any, ...]:
+    @property
+    def format_id(self) -> str:
+        return self.format.id
+
+    def __getstate__(self) -> dict[str, Any]:
         """A compact form for passing reports between processes: the values as a tuple in cell order,
         and the cell positions as None when they are the standard workbook's (almost always)."""
-        cells = get_format(self.format_id).cells
-        where = None if _is_standard(self.where, self.format_id) else self.where
-        return (self.file, self.format_id, self.located_by, self.office, self.credit_code, self.year,
-                tuple(self.values[c] for c in cells), self.unusable, where, self.texts, self.findings, self.cleaning)
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        state["values"] = tuple(self.values[c] for c in self.format.cells)
+        state["where"] = None if _is_standard(self.where, self.format.id) else self.where
+        return state
 
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        (self.file, self.format_id, self.located_by, self.office, self.credit_code, self.year, values,
-         self.unusable, where, self.texts, self.findings, self.cleaning) = state
-        self.values = dict(zip(get_format(self.format_id).cells, values, strict=True))
-        self.where = standard_where(self.format_id) if where is None else where
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.values = dict(zip(self.format.cells, state["values"], strict=True))
+        self.where = standard_where(self.format.id) if state["where"] is None else state["where"]
+
+    def raw_values(self) -> dict[str, Any]:
+        """Each cell's value as the office wrote it, as far as the report knows it: the cleaned value,
+        else the text a cleaning record or an unreadable value kept (so nothing is read twice)."""
+        raw: dict[str, Any] = dict(self.values)
+        raw.update({c.id: c.raw for c in self.cleaning})
+        raw.update({f.cells[0].id: f.params["raw"] for f in self.findings
+                    if f.cells and "raw" in f.params and f.cells[0].id in self.values})
+        return raw
 
 
 _STANDARD: dict[int, tuple[object, bool]] = {}
@@ -193,7 +214,7 @@ def _is_standard(where: dict[str, CellRef], format_id: str) -> bool:
 
 def clean_report(raw: RawReport) -> CleanReport:
     """Clean every value of a read workbook; blanks and unreadable values become findings."""
-    fmt = get_format(raw.format_id)
+    fmt = raw.format
     findings = list(raw.findings)
     cleaning: list[Cleaning] = []
     values: dict[str, int | float | None] = {}
@@ -202,7 +223,7 @@ def clean_report(raw: RawReport) -> CleanReport:
     # (a copy saved as .xls keeps that, though not its defined names).
     unit_stated = str(raw.raw.get(fmt.words.version_name, "")).strip() == fmt.template_version
     source = raw.raw
-    for cid, cell, integer in _cells(fmt.id):
+    for cid, cell, integer in _cells(fmt):
         value = source.get(cid, _ABSENT)
         if integer and value.__class__ is float and value.is_integer() and 0 <= value <= MAX_ABS:
             values[cid] = int(value)  # the common case: a whole number typed as a number; nothing to log
@@ -220,14 +241,14 @@ def clean_report(raw: RawReport) -> CleanReport:
             unusable.add(cid)
         if parsed.problem:
             findings.append(_value_finding(fmt, cell, ref, raw.raw[cid], parsed))
-    office, credit, year, texts = _cover(fmt, raw, findings, cleaning)
-    return CleanReport(raw.file, fmt.id, raw.located_by, office, credit, year, values, frozenset(unusable),
-                       raw.where, texts, findings, cleaning)
+    cover = _cover(fmt, raw, findings, cleaning)
+    return CleanReport(raw.file, fmt, raw.located_by, cover.office, cover.credit_code, cover.year, values,
+                       frozenset(unusable), raw.where, cover.texts, findings, cleaning)
 
 
 @cache
-def _cells(format_id: str) -> tuple[tuple[str, Cell, bool], ...]:
-    return tuple((cid, cell, cell.type.integer) for cid, cell in get_format(format_id).cells.items())
+def _cells(fmt: Format) -> tuple[tuple[str, Cell, bool], ...]:
+    return tuple((cid, cell, cell.type.integer) for cid, cell in fmt.cells.items())
 
 
 def cell_where(fmt: Format, cell: Cell, ref: CellRef) -> dict[str, str]:
@@ -240,8 +261,7 @@ def _value_finding(fmt: Format, cell: Cell, ref: CellRef, raw: object, parsed: P
     params: dict[str, object] = {"where": cell_where(fmt, cell, ref), "raw": _raw_text(raw)}
     if parsed.problem == "blank-cell":
         shown = _raw_text(raw).strip()
-        params["blank"] = (bilingual(f"填的是“{shown}”", f" holds “{shown}”") if shown
-                           else bilingual("为空白", " is blank"))
+        params["blank"] = phrase("clean.holds", raw=shown) if shown else phrase("clean.blank")
     actual = parsed.value if parsed.problem == "money-unit-assumed" else None
     return Finding(parsed.problem or "", cells=(ref,), rule=_VALUE_RULES[parsed.problem or ""],
                    actual=actual, params=params)
@@ -260,15 +280,15 @@ def _raw_text(raw: object) -> str:
     return str(raw)
 
 
-def _cover(fmt: Format, raw: RawReport, findings: list[Finding], cleaning: list[Cleaning]
-           ) -> tuple[str | None, str | None, int | None, dict[str, str | None]]:
+def _cover(fmt: Format, raw: RawReport, findings: list[Finding], cleaning: list[Cleaning]) -> Cover:
     labels = fmt.cover_labels
+    office_name, year_name, code_name = (fmt.field(role).name for role in ("office", "year", "credit_code"))
     texts: dict[str, str | None] = {}
     year: int | None = None
     for name in [*labels, *(n.name for n in fmt.narratives)]:
         value = raw.raw.get(name)
         ref = raw.where.get(name)
-        if name == "meta_year":
+        if name == year_name:
             year, rules = clean_year(value)
             if year is None and value not in (None, ""):
                 findings.append(Finding("year-invalid", cells=(ref,) if ref else (), rule="X6",
@@ -282,13 +302,13 @@ def _cover(fmt: Format, raw: RawReport, findings: list[Finding], cleaning: list[
             texts[name] = cleaned  # type: ignore[assignment]
         if rules and ref:
             cleaning.append(Cleaning(name, ref.sheet, ref.ref, value, cleaned, "+".join(rules)))
-    office = texts.pop("meta_office", None)
+    office = texts.pop(office_name, None)
     if office is None:
-        findings.append(Finding("office-missing", params={"label": labels["meta_office"]}))
+        findings.append(Finding("office-missing", params={"label": labels[office_name]}))
     if year is not None and not fmt.covers_year(year):
         expected = format_for_year(year)
         if expected is not None:
             findings.append(Finding("format-year-mismatch", rule="X6", params={
-                "year": year, "format_title": bilingual(fmt.title, f"{fmt.id} format"),
-                "expected_title": bilingual(expected.title, f"{expected.id} format")}))
-    return office, texts.pop("meta_credit_code", None), year, texts
+                "year": year, "format_title": phrase("catalog.format_title", title=fmt.title, id=fmt.id),
+                "expected_title": phrase("catalog.format_title", title=expected.title, id=expected.id)}))
+    return Cover(office, texts.pop(code_name, None), year, texts)

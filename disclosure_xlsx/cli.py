@@ -1,42 +1,128 @@
 """The `disclosure-xlsx` command line: parse arguments, call the library, print, set the exit code.
 
 Heavy libraries (pandas, pandera, openpyxl, xlsxwriter) are imported inside the commands that need
-them, so `disclosure-xlsx --help` starts fast.
+them, so `disclosure-xlsx --help` starts fast. Every word printed comes from `data/words/cli.toml`;
+usage errors are reported in the user's language, and an interrupted command says so and exits 130.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import __version__
-from .catalog import status_text
+from .catalog import DisclosureError, status_text, text
 from .formats import all_formats, current_format, format_for_year, get_format
 
 if TYPE_CHECKING:
     from .pipeline import BatchResult
 
+
+def _help(key: str) -> str:
+    return text(f"cli.help.{key}")
+
+
+def _metavar(key: str) -> str:
+    return text(f"cli.metavar.{key}")
+
+
+def _lang_of(args: Sequence[str]) -> str:
+    """The language asked for on the command line, for messages printed before the options are parsed."""
+    args = list(args)
+    for i, arg in enumerate(args):
+        if arg == "--lang" and i + 1 < len(args):
+            return args[i + 1] if args[i + 1] in ("zh", "en") else "zh"
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1] if arg.split("=", 1)[1] in ("zh", "en") else "zh"
+    return "zh"
+
+
+class _Group(TyperGroup):
+    """Typer's group, with usage errors and interruptions told in the user's language."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except typer.Abort:
+            code = 130
+        except Exception as exc:
+            if not _kind(exc, "UsageError"):
+                raise
+            err.print(escape(_usage_message(exc, _lang_of(argv))))
+            sys.exit(2)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if code == 130:
+            err.print(text("cli.say.interrupted", _lang_of(argv)))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a command like Ctrl-C: staging is discarded, nothing half-written
+
+
+def _kind(exc: BaseException, name: str) -> bool:
+    """Whether `exc` is click's exception `name` (Typer vendors click, so match by class name)."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def _usage_message(exc: Any, lang: str) -> str:
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx else "disclosure-xlsx"
+    param = getattr(exc, "param", None)
+    name = param.opts[0] if param is not None and getattr(param, "opts", None) else (
+        getattr(exc, "param_hint", None) or "")
+    if _kind(exc, "NoSuchOption"):
+        possible = text("cli.say.possible", lang, options=", ".join(exc.possibilities)) if exc.possibilities else ""
+        return text("cli.say.no_such_option", lang, option=exc.option_name, possible=possible, command=command)
+    if _kind(exc, "MissingParameter"):
+        return text("cli.say.missing", lang, param=name, command=command)
+    if _kind(exc, "BadParameter"):
+        return text("cli.say.bad_value", lang, param=name, detail=exc.message, command=command)
+    if exc.message.startswith("No such command"):
+        name = exc.message.split("'")[1] if "'" in exc.message else exc.message
+        return text("cli.say.no_such_command", lang, name=name, command=command)
+    return text("cli.say.usage", lang, detail=exc.format_message(), command=command)
+
+
 app = typer.Typer(
     name="disclosure-xlsx",
+    cls=_Group,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # never print cell contents in a traceback
     rich_markup_mode=None,
-    help="政府信息公开工作年度报告 工作簿的模板、校验与汇总工具。\n\n"
-         "Templates, validation and roll-up of government information disclosure annual report workbooks.",
+    add_completion=False,
+    help=_help("app"),
 )
 
 FormatChoice = Enum("FormatChoice", {f"f{fid}": fid for fid in all_formats()}, type=str)  # type: ignore[misc]
 _CURRENT = current_format()
-_COVER = _CURRENT.cover_labels
-err = Console(stderr=True)
+err = Console(stderr=True, highlight=False)
+BLANKS_SHOWN = 5  # blank-cell warnings listed one by one per workbook; the rest are summarised
 
 
 class Lang(str, Enum):
@@ -44,23 +130,26 @@ class Lang(str, Enum):
     en = "en"
 
 
-# Words of the human-readable output, per language.
-_WORDS = {
-    "zh": {"file": "文件", "office": _COVER["meta_office"], "year": _COVER["meta_year"],
-           "format": _CURRENT.words.format_label, "errors": "错误", "warnings": "警告",
-           "status": "状态", "error": "错误", "warning": "警告", "more_blank": "另有 {n} 个单元格为空白或“/”等，已按 0 计算：{refs}",
-           "summary": "共 {workbooks} 个工作簿：通过 {ok}，有警告 {with_warnings}，有错误 {with_errors}，无法读取 {unreadable}。",
-           "none": "没有找到可以校验的工作簿（.xlsx、.xlsm、.xls、.ods）。", "reading": "读取工作簿",
-           "written": "校验报告（report.json）、各单位反馈（feedback/）和校验汇总.xlsx 已写入 {path}"},
-    "en": {"file": "file", "office": "office", "year": "year", "format": "format", "errors": "errors",
-           "warnings": "warnings", "status": "status", "error": "error", "warning": "warning",
-           "more_blank": "{n} more cells are blank or hold a placeholder and were counted as 0: {refs}",
-           "summary": "{workbooks} workbooks: {ok} ok, {with_warnings} with warnings, {with_errors} with errors, "
-                      "{unreadable} unreadable.",
-           "none": "No workbook (.xlsx, .xlsm, .xls, .ods) was found.", "reading": "Reading workbooks",
-           "written": "report.json, feedback/ and 校验汇总.xlsx written to {path}"},
-}
-BLANKS_SHOWN = 5  # blank-cell warnings listed one by one per workbook; the rest are summarised
+LangOption = Annotated[Lang, typer.Option("--lang", help=_help("lang"))]
+WorkersOption = Annotated[int | None, typer.Option(min=1, metavar=_metavar("n"), help=_help("workers"))]
+PathsArgument = Annotated[list[Path], typer.Argument(metavar=_metavar("paths"), help=_help("paths"),
+                                                     show_default=False)]
+
+
+def _say(key: str, lang: str, **params: Any) -> str:
+    return text(f"cli.say.{key}", lang, **params)
+
+
+def _fail(key: str, lang: str, code: int = 2, **params: Any) -> None:
+    err.print(escape(_say(key, lang, **params)))
+    raise typer.Exit(code)
+
+
+def _existing(paths: Sequence[Path], lang: str) -> None:
+    """Usage error (exit 2) for a path that does not exist, in the user's language."""
+    for path in paths:
+        if not path.exists():
+            _fail("no_such_path", lang, path=path)
 
 
 def _version(value: bool) -> None:
@@ -72,111 +161,122 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+                                          help=_help("version"))] = False,
 ) -> None:
-    """政府信息公开工作年度报告 工作簿的模板、校验与汇总工具。"""
+    pass
 
 
-@app.command()
+@app.command(help=_help("template"))
 def template(
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False,
-                                         help="Where to write the .xlsx template (写出的模板文件).")],
-    format_id: Annotated[FormatChoice | None, typer.Option(
-        "--format", help=f"Report format ({_CURRENT.words.format_label}). Default: the format of --year, "
-                         f"else the current one ({_CURRENT.id}).")] = None,
-    office: Annotated[str | None, typer.Option(help=f"Pre-fill {_COVER['meta_office']} (office name).")] = None,
-    year: Annotated[int | None, typer.Option(min=1990, max=2100,
-                                             help=f"Pre-fill {_COVER['meta_year']} (report year).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, metavar=_metavar("file"),
+                                         help=_help("template_output"))],
+    format_id: Annotated[FormatChoice | None, typer.Option("--format", help=_help("template_format"))] = None,
+    office: Annotated[str | None, typer.Option(metavar=_metavar("text"), help=_help("template_office"))] = None,
+    year: Annotated[int | None, typer.Option(min=1990, max=2100, metavar=_metavar("year"),
+                                             help=_help("template_year"))] = None,
+    force: Annotated[bool, typer.Option("--force", help=_help("force"))] = False,
+    lang: LangOption = Lang.zh,
 ) -> None:
-    """Write the standard workbook an office fills in (写出供各单位填报的标准模板).
-
-    The workbook has a cover sheet with filling instructions, one sheet per table section (二, 三, 四)
-    laid out like the official tables, and a sheet for the narrative sections (一, 五, 六). Every input
-    cell carries a defined name (e.g. s3_new_natural_person), is shaded and unlocked, and is checked
-    while typing; self-check cells beside the tables show ✓ or ✗ for each 勾稽关系.
-
-    Example: disclosure-xlsx template -o 2024年报模板.xlsx --office 某某镇人民政府 --year 2024
-    """
     from .template import write_template
 
+    language = lang.value
+    if output.suffix.lower() != ".xlsx":
+        _fail("template_suffix", language, path=output)
     fmt = get_format(format_id.value) if format_id else (year and format_for_year(year)) or current_format()
     if year is not None and not fmt.covers_year(year):
-        typer.echo(f"注意：{fmt.title}不适用于 {year} 年度的报告（按规定应使用"
-                   f"{(format_for_year(year) or fmt).title}）。仍按要求生成。", err=True)
+        expected = format_for_year(year) or fmt
+        err.print(escape(_say("format_not_for_year", language, format_title=_format_title(fmt, language), year=year,
+                              expected=_format_title(expected, language))))
     if output.exists() and not force:
-        typer.echo(f"{output} 已存在；如需覆盖请加 --force。({output} exists; use --force to overwrite.)", err=True)
-        raise typer.Exit(2)
+        _fail("exists", language, path=output)
     values: dict[str, object] = {}
     if office:
-        values["meta_office"] = office
+        values[fmt.field("office").name] = office
     if year is not None:
-        values["meta_year"] = year
+        values[fmt.field("year").name] = year
     write_template(output, fmt.id, values=values)
-    typer.echo(f"已写出{fmt.title}模板：{output}")
+    typer.echo(_say("template_written", language, format_title=_format_title(fmt, language), path=output))
 
 
-@app.command()
+def _format_title(fmt: Any, lang: str) -> str:
+    return text("catalog.format_title", lang, title=fmt.title, id=fmt.id)
+
+
+@app.command(help=_help("validate"))
 def validate(
-    paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report to stdout and nothing else.")] = False,
-    lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
-    out: Annotated[Path | None, typer.Option("--out", file_okay=False, help=(
-        "Also write OUT/report.json, OUT/feedback/<office>_<year>/ (annotated workbook, 反馈.txt, 反馈.html) "
-        "and OUT/校验汇总.xlsx. Inputs are never modified; OUT is left out of the search."))] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+    paths: PathsArgument,
+    as_json: Annotated[bool, typer.Option("--json", help=_help("json"))] = False,
+    lang: LangOption = Lang.zh,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False, metavar=_metavar("folder"),
+                                             help=_help("validate_out"))] = None,
+    workers: WorkersOption = None,
 ) -> None:
-    """Check returned workbooks and list every problem by cell (校验各单位交回的工作簿).
+    from .pipeline import discover
 
-    PATHS may be files or folders; folders are searched recursively for .xlsx, .xlsm, .xls and .ods
-    (Office lock files ~$* and hidden files are skipped). Every 勾稽关系 (I1, I2, I3, I5), every blank
-    or unreadable value and every plausibility rule is checked; each finding names the sheet, the cell
-    and what it should be.
-
-    Exit code: 0 when no workbook has an error, 1 when any has (or cannot be read), 2 for a usage error.
-
-    Example: disclosure-xlsx validate sample_workbooks/ --out 校验结果
-    """
-    from .pipeline import discover, validate_paths
-
-    words = _WORDS[lang.value]
+    language = lang.value
+    _existing(paths, language)
     files = discover(paths, exclude=[out] if out is not None else [])
     if not files:
-        err.print(words["none"])
-        raise typer.Exit(2)
-    show = not as_json and sys.stderr.isatty()
-    result = _with_progress(files, workers, words["reading"]) if show else validate_paths(files, workers=workers)
-    if out is not None:
-        from .feedback import write_outputs
+        _fail("none_found", language)
+    with _stages(language, enabled=not as_json) as stage:
+        result = _validate(files, workers, stage)
+        if out is not None:
+            from .feedback import write_outputs
 
-        write_outputs(result, out, workers=workers)
+            with stage("writing", len(result.workbooks)) as tick:
+                write_outputs(result, out, workers=workers, progress=tick)
     if as_json:  # one line: a batch of thousands stays quick to write and to parse
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
     else:
-        _print_result(result, lang.value)
+        _print_result(result, language)
         if out is not None:
-            err.print(words["written"].format(path=out))
+            err.print(escape(_say("written", language, path=out)))
     raise typer.Exit(1 if result.has_errors else 0)
 
 
-def _with_progress(paths: list[Path], workers: int | None, title: str) -> BatchResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+Tick = Callable[[int, int], None]
 
+
+@contextmanager
+def _stages(lang: str, *, enabled: bool) -> Iterator[Callable[[str, int | None], Any]]:
+    """Progress on stderr, one bar per stage, only in a terminal; `stage(name, total)` opens a stage and
+    yields its tick(done, total)."""
+    show = enabled and err.is_terminal
+    if not show:
+        @contextmanager
+        def silent(name: str, total: int | None = None) -> Iterator[Tick]:
+            yield lambda done, total: None
+
+        yield silent
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeRemainingColumn
+
+    with Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        @contextmanager
+        def stage(name: str, total: int | None = None) -> Iterator[Tick]:
+            task = bar.add_task(text(f"cli.stage.{name}", lang), total=total)
+            try:
+                yield lambda done, total: bar.update(task, completed=done, total=total)
+            finally:
+                bar.remove_task(task)
+
+        yield stage
+
+
+def _validate(files: list[Path], workers: int | None, stage: Callable[[str, int | None], Any]) -> BatchResult:
     from .pipeline import validate_paths
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
-        task = bar.add_task(title, total=None)
-        return validate_paths(paths, workers=workers,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with stage("reading", len(files)) as tick:
+        return validate_paths(files, workers=workers, progress=tick)
 
 
 def _print_result(result: BatchResult, lang: str) -> None:
-    words = _WORDS[lang]
     console = Console(highlight=False)
     table = Table(show_lines=False)
     for key in ("file", "office", "year", "format", "errors", "warnings", "status"):
-        table.add_column(words[key], justify="right" if key in ("errors", "warnings", "year") else "left")
+        table.add_column(text(f"cli.words.{key}", lang), justify="right" if key in ("errors", "warnings", "year")
+                         else "left")
     for w in result.workbooks:
         r = w.report
         style = {"ok": "green", "warnings": "yellow"}.get(w.status, "red")
@@ -187,126 +287,112 @@ def _print_result(result: BatchResult, lang: str) -> None:
     for w in result.workbooks:
         if not w.findings:
             continue
-        name = f"{w.file}（{w.report.office}）" if w.report and w.report.office else w.file
+        name = _say("file_office", lang, file=w.file, office=w.report.office) if w.report and w.report.office \
+            else w.file
         console.print(f"\n[bold]{escape(name)}[/]")
         blanks = [f for f in w.findings if f.code == "blank-cell"]
         for finding in w.findings:
             if finding.code == "blank-cell" and blanks.index(finding) >= BLANKS_SHOWN:
                 continue
             style = "red" if finding.severity == "error" else "yellow"
-            console.print(f"  [{style}]{words[finding.severity]}[/] {escape(finding.message(lang))}")
+            severity = text(f"feedback.severity.{finding.severity}", lang)
+            console.print(f"  [{style}]{escape(severity)}[/] {escape(finding.message(lang))}")
         if len(blanks) > BLANKS_SHOWN:
-            refs = "、".join(f"{c.sheet}!{c.ref}" for f in blanks[BLANKS_SHOWN:] for c in f.cells[:1])
-            console.print(f"  [yellow]{words['warning']}[/] " + escape(words["more_blank"].format(
-                n=len(blanks) - BLANKS_SHOWN, refs=refs)))
-    console.print("\n" + words["summary"].format(**result.summary()))
+            refs = text("catalog.enumeration", lang).join(f"{c.sheet}!{c.ref}" for f in blanks[BLANKS_SHOWN:]
+                                                           for c in f.cells[:1])
+            severity = text("feedback.severity.warning", lang)
+            console.print(f"  [yellow]{escape(severity)}[/] "
+                          + escape(_say("more_blank", lang, n=len(blanks) - BLANKS_SHOWN, refs=refs)))
+    console.print("\n" + escape(_say("summary", lang, **result.summary())))
 
 
-@app.command()
+@app.command(help=_help("convert"))
 def convert(
-    paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
-    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Folder for the cleaned workbooks and 数据.csv.")],
-    format_to: Annotated[FormatChoice | None, typer.Option(
-        "--format-to", help="Write every workbook in this format (sections that map one-to-one carry over; "
-                            "the rest is left blank and listed). Default: each workbook's own format.")] = None,
-    lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
-    workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+    paths: PathsArgument,
+    out: Annotated[Path, typer.Option("--out", file_okay=False, metavar=_metavar("folder"), help=_help("convert_out"))],
+    format_to: Annotated[FormatChoice | None, typer.Option("--format-to", help=_help("convert_format_to"))] = None,
+    lang: LangOption = Lang.zh,
+    workers: WorkersOption = None,
 ) -> None:
-    """Write a cleaned workbook and the report tables in the official layout (清洗并生成年报表格).
-
-    For each workbook OUT/<office>_<year>.xlsx holds the standard template with the cleaned values
-    (numbers as numbers, money in 万元, blanks kept blank), the cover and narrative text, a sheet
-    年报表格 with sections 二, 三 and 四 laid out as in the published report (A4 portrait, one page
-    wide), a sheet 清洗记录 with every value the cleaner changed, and a sheet 数据 with one row per cell.
-    OUT/数据.csv (UTF-8 with BOM) has the long-form rows of all workbooks. Workbooks with errors are
-    converted too, marked 未通过校验.
-
-    Exit code: 0 when no workbook has an error, 1 when any has (or cannot be read), 2 for a usage error.
-
-    Example: disclosure-xlsx convert sample_workbooks/ --out 清洗结果
-    """
     from .convert import DATA_CSV, convert_paths
     from .pipeline import discover
 
-    words = _WORDS[lang.value]
+    language = lang.value
+    _existing(paths, language)
     if not discover(paths, exclude=[out]):
-        err.print(words["none"])
-        raise typer.Exit(2)
-    batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers)
+        _fail("none_found", language)
+    with _stages(language, enabled=True) as stage, stage("reading", None) as tick:
+        batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers,
+                                    progress=tick)
     console = Console(highlight=False)
     for item in done:
-        status = status_text(item.source.status, lang.value)
         target = str(item.output) if item.output else "—"
-        console.print(f"{escape(item.source.file)} → {escape(target)}  [{status}]")
-        for cid, note in item.notes[:3]:
-            console.print(f"    {escape(cid)}: {escape(note)}")
+        console.print(escape(_say("converted", language, source=item.source.file, target=target,
+                                  status=status_text(item.source.status, language))))
+        for note in item.notes[:3]:
+            console.print(escape(_say("note", language, cell=note.id, note=note.message[language])))
         if len(item.notes) > 3:
-            console.print(f"    … {len(item.notes) - 3} " + ("more cells without a source" if lang.value == "en"
-                                                              else "个单元格没有来源，见“格式转换”工作表"))
-    console.print(str(out / DATA_CSV))
+            console.print(escape(text("convert.more_notes", language, n=len(item.notes) - 3,
+                                      sheet=_CURRENT.words.mapping_sheet)))
+    console.print(escape(str(Path(out) / DATA_CSV)))
     raise typer.Exit(1 if batch.has_errors else 0)
 
 
-@app.command()
+@app.command(help=_help("aggregate"))
 def aggregate(
-    paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="The total workbook to write.")],
-    office: Annotated[str, typer.Option(help="The roll-up's own office name (汇总单位), for its cover.")],
-    year: Annotated[int, typer.Option(min=1990, max=2100, help="The report year of the roll-up.")],
-    roster: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=(
-        f"CSV of the offices expected to submit (UTF-8, header {_COVER['meta_office']},"
-        f"{_COVER['meta_credit_code']},上级单位; only the first is required): lists who has not submitted "
-        "and who is not on it."))] = None,
-    include_invalid: Annotated[bool, typer.Option("--include-invalid", help=(
-        "Also add workbooks that have errors; the total then says plainly which ones it contains."))] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
-    lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
-    workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+    paths: PathsArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, metavar=_metavar("file"),
+                                         help=_help("aggregate_output"))],
+    office: Annotated[str, typer.Option(metavar=_metavar("text"), help=_help("aggregate_office"))],
+    year: Annotated[int, typer.Option(min=1990, max=2100, metavar=_metavar("year"), help=_help("aggregate_year"))],
+    roster: Annotated[Path | None, typer.Option(dir_okay=False, metavar=_metavar("file"),
+                                                help=_help("aggregate_roster"))] = None,
+    include_invalid: Annotated[bool, typer.Option("--include-invalid", help=_help("aggregate_include_invalid"))] = False,
+    force: Annotated[bool, typer.Option("--force", help=_help("force"))] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=_help("aggregate_json"))] = False,
+    lang: LangOption = Lang.zh,
+    workers: WorkersOption = None,
 ) -> None:
-    """Add up the offices' workbooks into one report of the same format (汇总各单位报表).
-
-    Every input is validated first; only workbooks without errors are added (listed otherwise, with
-    their first error). Cells are summed one by one, blanks counted as 0 and listed, money kept in 万元.
-    OUTPUT is a standard workbook of the same format with the sums and the roll-up's own cover, so it
-    validates like any office's workbook and can itself be added up one level higher (township →
-    county → city). It also holds a sheet 汇总明细 (every office's value of every cell, with a totals
-    row) and a sheet 各单位对比 (key figures per office and a bar chart of new requests).
-
-    Refused, with nothing written: workbooks of different formats, or one office and year twice (unless
-    their credit codes differ).
-
-    Exit code: 0 when every workbook was added and the total validates; 1 when some were left out, invalid
-    ones were included, the total fails a check, or the roll-up was refused; 2 for a usage error.
-
-    Example: disclosure-xlsx aggregate 交回的报表/ -o 某县2024年汇总.xlsx --office 某县人民政府 --year 2024
-    """
-    from .aggregate import Refused, aggregate_paths, provenance
+    from .aggregate import aggregate_paths, provenance
     from .pipeline import discover
 
-    words = _WORDS[lang.value]
+    language = lang.value
+    _existing(paths, language)
+    if roster is not None:
+        _existing([roster], language)
     if output.exists() and not force:
-        err.print(f"{output} 已存在；如需覆盖请加 --force。({output} exists; use --force to overwrite.)")
-        raise typer.Exit(2)
+        _fail("exists", language, path=output)
     if not discover(paths, exclude=[output]):
-        err.print(words["none"])
-        raise typer.Exit(2)
+        _fail("none_found", language)
     try:
-        result = aggregate_paths(paths, output, office=office, year=year, roster=roster,
-                                 include_invalid=include_invalid, workers=workers)
-    except Refused as refused:
-        err.print(refused.zh if lang.value == "zh" else refused.en)
+        with _stages(language, enabled=not as_json) as stage, stage("reading", None) as tick:
+            result = aggregate_paths(paths, output, office=office, year=year, roster=roster,
+                                     include_invalid=include_invalid, workers=workers, progress=tick)
+    except DisclosureError as refused:
+        if as_json:
+            sys.stdout.write(json.dumps({"version": 1, "refused": refused.finding.to_dict()}, ensure_ascii=False) + "\n")
+        else:
+            err.print(escape(refused.finding.message(language)))
         raise typer.Exit(1) from refused
+    check = result.check
+    failed = [f for f in check.findings if f.severity == "error"] if check else []
+    problems = failed or result.left_out or result.invalid_included or result.missing
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        raise typer.Exit(1 if problems else 0)
     console = Console(highlight=False)
-    console.print(f"{output}：{len(result.included)} 个工作簿相加（{get_format(result.format_id).title}）")
-    for title, lines in provenance(result):
+    console.print(escape(text("aggregate.written", language, path=output, n=len(result.included),
+                              format=_format_title(result.format, language))))
+    for title, lines in provenance(result, language):
         console.print(f"\n[bold]{escape(title)}[/]")
         for line in lines[:20]:
             console.print(f"  {escape(line)}")
         if len(lines) > 20:
-            console.print(f"  …（共 {len(lines)} 条，见“汇总明细”工作表）")
-    check = result.check
-    failed = [f for f in check.findings if f.severity == "error"] if check else []
-    for finding in failed:
-        console.print(f"[red]{words['error']}[/] {escape(finding.message(lang.value))}")
-    problems = failed or result.left_out or result.invalid_included or result.missing
+            console.print("  " + escape(text("aggregate.more_lines", language, n=len(lines),
+                                             sheet=result.format.words.detail_sheet)))
+    if failed:
+        console.print(f"\n[bold red]{escape(text('aggregate.total_failed', language))}[/]")
+        for finding in failed:
+            console.print(f"  [red]{escape(text('feedback.severity.error', language))}[/] "
+                          f"{escape(finding.message(language))}")
     raise typer.Exit(1 if problems else 0)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
-from .catalog import cleaning_text, number_text
+from .catalog import cleaning_text, number_text, phrase, text, text_list
 from .clean import CleanReport
 from .feedback import output_name
 from .formats import Format, current_format, get_format
@@ -26,10 +26,18 @@ from .layout import layout_for
 from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
 from .template import add_report_sheet, fill_workbook, mark_cover
 
-__all__ = ["DATA_CSV", "Converted", "convert_paths", "data_rows", "map_values"]
+__all__ = ["DATA_CSV", "Converted", "MappingNote", "convert_paths", "data_rows", "map_values"]
 
-DATA_CSV = "数据.csv"
+DATA_CSV = text("convert.data_csv")
 UNREADABLE = ("value-unparseable", "number-not-whole", "number-too-large")
+
+
+@dataclass(frozen=True, slots=True)
+class MappingNote:
+    """A target cell that a format mapping could not fill from the source, and why (in both languages)."""
+
+    id: str
+    message: dict[str, str]
 
 
 @dataclass
@@ -39,7 +47,7 @@ class Converted:
     source: WorkbookResult
     output: Path | None
     format_id: str | None
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (target cell id, what happened)
+    notes: list[MappingNote] = field(default_factory=list)
 
 
 def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: str | None = None,
@@ -71,31 +79,33 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     return batch, done
 
 
-def map_values(report: CleanReport, target: Format) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def map_values(report: CleanReport, target: Format) -> tuple[dict[str, Any], list[MappingNote]]:
     """The report's values as cells of `target`, and a note for every target cell not carried over."""
-    source = get_format(report.format_id)
-    if source.id == target.id:
+    source = report.format
+    if source is target:
         return dict(report.values), []
     known = {**report.values, **{d: _sum(report.values, parts) for d, parts in source.derived.items()}}
     mappable = {s.key for s in source.sections
                 if all(c.id in target.cells or c.id in target.derived for c in source.section_cells(s.key))}
     values: dict[str, Any] = {}
-    notes: list[tuple[str, str]] = []
+    notes: list[MappingNote] = []
     split = {part: derived for derived, parts in target.derived.items() for part in parts}
+    title = source.title
     for cid, cell in target.cells.items():
         if cell.section not in mappable:
             values[cid] = None
-            notes.append((cid, f"{source.title}中没有对应的数据，留空"))
+            notes.append(MappingNote(cid, phrase("convert.mapping.no_source", source=title)))
         elif cid in known:
             values[cid] = known[cid]
         elif cid in split and known.get(split[cid]) == 0:
             values[cid] = 0
-            notes.append((cid, f"由{source.title}的“{_row(source, split[cid])}”为 0 得出"))
+            notes.append(MappingNote(cid, phrase("convert.mapping.split_zero", source=title,
+                                                 row=_row(source, split[cid]))))
         else:
             values[cid] = None
             total = known.get(split[cid]) if cid in split else None
-            detail = f"（{source.title}中合计为 {number_text(total)}，无法拆分）" if total is not None else ""
-            notes.append((cid, f"{source.title}中没有对应的数据，留空{detail}"))
+            notes.append(MappingNote(cid, phrase("convert.mapping.not_split", source=title, total=number_text(total))
+                                     if total is not None else phrase("convert.mapping.no_source", source=title)))
     return values, notes
 
 
@@ -111,20 +121,20 @@ def _row(fmt: Format, cid: str) -> str:
 
 
 def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: dict[str, Any],
-                  notes: list[tuple[str, str]]) -> Path:
+                  notes: list[MappingNote]) -> Path:
     """The cleaned standard workbook, its report sheet, cleaning log, long-form data and mapping notes."""
     report = workbook.report
     assert report is not None
     failed = workbook.status == "errors"
     words = target.words
-    cover = {"meta_office": report.office, "meta_credit_code": report.credit_code, "meta_year": report.year,
-             **{k: v for k, v in report.texts.items() if k in target.names}}
+    cover = {target.field("office").name: report.office, target.field("credit_code").name: report.credit_code,
+             target.field("year").name: report.year, **{k: v for k, v in report.texts.items() if k in target.names}}
     with atomic_output(path) as tmp:
         book = new_workbook(tmp, title=words.title)
         fill_workbook(book, target.id, {**values, **cover})
         if failed:
-            mark_cover(book, target.id, f"{words.failed_mark}：原文件“{Path(workbook.file).name}”有 {workbook.errors} "
-                                        "处错误，本工作簿只是清洗后的副本，数字未经更正，请勿直接汇总或发布。")
+            mark_cover(book, target.id, text("convert.failed_cover", mark=words.failed_mark,
+                                             file=Path(workbook.file).name, errors=workbook.errors))
         title = words.report_title.format(office=report.office or "", year=report.year or "")
         add_report_sheet(book, target.id, values, title=title, mark=words.failed_mark if failed else None)
         _log_sheet(book, target, workbook)
@@ -138,18 +148,18 @@ def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: 
 def _log_sheet(book: Any, fmt: Format, workbook: WorkbookResult) -> None:
     """Every value the cleaner changed or interpreted, and every value it could not read (left blank)."""
     sheet = book.add_worksheet(fmt.words.log_sheet)
-    headers = ["单元格编号", "工作表", "单元格", "原来填写的内容", "清洗后", "处理方式"]
     rows = [[c.id, c.sheet, c.ref, _text(c.raw), c.value, cleaning_text(c.rule)] for c in workbook.cleaning]
     rows += [[f.cells[0].id, f.cells[0].sheet, f.cells[0].ref, str(f.params.get("raw", "")), None,
-              "无法读取，已留空（见校验结果）"] for f in workbook.findings if f.code in UNREADABLE]
-    _table(book, sheet, headers, rows, (28, 16, 8, 22, 12, 40))
+              text("convert.unreadable_note")] for f in workbook.findings if f.code in UNREADABLE]
+    _table(book, sheet, text_list("convert.headers.log"), rows, (28, 16, 8, 22, 12, 40))
 
 
 def _data_headers() -> list[str]:
     fmt = current_format()
     labels = fmt.cover_labels
-    return [labels["meta_office"], labels["meta_year"], fmt.words.format_label, "单元格编号", "部分", "行", "列",
-            "数值", "单位"]
+    names = {"office": labels[fmt.field("office").name], "year": labels[fmt.field("year").name],
+             "format": fmt.words.format_label}
+    return [h.format(**names) for h in text_list("convert.headers.data")]
 
 
 def data_rows(report: CleanReport, fmt: Format, values: dict[str, Any]) -> list[list[Any]]:
@@ -163,11 +173,14 @@ def _data_sheet(book: Any, fmt: Format, rows: list[list[Any]]) -> None:
     _table(book, sheet, _data_headers(), rows, (22, 7, 8, 32, 30, 40, 30, 9, 6))
 
 
-def _notes_sheet(book: Any, fmt: Format, notes: list[tuple[str, str]]) -> None:
+def _notes_sheet(book: Any, fmt: Format, notes: list[MappingNote]) -> None:
     sheet = book.add_worksheet(fmt.words.mapping_sheet)
     layout = layout_for(fmt.id)
-    rows = [[cid, *layout.ref(cid).split("!"), fmt.cells[cid].label, text] for cid, text in notes]
-    _table(book, sheet, ["单元格编号", "工作表", "单元格", "位置", "说明"], rows, (34, 16, 8, 40, 60))
+    rows = []
+    for note in notes:
+        where = layout.where(note.id)
+        rows.append([note.id, where.sheet, where.ref, fmt.cells[note.id].label, note.message["zh"]])
+    _table(book, sheet, text_list("convert.headers.mapping"), rows, (34, 16, 8, 40, 60))
 
 
 def _table(book: Any, sheet: Any, headers: Sequence[str], rows: Sequence[Sequence[Any]],

@@ -16,9 +16,12 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
+
+from .catalog import DisclosureError, Finding, text, text_list
 
 __all__ = [
     "Cell",
@@ -27,7 +30,9 @@ __all__ = [
     "FormatDataError",
     "Identity",
     "KeyFigure",
+    "MoneyUnit",
     "Narrative",
+    "Notation",
     "Node",
     "Rule",
     "Section",
@@ -39,11 +44,15 @@ __all__ = [
     "format_for_year",
     "get_format",
     "name_for",
+    "notation",
 ]
 
 
-class FormatDataError(ValueError):
-    """The format data contradicts itself; a bug in `data/formats.toml`, never in user input."""
+class FormatDataError(DisclosureError):
+    """The format data contradicts itself: a bug in `data/formats.toml`, never in user input."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Finding("format-data-invalid", params={"detail": detail}))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -285,7 +294,10 @@ class KeyFigure:
 
 @dataclass(frozen=True, slots=True)
 class CoverField:
+    """A field of the cover: its defined name, printed label and role (office, year, credit_code …)."""
+
     name: str
+    role: str
     label: str
     type: str  # text | year
     hint: str | None
@@ -293,7 +305,10 @@ class CoverField:
 
 @dataclass(frozen=True, slots=True)
 class Narrative:
+    """A narrative section (一, 五, 六): its defined name, role (overview, problems, other) and heading."""
+
     name: str
+    role: str
     number: str
     heading: str
     hint: str
@@ -301,12 +316,14 @@ class Narrative:
 
 @dataclass(frozen=True, slots=True)
 class TemplateWords:
-    """Words of the template workbook itself: sheet names, titles, instructions, check marks."""
+    """Words of the standard workbook: what the official format prints in a title, the defined names of the
+    format and version cells (format data), and the tool's own sheet names and marks (`data/words/`)."""
 
     cover_sheet: str
     narrative_sheet: str
     title: str
     report_name: str
+    title_pattern: str
     format_label: str
     version_label: str
     format_name: str
@@ -329,9 +346,10 @@ class TemplateWords:
     total_label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Format:
-    """One national format with everything derived from the data."""
+    """One national format with everything derived from the data; one object per format and process
+    (compared and hashed by identity, pickled as its id)."""
 
     id: str
     title: str
@@ -351,6 +369,24 @@ class Format:
     types: Mapping[str, ValueType]
     derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     key_figures: tuple[KeyFigure, ...] = ()
+
+    def field(self, role: str) -> CoverField:
+        """The cover field with `role` (office, credit_code, year, …): modules find fields by role."""
+        for cover in self.cover:
+            if cover.role == role:
+                return cover
+        raise KeyError(f"no cover field with role {role!r}")
+
+    def narrative(self, role: str) -> Narrative:
+        """The narrative section with `role` (overview, problems, other)."""
+        for narrative in self.narratives:
+            if narrative.role == role:
+                return narrative
+        raise KeyError(f"no narrative with role {role!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A format crosses process boundaries as its id: every process loads the same data."""
+        return get_format, (self.id,)
 
     def covers_year(self, year: int) -> bool:
         return self.first_year <= year and (self.last_year is None or year <= self.last_year)
@@ -383,6 +419,32 @@ class Format:
         return f"Format({self.id!r})"
 
 
+@dataclass(frozen=True, slots=True)
+class MoneyUnit:
+    unit: str
+    factor: Decimal  # to 万元
+    rule: str  # the cleaning rule that records the conversion
+
+
+@dataclass(frozen=True, slots=True)
+class Notation:
+    """How offices write values (spec §9): blanks' placeholders, money and count units, the year."""
+
+    placeholders: frozenset[str]
+    money_units: tuple[MoneyUnit, ...]  # longest first, so 万元 is not read as 元
+    count_units: tuple[str, ...]
+    year_pattern: str
+
+
+@cache
+def notation() -> Notation:
+    """The value notation of the format data (shared by both formats)."""
+    spec = _data()["values"]
+    units = sorted((MoneyUnit(u["unit"], Decimal(u["factor"]), u["rule"]) for u in spec["money_units"]),
+                   key=lambda u: -len(u.unit))
+    return Notation(frozenset(spec["placeholders"]), tuple(units), tuple(spec["count_units"]), spec["year_pattern"])
+
+
 def _sum(values: Mapping[str, Any], cells: Iterable[str]) -> Any:
     return sum((values[c] for c in cells), 0)
 
@@ -397,10 +459,14 @@ def name_for(cell_id: str) -> str:
 
 
 @cache
+def _data() -> Mapping[str, Any]:
+    return tomllib.loads(resources.files("disclosure_xlsx").joinpath("data/formats.toml").read_text("utf-8"))
+
+
+@cache
 def all_formats() -> Mapping[str, Format]:
     """Every format of the data file, keyed by its id, checked once per process."""
-    text = resources.files("disclosure_xlsx").joinpath("data/formats.toml").read_text("utf-8")
-    return build_formats(tomllib.loads(text))
+    return build_formats(_data())
 
 
 def get_format(format_id: str) -> Format:
@@ -428,7 +494,7 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def build_formats(data: Mapping[str, Any]) -> dict[str, Format]:
     """Build and check every format from parsed format data (the contents of `data/formats.toml`)."""
-    _keys(data, "top level", {"schema", "formats", "types", "cover", "narratives", "sections",
+    _keys(data, "top level", {"schema", "formats", "values", "types", "cover", "narratives", "sections",
                               "sets", "identities", "rules", "key_figures", "template"})
     if data.get("schema") != 1:
         raise FormatDataError(f"unsupported schema {data.get('schema')!r}")
@@ -466,7 +532,7 @@ def _build_format(fid: str, ids: list[str], data: Mapping[str, Any]) -> Format:
         cells=cells,
         identities=identities,
         rules=rules,
-        cover=tuple(CoverField(c["name"], c["label"], c["type"], c.get("hint")) for c in data["cover"]),
+        cover=tuple(CoverField(c["name"], c["role"], c["label"], c["type"], c.get("hint")) for c in data["cover"]),
         narratives=tuple(Narrative(**n) for n in data["narratives"]),
         words=words,
         types=types,
@@ -672,9 +738,21 @@ def _key_figure(spec: Mapping[str, Any], cells: Mapping[str, Cell]) -> KeyFigure
     return figure
 
 
+# Where each of the tool's own words of the standard workbook lives in data/words/ (the rest is format data).
+_OWN_WORDS = {
+    "cover_sheet": "template", "narrative_sheet": "template", "title": "template", "format_label": "template",
+    "version_label": "template", "instructions_heading": "template", "check_ok": "template",
+    "check_fail": "template", "check_blank": "template", "unit_note": "template", "narrative_hint_label": "template",
+    "report_sheet": "convert", "report_title": "convert", "failed_mark": "convert", "log_sheet": "convert",
+    "data_sheet": "convert", "mapping_sheet": "convert",
+    "detail_sheet": "aggregate", "compare_sheet": "aggregate", "total_label": "aggregate",
+}
+
+
 def _words(spec: Mapping[str, Any]) -> TemplateWords:
-    _keys(spec, "template", set(TemplateWords.__dataclass_fields__))
-    return TemplateWords(**{**spec, "instructions": tuple(spec["instructions"])})
+    _keys(spec, "template", {"report_name", "title_pattern", "format_name", "version_name"})
+    own = {name: text(f"{module}.{name}") for name, module in _OWN_WORDS.items()}
+    return TemplateWords(**spec, **own, instructions=tuple(text_list("template.instructions")))
 
 
 def _check(fmt: Format) -> None:

@@ -15,7 +15,7 @@ from functools import cache
 
 from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 
-from .catalog import CellRef
+from .catalog import CellRef, text
 from .formats import Format, Identity, Section, get_format
 
 __all__ = ["Box", "CheckSlot", "Layout", "SheetLayout", "Slot", "a1", "layout_for", "report_layout",
@@ -109,6 +109,11 @@ class Layout:
         sheet, slot = self.slot(key)
         return f"{quote_sheetname(sheet.name)}!{a1(slot.row, slot.col, absolute=absolute)}"
 
+    def where(self, key: str) -> CellRef:
+        """The sheet name and A1 address of a cell id or a cover/narrative name, unquoted."""
+        sheet, slot = self.slot(key)
+        return CellRef(key, sheet.name, a1(slot.row, slot.col))
+
     def sheet(self, key: str) -> SheetLayout:
         return next(s for s in self.sheets if s.key == key)
 
@@ -117,11 +122,7 @@ class Layout:
 def standard_where(format_id: str) -> dict[str, CellRef]:
     """Where every key sits in the standard workbook; one shared mapping per format, never changed."""
     layout = layout_for(format_id)
-    out = {}
-    for name, key in layout.format.names.items():
-        sheet, slot = layout.slot(name)
-        out[key] = CellRef(key, sheet.name, a1(slot.row, slot.col))
-    return out
+    return {key: layout.where(key) for key in layout.format.names.values()}
 
 
 @cache
@@ -142,7 +143,7 @@ def layout_for(format_id: str) -> Layout:
 def _cover(fmt: Format) -> SheetLayout:
     words = fmt.words
     widths = (18.0, 40.0, 46.0)
-    boxes = [Box(0, 0, 0, 2, f"{words.title}（{fmt.title}）", "title")]
+    boxes = [Box(0, 0, 0, 2, text("template.cover_title", title=words.title, format_title=fmt.title), "title")]
     slots: list[Slot] = []
     heights: dict[int, float] = {0: 30.0}
     row = 2
@@ -155,7 +156,8 @@ def _cover(fmt: Format) -> SheetLayout:
             heights[row] = max(21.0, LINE_HEIGHT * text_lines(cover.hint, widths[2]))
         row += 1
     for label, name, value, hint in (
-            (words.format_label, words.format_name, fmt.id, f"{fmt.title}，{fmt.notice}"),
+            (words.format_label, words.format_name, fmt.id,
+             text("template.format_hint", format_title=fmt.title, notice=fmt.notice)),
             (words.version_label, words.version_name, fmt.template_version, None)):
         boxes.append(Box(row, 0, row, 0, label, "field"))
         slots.append(Slot(name, row, 1, 1, "meta", value, "meta"))

@@ -15,14 +15,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .catalog import Cleaning, Finding, bilingual
+from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, text
 from .clean import CleanReport, clean_report
-from .read import Unreadable, read_workbook
+from .formats import Format
+from .read import read_workbook
 
-__all__ = ["EXTENSIONS", "BatchResult", "WorkbookResult", "check_file", "discover", "duplicate_groups",
-           "validate_paths"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
+           "validate_checked", "validate_paths"]
 
 EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods")
 REPORT_VERSION = 1
@@ -74,7 +78,21 @@ class WorkbookResult:
 
 @dataclass
 class BatchResult:
+    """Every workbook of a batch, in the order found, and the frames validation checked (per format id:
+    one row per readable workbook of that format, indexed by its position in `workbooks`)."""
+
     workbooks: list[WorkbookResult]
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def frame(self, fmt: Format) -> pd.DataFrame:
+        """The values of the batch's workbooks of `fmt` (blank = <NA>), built once."""
+        if fmt.id not in self.frames:
+            from .validate import report_frame
+
+            rows = [i for i, w in enumerate(self.workbooks) if w.report is not None and w.report.format is fmt]
+            frame = report_frame([self.workbooks[i].report for i in rows], fmt)  # type: ignore[misc]
+            self.frames[fmt.id] = frame.set_axis(rows)
+        return self.frames[fmt.id]
 
     @property
     def has_errors(self) -> bool:
@@ -116,16 +134,25 @@ def _skipped(parts: Sequence[str]) -> bool:
     return any(p.startswith((".", "~$")) for p in parts)
 
 
-def check_file(path: str | Path) -> tuple[str, CleanReport | None, Finding | None]:
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What reading and cleaning one file gave: its cleaned report, or the finding that stopped it."""
+
+    file: str
+    report: CleanReport | None
+    problem: Finding | None = None
+
+
+def check_file(path: str | Path) -> Checked:
     """Read and clean one file; never raises for a bad file (it becomes the returned finding)."""
     file = str(path)
     try:
-        return file, clean_report(read_workbook(path)), None
-    except Unreadable as exc:
-        return file, None, exc.finding
+        return Checked(file, clean_report(read_workbook(path)))
+    except DisclosureError as exc:
+        return Checked(file, None, exc.finding)
     except Exception as exc:  # a file that breaks the reader must not stop the batch; it is reported
         reason = f"{type(exc).__name__}: {str(exc)[:160]}"
-        return file, None, Finding("internal-error", params={"reason": bilingual(reason, reason)})
+        return Checked(file, None, Finding("internal-error", params={"reason": bilingual(reason, reason)}))
 
 
 def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
@@ -138,26 +165,33 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
         progress: called with (done, total) after each file is read.
         exclude: folders to leave out of the search (the output folder).
     """
+    files = discover(paths, exclude=exclude)
+    return validate_checked(list(_read_all(files, workers, progress)))
+
+
+def validate_checked(checked: Sequence[Checked]) -> BatchResult:
+    """Validate the read and cleaned files of a batch together (one Pandera call per format)."""
     from .validate import validate_reports  # pandas and pandera load only when there is work
 
-    files = discover(paths, exclude=exclude)
-    checked = list(_read_all(files, workers, progress))
-    reports = [report for _, report, _ in checked if report is not None]
-    found = iter(validate_reports(reports))
+    positions = [i for i, c in enumerate(checked) if c.report is not None]
+    validation = validate_reports([checked[i].report for i in positions])  # type: ignore[misc]
+    found = dict(zip(positions, validation.findings, strict=True))
     results = []
-    for file, report, problem in checked:
-        if report is None:
-            results.append(WorkbookResult(file, [problem] if problem else []))
+    for i, item in enumerate(checked):
+        if item.report is None:
+            results.append(WorkbookResult(item.file, [item.problem] if item.problem else []))
         else:
-            results.append(WorkbookResult(file, [*report.findings, *next(found)], report.cleaning, report))
+            results.append(WorkbookResult(item.file, [*item.report.findings, *found[i]], item.report.cleaning,
+                                          item.report))
     for group in duplicate_groups(results):
         for workbook in group:
             others = sorted(Path(w.file).name for w in group if w is not workbook)  # not in batch order
             report = workbook.report
             workbook.findings.append(Finding("duplicate-submission", params={
                 "office": report.office, "year": report.year,  # type: ignore[union-attr]
-                "others": bilingual("、".join(others), ", ".join(others))}))
-    return BatchResult(results)
+                "others": {lang: text("catalog.enumeration", lang).join(others) for lang in LANGS}}))
+    frames = {fid: frame.set_axis([positions[r] for r in frame.index]) for fid, frame in validation.frames.items()}
+    return BatchResult(results, frames)
 
 
 def duplicate_groups(workbooks: Sequence[WorkbookResult]) -> list[list[WorkbookResult]]:
@@ -174,8 +208,7 @@ def duplicate_groups(workbooks: Sequence[WorkbookResult]) -> list[list[WorkbookR
     return out
 
 
-def _read_all(files: list[Path], workers: int | None, progress: Progress | None
-              ) -> Iterator[tuple[str, CleanReport | None, Finding | None]]:
+def _read_all(files: list[Path], workers: int | None, progress: Progress | None) -> Iterator[Checked]:
     workers = workers or os.cpu_count() or 1
     total = len(files)
     if workers <= 1 or total < 2 * workers:

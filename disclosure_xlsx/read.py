@@ -4,8 +4,8 @@ Cells are located by their workbook-level defined names when the workbook has th
 the project writes does; Excel keeps them right when rows are inserted or sheets renamed), else by
 their printed labels (`locate.py`). python-calamine does not expose defined names, so they are read
 from the file itself: `xl/workbook.xml` for .xlsx/.xlsm, `content.xml` for .ods; a .xls is always
-located by labels. Anything that stops a file from being read becomes an `Unreadable` carrying a
-finding; nothing here crashes a batch.
+located by labels. Anything that stops a file from being read raises a `DisclosureError` carrying a
+finding for that file; nothing here crashes a batch.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any
 
 from python_calamine import CalamineWorkbook
 
-from .catalog import CellRef, Finding, bilingual
+from .catalog import CellRef, DisclosureError, Finding, phrase
 from .formats import Format, all_formats, get_format
 from .layout import a1
 from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells, matches
 
-__all__ = ["MAX_FILE_BYTES", "MAX_UNZIPPED_BYTES", "RawReport", "Unreadable", "read_workbook"]
+__all__ = ["MAX_FILE_BYTES", "MAX_UNZIPPED_BYTES", "RawReport", "ReadPlan", "read_workbook"]
 
 MAX_FILE_BYTES = 20 * 2**20  # a filled report is ~20 KB; anything this large is not one
 MAX_UNZIPPED_BYTES = 100 * 2**20  # refuses zip bombs before any XML is inflated
@@ -39,54 +39,56 @@ _ATTR = re.compile(r'([\w:.-]+)="([^"]*)"')
 _A1 = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
 
 
-class Unreadable(Exception):
-    """The file cannot be read as a report; `finding` says why, for that file alone."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.message("en"))
-        self.finding = finding
-
-
 @dataclass
 class RawReport:
     """What one workbook holds, before cleaning: raw values by key and where each was found."""
 
     file: str
-    format_id: str
+    format: Format
     located_by: str  # names | labels
     raw: dict[str, Any]  # cell id / cover / narrative name → value as read
     where: dict[str, CellRef]
     findings: list[Finding] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """Where a workbook's defined names put each key of its format; shared by every workbook with the
+    same names block, and never changed."""
+
+    format: Format
+    positions: dict[str, Position]
+    where: dict[str, CellRef]  # shared, never changed: the cleaner recognises the standard positions by it
+
+
 def read_workbook(path: str | Path) -> RawReport:
     """Read `path` (.xlsx, .xlsm, .xls, .ods) and locate its cells.
 
     Raises:
-        Unreadable: the file is not a readable workbook, too large, or holds no report.
+        DisclosureError: the file is not a readable workbook, too large, or holds no report.
     """
     path = Path(path)
     block = _inspect(path)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         sheets = _sheets(workbook)
-    except Unreadable:
+    except DisclosureError:
         raise
     except Exception as exc:  # calamine raises many kinds (zip, xml, password, io): all mean unreadable
-        raise Unreadable(_unreadable(path, exc)) from exc
+        raise DisclosureError(_unreadable(path, exc)) from exc
     findings: list[Finding] = []
     plan = _named_plan(block, path.suffix.lower() == ".ods", frozenset(sheets), sheets) if block else None
     if plan is not None:
-        fmt, positions, where = plan
-        if _names_agree_with_labels(fmt, positions, sheets):
-            raw = {key: _value(sheets, pos) for key, pos in positions.items()}
-            return RawReport(str(path), fmt.id, "names", raw, where, _printed_format(fmt, positions, sheets))
+        if _names_agree_with_labels(plan.format, plan.positions, sheets):
+            raw = {key: _value(sheets, pos) for key, pos in plan.positions.items()}
+            return RawReport(str(path), plan.format, "names", raw, plan.where,
+                             _printed_format(plan.format, plan.positions, sheets))
         findings.append(Finding("names-stale"))
     index = LabelIndex(sheets)
     fmt = _format_by_labels(index)
     if fmt is None:
         example = get_format(next(iter(all_formats()))).sections[-1].heading
-        raise Unreadable(Finding("not-a-report", params={"example": example}))
+        raise DisclosureError(Finding("not-a-report", params={"example": example}))
     located = locate_cells(fmt, index)
     findings += _label_findings(fmt, located)
     positions = dict(located.positions)
@@ -130,28 +132,30 @@ def _printed_format(fmt: Format, positions: Mapping[str, Position], sheets: Mapp
         shown = [s for s in other.signals if other.id != fmt.id and fold(s) in folded and s not in fmt.signals]
         if shown:
             return [Finding("format-labels-mismatch", rule="R4", params={
-                "format_title": bilingual(fmt.title, f"the {fmt.id} format"),
-                "other_title": bilingual(other.title, f"the {other.id} format"), "example": shown[0]})]
+                "format_title": phrase("catalog.format_title", title=fmt.title, id=fmt.id),
+                "other_title": phrase("catalog.format_title", title=other.title, id=other.id),
+                "example": shown[0]})]
     return []
 
 
 def _fields_from_title(fmt: Format, index: LabelIndex, report: RawReport) -> None:
     """A pasted report has no cover: take the office and year from its title line, if it has one."""
-    if report.raw.get("meta_office") not in (None, "") and report.raw.get("meta_year") not in (None, ""):
+    office, year = fmt.field("office").name, fmt.field("year").name
+    if report.raw.get(office) not in (None, "") and report.raw.get(year) not in (None, ""):
         return
-    name = fold(fmt.words.report_name)
+    report_name = fold(fmt.words.report_name)
+    pattern = re.compile(fmt.words.title_pattern)
     for pos, text in index.texts:
-        folded = "".join(text.split())
-        found = re.match(rf"^(.*?)((19|20)\d\d)年度?(.*?){re.escape(fmt.words.report_name)}", folded)
-        if found and name in fold(text):
-            office = found.group(1) or found.group(4) or None
+        found = pattern.match("".join(text.split()))
+        if found and report_name in fold(text):
             ref = _cell_ref(f"title:{pos.sheet}:{pos.row}:{pos.col}", pos)
-            if report.raw.get("meta_office") in (None, "") and office:
-                report.raw["meta_office"] = office
-                report.where["meta_office"] = CellRef("meta_office", ref.sheet, ref.ref)
-            if report.raw.get("meta_year") in (None, ""):
-                report.raw["meta_year"] = found.group(2)
-                report.where["meta_year"] = CellRef("meta_year", ref.sheet, ref.ref)
+            body = found.group("before") or found.group("after") or None
+            if report.raw.get(office) in (None, "") and body:
+                report.raw[office] = body
+                report.where[office] = CellRef(office, ref.sheet, ref.ref)
+            if report.raw.get(year) in (None, ""):
+                report.raw[year] = found.group("year")
+                report.where[year] = CellRef(year, ref.sheet, ref.ref)
             return
 
 
@@ -162,7 +166,7 @@ def _report(path: Path, fmt: Format, located_by: str, positions: dict[str, Posit
     for key, pos in positions.items():
         raw[key] = _value(sheets, pos)
         where[key] = _cell_ref(key, pos)
-    return RawReport(str(path), fmt.id, located_by, raw, where, findings)
+    return RawReport(str(path), fmt, located_by, raw, where, findings)
 
 
 @lru_cache(maxsize=8192)
@@ -180,28 +184,27 @@ def _inspect(path: Path) -> str | None:
     """
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise Unreadable(_too_large(_mib(size), _mib(MAX_FILE_BYTES)))
+        raise DisclosureError(_too_large(_mib(size), _mib(MAX_FILE_BYTES)))
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         return None  # not a zip: a .xls (OLE), or no workbook at all; calamine will tell
     except OSError as exc:
-        raise Unreadable(_unreadable(path, exc)) from exc
+        raise DisclosureError(_unreadable(path, exc)) from exc
     try:
         with archive:
             infos = archive.infolist()
             unzipped = sum(info.file_size for info in infos)
             if unzipped > MAX_UNZIPPED_BYTES:
-                raise Unreadable(_too_large(bilingual(f"解压后 {_mib(unzipped)}", f"{_mib(unzipped)} unzipped"),
-                                            _mib(MAX_UNZIPPED_BYTES)))
+                raise DisclosureError(_too_large(phrase("read.too_large.unzipped", size=_mib(unzipped)),
+                                                 _mib(MAX_UNZIPPED_BYTES)))
             for info in infos:  # a million-row sheet is tens of MB of XML: refused from the directory
                 if info.filename.startswith("xl/worksheets/") and info.file_size > MAX_SHEET_XML_BYTES:
-                    raise Unreadable(_too_large(bilingual(f"工作表数据 {_mib(info.file_size)}",
-                                                          f"sheet data {_mib(info.file_size)}"),
-                                                _mib(MAX_SHEET_XML_BYTES)))
+                    raise DisclosureError(_too_large(phrase("read.too_large.sheet_data", size=_mib(info.file_size)),
+                                                     _mib(MAX_SHEET_XML_BYTES)))
             return _names_block(archive, path.suffix.lower())
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise Unreadable(_unreadable(path, exc)) from exc
+        raise DisclosureError(_unreadable(path, exc)) from exc
 
 
 def _too_large(size: object, limit: object) -> Finding:
@@ -242,13 +245,12 @@ def _mib(size: int) -> str:
 
 def _unreadable(path: Path, exc: BaseException) -> Finding:
     kind = type(exc).__name__
-    reasons = {"PasswordError": ("文件设置了打开密码，请取消密码后重新保存", "the file is password-protected; remove the password"),
-               "ZipError": ("文件已损坏或不是工作簿", "the file is damaged or not a workbook"),
-               "XmlError": ("文件内容已损坏", "the file's content is damaged"),
-               "BadZipFile": ("文件已损坏或不完整", "the file is damaged or incomplete")}
-    zh, en = reasons.get(kind, ("不是可以识别的工作簿格式", "not a workbook format that can be read"))
+    reason = kind if kind in _REASONS else "other"
     detail = str(exc).splitlines()[0][:160] if str(exc) else kind
-    return Finding("file-unreadable", params={"reason": bilingual(f"{zh}：{detail}", f"{en}: {detail}")})
+    return Finding("file-unreadable", params={"reason": phrase(f"read.unreadable.{reason}", detail=detail)})
+
+
+_REASONS = ("PasswordError", "ZipError", "XmlError", "BadZipFile")  # exception kinds with their own words
 
 
 def _sheets(workbook: CalamineWorkbook) -> dict[str, Grid]:
@@ -256,16 +258,13 @@ def _sheets(workbook: CalamineWorkbook) -> dict[str, Grid]:
     for name in workbook.sheet_names:
         sheet = workbook.get_sheet_by_name(name)
         if sheet.total_height > MAX_SHEET_ROWS:  # as declared by the sheet, before its rows are converted
-            raise Unreadable(Finding("file-too-large", params={
-                "size": bilingual(f"工作表“{name}”有 {sheet.total_height} 行", f"sheet “{name}” has "
-                                  f"{sheet.total_height} rows"),
-                "limit": bilingual(f"每表 {MAX_SHEET_ROWS} 行", f"{MAX_SHEET_ROWS} rows per sheet")}))
+            raise DisclosureError(_too_large(phrase("read.too_large.sheet_rows", name=name, rows=sheet.total_height),
+                                             phrase("read.too_large.rows_limit", rows=MAX_SHEET_ROWS)))
         out[name] = sheet.to_python(skip_empty_area=False)
     return out
 
 
-def _named_plan(block: str, ods: bool, sheet_names: frozenset[str], sheets: Mapping[str, Grid]
-                ) -> tuple[Format, dict[str, Position], dict[str, CellRef]] | None:
+def _named_plan(block: str, ods: bool, sheet_names: frozenset[str], sheets: Mapping[str, Grid]) -> ReadPlan | None:
     """The format a workbook's defined names give, and where each of its keys is; None without them.
 
     The workbooks of a batch share their template's names, so all but the stated format's cell are
@@ -274,28 +273,22 @@ def _named_plan(block: str, ods: bool, sheet_names: frozenset[str], sheets: Mapp
     complete = _complete_formats(block, ods, sheet_names)
     if not complete:
         return None
-    first, (positions, _) = next(iter(complete.items()))
-    pos = positions.get(all_formats()[first].words.format_name)  # the locked cover cell stating the format
+    first = next(iter(complete.values()))
+    pos = first.positions.get(first.format.words.format_name)  # the locked cover cell stating the format
     value = _value(sheets, pos) if pos else ""
     stated = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
-    fid = stated if stated in complete else first
-    positions, where = complete[fid]
-    return all_formats()[fid], positions, where
+    return complete.get(stated, first)
 
 
 @lru_cache(maxsize=64)
-def _complete_formats(block: str, ods: bool, sheet_names: frozenset[str]
-                      ) -> dict[str, tuple[dict[str, Position], dict[str, CellRef]]]:
-    """For each format whose every cell has a name in `block`: key → Position and key → CellRef.
-
-    The dictionaries are shared by every workbook with this names block, and never changed.
-    """
+def _complete_formats(block: str, ods: bool, sheet_names: frozenset[str]) -> dict[str, ReadPlan]:
+    """The read plan of each format whose every cell has a name in `block`, by format id."""
     names = {name: pos for name, pos in _parse_names(block, ods).items() if pos.sheet in sheet_names}
     out = {}
     for fid, fmt in all_formats().items():
         if all(cell.name in names for cell in fmt.cells.values()):
             positions = {key: names[name] for name, key in fmt.names.items() if name in names}
-            out[fid] = (positions, {key: _cell_ref(key, pos) for key, pos in positions.items()})
+            out[fid] = ReadPlan(fmt, positions, {key: _cell_ref(key, pos) for key, pos in positions.items()})
     return out
 
 
@@ -395,13 +388,12 @@ def _label_findings(fmt: Format, located: Any) -> list[Finding]:
             "ref": f"{variant.position.sheet}!{a1(variant.position.row, variant.position.col)}"}))
     for missing in located.missing:
         section = fmt.section(missing.section)
-        after = (bilingual(f"（应在“{missing.after}”之后）", f" (expected after “{missing.after}”)")
-                 if missing.after else "")
+        after = phrase("read.not_found.after", label=missing.after) if missing.after else ""
         findings.append(Finding("cell-not-found", params={
             "section": _section_name(section), "label": missing.label, "near": after,
-            "what": bilingual(f"其中的 {missing.cells} 个数字", f"its {missing.cells} numbers")}))
+            "what": phrase("read.not_found.numbers", n=missing.cells)}))
     return findings
 
 
 def _section_name(section: Any) -> dict[str, str]:
-    return bilingual(section.heading, f"Section {section.number}")
+    return phrase("catalog.section_name", heading=section.heading, number=section.number)

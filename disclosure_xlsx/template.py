@@ -17,6 +17,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from ._xlsx import atomic_output, new_workbook, put
+from .catalog import text
 from .formats import Format, Identity, ValueType, get_format
 from .layout import CheckSlot, Layout, SheetLayout, Slot, a1, layout_for, report_layout
 
@@ -27,8 +28,8 @@ __all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "add_report_sheet", "check_for
 PROPERTY_FORMAT = "disclosure_xlsx.format"
 PROPERTY_VERSION = "disclosure_xlsx.template_version"
 
-FONT = "宋体"
-TITLE_FONT = "黑体"
+FONT = text("template.fonts.body")
+TITLE_FONT = text("template.fonts.title")
 INPUT_FILL = "#FFF2CC"
 _BASE = {"font_name": FONT, "font_size": 10, "valign": "vcenter"}
 _STYLES: dict[str, dict[str, object]] = {
@@ -47,7 +48,7 @@ _STYLES: dict[str, dict[str, object]] = {
     "check": {"bold": True, "align": "center", "font_size": 11},
 }
 # The report sheet, as printed in a published report: 宋体 tables, 仿宋 section headings, thin borders.
-REPORT_HEADING_FONT = "仿宋"
+REPORT_HEADING_FONT = text("template.fonts.report_heading")
 _REPORT_BASE = {"font_name": FONT, "font_size": 10, "valign": "vcenter", "text_wrap": True}
 _REPORT_STYLES: dict[str, dict[str, object]] = {
     "title": {"font_size": 16, "bold": True, "align": "center"},
@@ -123,14 +124,13 @@ def add_report_sheet(workbook: Workbook, format_id: str, values: Mapping[str, ob
     for row, height in sheet_layout.heights.items():
         sheet.set_row(row, height)
     for box in sheet_layout.boxes:
-        text = box.text
         if box.style == "title":
-            rich = [styles["title"], title] + ([styles["mark"], f"（{mark}）"] if mark else [])
+            rich = [styles["title"], title] + ([styles["mark"], text("template.mark", mark=mark)] if mark else [])
             sheet.merge_range(box.row, box.col, box.last_row, box.last_col, "", styles["title"])
             sheet.write_rich_string(box.row, box.col, *rich, styles["title"]) if mark else put(
                 sheet, box.row, box.col, title, styles["title"])
             continue
-        _box(sheet, box.row, box.col, box.last_row, box.last_col, text, styles[box.style])
+        _box(sheet, box.row, box.col, box.last_row, box.last_col, box.text, styles[box.style])
     numbers: dict[str, CellFormat] = {}
     for slot in sheet_layout.slots:
         cell = fmt.cells[slot.key]
@@ -266,7 +266,8 @@ class _Writer:
                 rule = {"validate": "integer", "criteria": "between", "minimum": self.fmt.first_year,
                         "maximum": last, "error_type": "warning", "input_title": field.label,
                         "input_message": field.hint or "", "error_title": field.label,
-                        "error_message": f"{self.fmt.title}适用于 {self.fmt.first_year}–{last} 年度的报告。"}
+                        "error_message": text("template.year_range", format_title=self.fmt.title,
+                                              first=self.fmt.first_year, last=last)}
             else:
                 continue
             first, *rest = _rectangles(group)
@@ -283,11 +284,11 @@ class _Writer:
         words = self.fmt.words
         spans = " ".join(_range((c.row, c.col, c.row, c.col)) for c in checks)
         first = checks[0]
-        for text, look in ((words.check_fail, {"bg_color": "#FFC7CE", "font_color": "#9C0006"}),
+        for mark, look in ((words.check_fail, {"bg_color": "#FFC7CE", "font_color": "#9C0006"}),
                            (words.check_ok, {"font_color": "#006100"}),
                            (words.check_blank, {"font_color": "#808080"})):
             sheet.conditional_format(first.row, first.col, first.row, first.col, {
-                "type": "cell", "criteria": "==", "value": f'"{text}"',
+                "type": "cell", "criteria": "==", "value": f'"{mark}"',
                 "format": self.workbook.add_format(look), "multi_range": spans})
 
 

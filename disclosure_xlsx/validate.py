@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -19,11 +20,11 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
-from .catalog import Finding, bilingual, number_text
+from .catalog import LANGS, Finding, bilingual, number_text, phrase, text
 from .clean import CleanReport, cell_where
-from .formats import Format, Identity, Rule, get_format
+from .formats import Format, Identity, Rule
 
-__all__ = ["checked_frame", "report_frame", "schema_for", "validate_reports"]
+__all__ = ["Validation", "checked_frame", "report_frame", "schema_for", "validate_reports"]
 
 NEGATIVE = "count-negative"
 
@@ -45,10 +46,9 @@ def checked_frame(frame: pd.DataFrame, fmt: Format) -> pd.DataFrame:
 
 
 @cache
-def schema_for(format_id: str) -> pa.DataFrameSchema:
+def schema_for(fmt: Format) -> pa.DataFrameSchema:
     """The Pandera schema of a format, built once from the format data: a typed column per cell with
     its range (counts ≥ 0), and one dataframe-level check per identity and plausibility rule."""
-    fmt = get_format(format_id)
     columns = {}
     for cid, cell in fmt.cells.items():
         checks = [pa.Check.ge(cell.type.min, error=NEGATIVE)] if cell.type.min is not None else []
@@ -62,22 +62,33 @@ def _frame_check(rule: Identity | Rule) -> pa.Check:
     return pa.Check(rule.holds, error=rule.rule, ignore_na=False)
 
 
-def validate_reports(reports: Sequence[CleanReport]) -> list[list[Finding]]:
-    """Findings of the identities, rules and ranges for each report, in the order given."""
+@dataclass
+class Validation:
+    """What one validation of a batch found: the findings of each report (in the order given) and, per
+    format, the frame it checked (one row per report of that format, indexed by the report's position),
+    which the roll-up adds up without building it again."""
+
+    findings: list[list[Finding]]
+    frames: dict[str, pd.DataFrame]
+
+
+def validate_reports(reports: Sequence[CleanReport]) -> Validation:
+    """Check the identities, rules and ranges of every report, one Pandera call per format."""
     out: list[list[Finding]] = [[] for _ in reports]
-    by_format: dict[str, list[int]] = defaultdict(list)
+    frames: dict[str, pd.DataFrame] = {}
+    by_format: dict[Format, list[int]] = defaultdict(list)
     for i, report in enumerate(reports):
-        by_format[report.format_id].append(i)
-    for format_id, rows in by_format.items():
-        fmt = get_format(format_id)
+        by_format[report.format].append(i)
+    for fmt, rows in by_format.items():
         batch = [reports[i] for i in rows]
         frame = report_frame(batch, fmt)
         try:
-            schema_for(format_id).validate(checked_frame(frame, fmt), lazy=True)
+            schema_for(fmt).validate(checked_frame(frame, fmt), lazy=True)
         except SchemaErrors as exc:
             for position, findings in _findings(fmt, batch, frame, exc.failure_cases).items():
                 out[rows[position]] = findings
-    return out
+        frames[fmt.id] = frame.set_axis(pd.Index(rows))
+    return Validation(out, frames)
 
 
 def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, cases: pd.DataFrame
@@ -120,12 +131,11 @@ def _identity_finding(fmt: Format, identity: Identity, report: CleanReport, row:
     actual = report.values[identity.anchor]
     params: dict[str, Any] = {
         "where": cell_where(fmt, anchor, refs[0]), "ref": refs[0].ref,
-        "others": bilingual("、".join(compress_refs([r.ref for r in refs[1:]])),
-                            ", ".join(compress_refs([r.ref for r in refs[1:]]))),
+        "others": _joined(compress_refs([r.ref for r in refs[1:]])),
         "expected_text": bilingual(identity.expected_zh, identity.expected_en),
         "printed": identity.printed or ""}
     if actual is None:
-        params["actual"] = bilingual("空白（按 0 计）", "blank (counted as 0)")
+        params["actual"] = phrase("validate.blank_as_zero")
     return Finding("identity-mismatch", cells=tuple(refs), rule=identity.rule,
                    expected=identity.expected_anchor(row), actual=actual if actual is not None else 0,
                    params=params)
@@ -134,11 +144,17 @@ def _identity_finding(fmt: Format, identity: Identity, report: CleanReport, row:
 def _rule_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, Any]) -> Finding:
     refs = [report.where[c] for c in rule.involved]
     anchor = fmt.cells[rule.involved[0]]
-    details = "，".join(f"{fmt.cells[c].label} {number_text(row[c])}" for c in rule.involved)
-    details_en = ", ".join(f"{fmt.cells[c].label} {number_text(row[c])}" for c in rule.involved)
+    details = {lang: text("validate.detail_separator", lang).join(
+        text("validate.detail", lang, label=fmt.cells[c].label, value=number_text(row[c])) for c in rule.involved)
+        for lang in LANGS}
     return Finding("implausible-value", cells=tuple(refs), rule=rule.rule, actual=report.values[anchor.id],
                    params={"where": cell_where(fmt, anchor, refs[0]), "rule_text": bilingual(rule.zh, rule.en),
-                           "details": bilingual(details, details_en)})
+                           "details": details})
+
+
+def _joined(items: Sequence[str]) -> dict[str, str]:
+    """A list of references, joined as each language writes a list."""
+    return {lang: text("catalog.enumeration", lang).join(items) for lang in LANGS}
 
 
 def compress_refs(refs: Sequence[str]) -> list[str]:

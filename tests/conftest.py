@@ -126,3 +126,22 @@ def soffice(tmp_path_factory: pytest.TempPathFactory):
         return out
 
     return convert
+
+
+def batch_of(format_id: str, offices, year: int):
+    """A validated batch built in memory from (values, office name) pairs, as if each were read from the
+    standard workbook: for properties that need many batches and no files."""
+    from disclosure_xlsx.clean import clean_report
+    from disclosure_xlsx.formats import get_format
+    from disclosure_xlsx.layout import standard_where
+    from disclosure_xlsx.pipeline import Checked, validate_checked
+    from disclosure_xlsx.read import RawReport
+
+    fmt = get_format(format_id)
+    reports = []
+    for i, (values, office) in enumerate(offices):
+        raw = {cid: (float(v) if v is not None else "") for cid, v in values.items()}
+        raw.update({fmt.field("office").name: office, fmt.field("year").name: float(year),
+                    fmt.words.version_name: fmt.template_version})
+        reports.append(clean_report(RawReport(f"memory/{i}.xlsx", fmt, "names", raw, standard_where(format_id))))
+    return validate_checked([Checked(r.file, r) for r in reports])

@@ -142,7 +142,7 @@ def test_a_2019_workbook_maps_onto_2021(tmp_path: Path) -> None:
     for cid in new.cells:
         if new.cells[cid].section in ("s3", "s4") and cid in old.cells:
             assert values[cid] == source[cid], cid  # 三 and 四 map one-to-one
-    noted = {cid for cid, _ in converted.notes}
+    noted = {note.id for note in converted.notes}
     assert {c for c in new.cells if new.cells[c].section == "s2"} <= noted  # 二 has no one-to-one source
     assert all(values[c] is None for c in new.cells if new.cells[c].section == "s2")
     for parts in new.derived.values():  # the seed's （六）其他处理 is 0, so each 2021 sub-row is 0
@@ -156,7 +156,7 @@ def test_a_nonzero_other_row_cannot_be_split(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     write_template(tmp_path / "in" / "x.xlsx", "2019", values=values)
     _, (converted,) = convert_paths([tmp_path / "in"], tmp_path / "out", format_to="2021", workers=1)
-    notes = dict(converted.notes)
+    notes = {note.id: note.message["zh"] for note in converted.notes}
     assert "无法拆分" in notes["s3.other_misc.total"] and str(values["s3.other.total"]) in notes["s3.other_misc.total"]
 
 

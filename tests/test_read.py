@@ -11,7 +11,8 @@ import pytest
 
 from disclosure_xlsx.formats import get_format
 from disclosure_xlsx.layout import layout_for
-from disclosure_xlsx.read import Unreadable, read_workbook
+from disclosure_xlsx.catalog import DisclosureError
+from disclosure_xlsx.read import read_workbook
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 
@@ -42,7 +43,7 @@ def test_names_locate_every_cell_of_the_layout(tmp_path: Path, format_id: str) -
     path, values = _filled(tmp_path, format_id)
     raw = read_workbook(path)
     layout = layout_for(format_id)
-    assert (raw.format_id, raw.located_by, raw.findings) == (format_id, "names", [])
+    assert (raw.format.id, raw.located_by, raw.findings) == (format_id, "names", [])
     for cid in get_format(format_id).cells:
         assert raw.raw[cid] == values[cid]
         sheet, slot = layout.slot(cid)
@@ -54,7 +55,7 @@ def test_labels_find_the_same_values_as_names(tmp_path: Path, format_id: str) ->
     path, _ = _filled(tmp_path, format_id)
     by_names = read_workbook(path)
     by_labels = read_workbook(_without_names(path, tmp_path / "copied.xlsx"))
-    assert by_labels.located_by == "labels" and by_labels.format_id == format_id
+    assert by_labels.located_by == "labels" and by_labels.format.id == format_id
     assert by_labels.findings == []
     assert by_labels.raw == by_names.raw
     assert by_labels.where == by_names.where
@@ -122,7 +123,7 @@ def test_format_is_detected_from_labels_when_the_cover_is_gone(tmp_path: Path, f
     del wb[get_format(format_id).words.cover_sheet]
     wb.save(copied)
     raw = read_workbook(copied)
-    assert (raw.format_id, raw.located_by) == (format_id, "labels")
+    assert (raw.format.id, raw.located_by) == (format_id, "labels")
 
 
 @pytest.mark.parametrize("content, code", [
@@ -133,7 +134,7 @@ def test_format_is_detected_from_labels_when_the_cover_is_gone(tmp_path: Path, f
 def test_broken_files_are_findings(tmp_path: Path, content: bytes, code: str) -> None:
     path = tmp_path / "broken.xlsx"
     path.write_bytes(content)
-    with pytest.raises(Unreadable) as caught:
+    with pytest.raises(DisclosureError) as caught:
         read_workbook(path)
     assert caught.value.finding.code == code
     assert caught.value.finding.severity == "error"
@@ -143,7 +144,7 @@ def test_a_zip_that_is_not_a_workbook(tmp_path: Path) -> None:
     path = tmp_path / "archive.xlsx"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "hello")
-    with pytest.raises(Unreadable) as caught:
+    with pytest.raises(DisclosureError) as caught:
         read_workbook(path)
     assert caught.value.finding.code == "file-unreadable"
 
@@ -154,6 +155,6 @@ def test_a_workbook_of_another_form_is_not_a_report(tmp_path: Path) -> None:
     wb.active.append(["项目", "预算", "决算"])
     wb.active.append(["办公费", 12, 11])
     wb.save(path)
-    with pytest.raises(Unreadable) as caught:
+    with pytest.raises(DisclosureError) as caught:
         read_workbook(path)
     assert caught.value.finding.code == "not-a-report"
