@@ -108,8 +108,8 @@ def _mark_cells(workbook: openpyxl.Workbook, findings: Sequence[Finding], place:
             target = _target(ref, place)
             if target.sheet in workbook.sheetnames:
                 notes[(target.sheet, target.ref)].append((finding, i == 0))
-    for (sheet, ref), entries in notes.items():
-        cell = workbook[sheet][ref]
+    for (sheet, address), entries in notes.items():
+        cell = workbook[sheet][address]
         severity = "error" if any(f.severity == "error" for f, _ in entries) else "warning"
         anchor = any(a for _, a in entries)
         cell.fill = PatternFill("solid", fgColor=FILLS[(severity, anchor)])

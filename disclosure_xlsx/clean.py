@@ -112,7 +112,8 @@ def _typed(number: Decimal, cell: Cell, rules: list[str], *, bare_money: bool, u
     if cell.type.integer:
         if number != number.to_integral_value():
             return Parsed(None, tuple(rules), "number-not-whole")
-        if "text-to-number" in rules and number.as_tuple().exponent < 0:  # "4.0"
+        exponent = number.as_tuple().exponent
+        if "text-to-number" in rules and isinstance(exponent, int) and exponent < 0:  # "4.0"
             rules.append("decimal-zero")
         return Parsed(int(number), tuple(rules))
     value = float(number)

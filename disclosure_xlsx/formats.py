@@ -708,10 +708,10 @@ def _identities(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
         (anchor,) = _expand([spec["anchor"]], binding, sets, cells, rule)
         if anchor not in (*lhs, *rhs):
             raise FormatDataError(f"{rule}: anchor {anchor} is not a term")
-        deferred = defer and all(binding.get(k) == v for k, v in defer["when"].items())
+        deferred = defer is not None and all(binding.get(k) == v for k, v in defer["when"].items())
         yield Identity(
             rule=rule, family=spec["id"], section=spec["section"], binding=tuple(binding.items()),
-            lhs=lhs, rhs=rhs, anchor=anchor, defer_to=defer["identity"] if deferred else None,
+            lhs=lhs, rhs=rhs, anchor=anchor, defer_to=defer["identity"] if defer is not None and deferred else None,
             cls=spec["class"], printed=spec.get("printed"), zh=spec["zh"], en=spec["en"],
             expected_zh=spec["expected_zh"], expected_en=spec["expected_en"], check=spec["check"])
 
@@ -731,7 +731,8 @@ def _rules(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
 
 def _key_figure(spec: Mapping[str, Any], cells: Mapping[str, Cell]) -> KeyFigure:
     _keys(spec, f"key figure {spec.get('key')}", set(KeyFigure.__dataclass_fields__))
-    figure = KeyFigure(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    args: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+    figure = KeyFigure(**args)
     unknown = [c for c in (*figure.cells, *figure.numerator, *figure.denominator) if c not in cells]
     if unknown or not (figure.cells or figure.denominator):
         raise FormatDataError(f"key figure {figure.key}: unknown cells {unknown}")

@@ -239,12 +239,12 @@ def _grid(fmt: Format, section: Section, top: int = 0, checks: bool = True) -> S
     label_widths = [6.0, 10.0, 30.0][-label_cols:] if label_cols else []
     value_width = 7.0 if label_cols else 6.5
     widths = [*label_widths, *([value_width] * len(col_leaves))]
-    checks, check_boxes = (_checks(fmt, section, position, last_row, last_col, table_top, header_rows, widths)
-                           if checks else ([], []))
+    check_slots, check_boxes = (_checks(fmt, section, position, last_row, last_col, table_top, header_rows, widths)
+                                if checks else ([], []))
     boxes += check_boxes
     heights = _grid_heights(boxes, widths, row_of.values())
     heights[top] = 26.0
-    return SheetLayout(section.key, section.sheet, tuple(boxes), tuple(slots), tuple(checks),
+    return SheetLayout(section.key, section.sheet, tuple(boxes), tuple(slots), tuple(check_slots),
                        tuple(widths), heights, freeze=(first_data_row, label_cols))
 
 
