@@ -21,7 +21,7 @@ Choices, and why:
 - **Unusable cells** (values that could not be read) are unknowns: free to take any value of their type
   at no cost, so a suggestion never assumes what they hold, and never names them. Identities that use
   them are not reported by validation, so they alone never produce a suggestion.
-- **Bounds** come from each cell's value type (`ValueType.min`: counts ≥ 0, 本年增/减 unbounded) and
+- **Bounds** come from each cell's value type (`ValueType.min`: counts ≥ 0, signed counts such as the change in items unbounded) and
   whole numbers where the type is integer. A value out of its bounds (a negative count) must change.
 - **Solver.** Every one-cell fix is tried first with numpy (a cell fixes everything alone only if the
   identities it is in are exactly the failing ones and they all ask for the same change); with equal
