@@ -21,17 +21,22 @@ Choices, and why:
 - **Unusable cells** (values that could not be read) are unknowns: free to take any value of their type
   at no cost, so a suggestion never assumes what they hold, and never names them. Identities that use
   them are not reported by validation, so they alone never produce a suggestion.
-- **Bounds** come from each cell's value type (`ValueType.min`: counts ≥ 0, signed counts such as the change in items unbounded) and
-  whole numbers where the type is integer. A value out of its bounds (a negative count) must change.
+- **Bounds** come from each cell's value type (`ValueType.min`: counts ≥ 0, signed counts unbounded)
+  and whole numbers where the type is integer. A value out of its bounds (a negative count) must change.
 - **Solver.** Every one-cell fix is tried first with numpy (a cell fixes everything alone only if the
-  identities it is in are exactly the failing ones and they all ask for the same change); with equal
+  identities it is in are exactly the failing ones and all ask it for the same change); with equal
   weights such a fix is provably minimal and the list of all of them is exact. Otherwise a mixed-integer
-  programme (`scipy.optimize.milp`, HiGHS) with a 0/1 "changed" variable per cell, a big-M link no larger
-  than the workbook's own numbers, a zero MIP gap and integrality and feasibility tolerances of 1e-9 (at
-  the defaults, a change of 1 under a big M can hide behind a "changed" variable of 1e-6 and the solver
-  claims no change is needed). Every answer is checked again in exact arithmetic. Alternatives come from
-  re-solving with the sets found so far cut off. `time_limit` bounds the solver per workbook; when it
-  runs out first, the outcome says so and nothing is suggested.
+  programme (`scipy.optimize.milp`, HiGHS): a 0/1 "changed" variable per cell linked to its value by a
+  big M of twice the workbook's largest number plus all residuals (a part never exceeds its total;
+  larger changes are not considered); one "some cell of it changes" row per failing identity, which gives the solver a
+  strong bound; sets of at most 2, 3, 4 cells tried in turn, which it solves far sooner. Tolerances are
+  tight: a zero MIP gap, and integrality and feasibility tolerances of 1e-9 instead of HiGHS's 1e-6 and
+  1e-7, at which a change of 1 under a big M of 10^8 hides behind a "changed" variable below the
+  tolerance and the solver claims that less needs changing. Every answer is checked again exactly.
+  Alternatives come from solving again with the sets found so far cut off, at the same weight.
+  `time_limit` bounds the solver per workbook; when it runs out before a minimal set is proven, the
+  outcome says so and nothing is suggested (if it runs out while looking for alternatives, the set
+  found stands and `more` says others may exist).
 """
 
 from __future__ import annotations
@@ -82,8 +87,9 @@ class Suggestion:
 
     `changes` is the set shown first; `alternatives` are up to three other sets of the same (minimal)
     weight; `more` is true when further ones exist or the search for them ran out of time. `rules` are
-    the failing identities it explains (those validation reports). `method` is "one-cell" (numpy) or
-    "milp". When `outcome` is not FOUND, `changes` is empty.
+    the failing identities it explains: every one without an unreadable cell, including those whose
+    finding validation leaves out because their I2 fails (spec §7.1 I4). `method` is "one-cell"
+    (numpy) or "milp". When `outcome` is not FOUND, `changes` is empty.
     """
 
     outcome: str
@@ -230,8 +236,10 @@ def _milp(problem: _Problem, values: Mapping[str, Number | None], current: np.nd
 
     n = len(problem.ids)
     counted = np.where(free, 0.0, current)
-    # Big M: no change needs more than all the workbook's numbers and all the residuals together.
-    big = float(np.abs(counted).sum() + np.abs(problem.matrix @ counted).sum() + 1)
+    # Big M: a change is never larger than twice the workbook's largest number plus all residuals
+    # (a part never exceeds its total). Kept that small on purpose: M against a change of 1 is what
+    # the solver's tolerances must resolve, and what makes it slow.
+    big = float(2 * np.abs(counted).max(initial=0) + np.abs(problem.matrix @ counted).sum() + 1)
     lower = np.where(np.isinf(problem.lower), counted - big, problem.lower)
     upper = np.maximum(counted, lower) + big
     changeable = np.flatnonzero(~free)
@@ -249,7 +257,8 @@ def _milp(problem: _Problem, values: Mapping[str, Number | None], current: np.nd
     for t, row in enumerate(failing_rows):
         cover[t, n:] = problem.matrix[row, changeable] != 0
     base = [LinearConstraint(identities, 0, 0),
-            LinearConstraint(link, np.full(2 * k, -np.inf), np.concatenate([counted[changeable], -counted[changeable]])),
+            LinearConstraint(link, np.full(2 * k, -np.inf),
+                             np.concatenate([counted[changeable], -counted[changeable]])),
             LinearConstraint(cover, 1, np.inf)]
     cost = np.concatenate([np.zeros(n), weights[changeable]])
     integrality = np.concatenate([problem.integer.astype(float), np.ones(k)])
