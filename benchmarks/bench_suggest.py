@@ -105,7 +105,7 @@ def one_cell(fmt: Format, n: int, seed: int, costs: dict[str, list[float]], *, b
                 original[cid] = None
         cid = rng.choice(cells)
         old = original[cid] or 0
-        new = rng.choice([v for v in range(0, max(2 * old, 10) + 1) if v != old])
+        new = rng.choice([v for v in range(max(2 * old, 10) + 1) if v != old])
         values = {**original, cid: new}
         s, seconds = timed(fmt, values, blank_weight=blank_weight)
         assert s is not None, "a changed identity cell always breaks an identity"
@@ -133,7 +133,7 @@ def two_cells(fmt: Format, n: int, seed: int, costs: dict[str, list[float]]) -> 
         pair = rng.sample(cells, 2)
         values = dict(original)
         for cid in pair:
-            values[cid] = rng.choice([v for v in range(0, max(2 * original[cid], 10) + 1) if v != original[cid]])
+            values[cid] = rng.choice([v for v in range(max(2 * original[cid], 10) + 1) if v != original[cid]])
         if holds(fmt, values):
             continue  # the two changes cancel out
         s, seconds = timed(fmt, values, time_limit=10.0)

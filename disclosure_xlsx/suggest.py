@@ -363,7 +363,7 @@ def _counted(value: Number | None) -> Number:
 
 
 def _number(value: float, integer: bool) -> Number:
-    return int(round(value)) if integer else round(value, 6)
+    return round(value) if integer else round(value, 6)
 
 
 def _json(value: Number | None) -> Number | None:
