@@ -1,0 +1,318 @@
+"""suggest.py: the Fellegi–Holt suggestion is a valid, minimal fix, and says honestly when it is not the only one."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from collections.abc import Mapping
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from disclosure_xlsx.clean import clean_report
+from disclosure_xlsx.formats import Format, get_format
+from disclosure_xlsx.layout import standard_where
+from disclosure_xlsx.read import read_workbook
+from disclosure_xlsx.suggest import FOUND, NOT_FOUND_IN_LIMIT, Suggestion, suggest_fix, suggestion_text
+from disclosure_xlsx.synthetic import balanced_report
+
+from .conftest import ROOT, SAMPLES
+
+FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SLOW = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _identity_cells(fmt: Format) -> list[str]:
+    used = {c for i in fmt.identities for c in i.cells}
+    return [c for c in fmt.cells if c in used]
+
+
+def _holds(fmt: Format, values: Mapping[str, object], skip: frozenset[str] = frozenset()) -> bool:
+    counted = {c: (v if v is not None else 0) for c, v in values.items()}
+    return all(i.holds(counted) for i in fmt.identities if not set(i.cells) & skip)
+
+
+def _one_cell_fixes(fmt: Format, values: Mapping[str, int | None]) -> list[tuple[str, int]]:
+    """Every single cell whose change makes every identity hold, by brute force (an oracle that shares
+    no code with the module): the change each identity asks of the cell must agree and keep it ≥ min."""
+    counted = {c: (v if v is not None else 0) for c, v in values.items()}
+    out = []
+    for cid in _identity_cells(fmt):
+        asks = set()
+        for identity in fmt.identities:
+            diff = identity.difference(counted)
+            if cid in identity.lhs:
+                asks.add(-diff)
+            elif cid in identity.rhs:
+                asks.add(diff)
+            elif diff:
+                asks.add(None)  # an identity that fails without this cell
+        bound = fmt.cells[cid].type.min
+        if len(asks) == 1 and None not in asks and (new := counted[cid] + asks.pop()) != counted[cid] \
+                and (bound is None or new >= bound):
+            out.append((cid, new))
+    return out
+
+
+def _valid(fmt: Format, values: Mapping[str, int | None], suggestion: Suggestion) -> bool:
+    applied = suggestion.applied(values)
+    types_ok = all(isinstance(c.suggested, int) and (fmt.cells[c.id].type.min is None
+                                                       or c.suggested >= fmt.cells[c.id].type.min)
+                   for c in suggestion.changes)
+    return types_ok and _holds(fmt, applied)
+
+
+def _sets(suggestion: Suggestion) -> list[dict[str, int | float]]:
+    return [{c.id: c.suggested for c in s} for s in (suggestion.changes, *suggestion.alternatives)]
+
+
+def _alone(fmt: Format, cid: str) -> bool:
+    """Whether `cid` is the only cell common to every identity it is in (then a change to it is unique)."""
+    common = set.intersection(*(set(i.cells) for i in fmt.identities if cid in i.cells))
+    return common == {cid}
+
+
+# ----------------------------------------------------------------------------------------------
+# Properties
+
+
+@FAST
+@given(seed=st.integers(0, 10**6), data=st.data())
+def test_one_changed_cell_gives_a_valid_one_cell_suggestion(format_id: str, seed: int, data: st.DataObject) -> None:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(seed))
+    cid = data.draw(st.sampled_from(_identity_cells(fmt)), label="cell")
+    new = data.draw(st.integers(0, 60).filter(lambda v: v != original[cid]), label="new value")
+    values = {**original, cid: new}
+    assert not _holds(fmt, values)  # every identity cell is in some identity, with coefficient ±1
+    suggestion = suggest_fix(fmt, values)
+    assert suggestion is not None and suggestion.outcome == FOUND
+    assert len(suggestion.changes) == 1 and _valid(fmt, values, suggestion)
+    assert all(len(s) == 1 and _holds(fmt, {**values, **s}) for s in _sets(suggestion))
+    assert {cid: original[cid]} in _sets(suggestion) or suggestion.more
+    oracle = _one_cell_fixes(fmt, values)
+    assert len(oracle) == len(_sets(suggestion)) or suggestion.more and len(oracle) > 4
+    if _alone(fmt, cid):  # a cell of section 三: no other cell explains the same failures
+        assert suggestion.unique and suggestion.changes[0].id == cid
+        assert suggestion.changes[0].suggested == original[cid] and suggestion.changes[0].value == new
+
+
+@FAST
+@given(seed=st.integers(0, 10**6), blanks=st.floats(0, 1))
+def test_no_suggestion_without_identity_errors(format_id: str, seed: int, blanks: float) -> None:
+    fmt = get_format(format_id)
+    rng = random.Random(seed)
+    values: dict[str, int | float | None] = dict(balanced_report(format_id, rng))
+    for cid, value in list(values.items()):  # zeros left blank count as 0 (ruling 2)
+        if value == 0 and rng.random() < blanks:
+            values[cid] = None
+    assert suggest_fix(fmt, values) is None
+    unusable = frozenset(rng.sample(sorted(values), 3))
+    assert suggest_fix(fmt, {**values, **dict.fromkeys(unusable)}, unusable=unusable) is None
+
+
+@SLOW
+@given(seed=st.integers(0, 10**6), data=st.data())
+def test_two_changed_cells_give_a_valid_minimal_set(format_id: str, seed: int, data: st.DataObject) -> None:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(seed))
+    first, second = data.draw(st.lists(st.sampled_from(_identity_cells(fmt)), min_size=2, max_size=2, unique=True))
+    values = dict(original)
+    for cid in (first, second):
+        values[cid] = data.draw(st.integers(0, 60).filter(lambda v, c=cid: v != original[c]))
+    if _holds(fmt, values):
+        return  # the two changes cancel out (e.g. a part and its total by the same amount)
+    suggestion = suggest_fix(fmt, values, time_limit=30)
+    assert suggestion is not None and suggestion.outcome == FOUND and _valid(fmt, values, suggestion)
+    assert 1 <= len(suggestion.changes) <= 2  # the true change is a fix of two cells
+    assert all(len(s) == len(suggestion.changes) and _holds(fmt, {**values, **s}) for s in _sets(suggestion))
+    if len(suggestion.changes) == 2:
+        assert not _one_cell_fixes(fmt, values)  # minimal: no single cell would do
+        if suggestion.unique:
+            assert _sets(suggestion) == [{first: original[first], second: original[second]}]
+
+
+# ----------------------------------------------------------------------------------------------
+# Limits, blanks, unreadable values, large numbers
+
+
+def _two_cell_case(format_id: str) -> tuple[Format, dict[str, int], dict[str, int]]:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(7), zero_share=0.0)
+    values = dict(original)
+    values["s3.granted.natural_person"] += 1
+    values["s3.partial.commercial"] += 2
+    return fmt, original, values
+
+
+def test_time_limit_gives_an_honest_not_found(format_id: str) -> None:
+    fmt, original, values = _two_cell_case(format_id)
+    suggestion = suggest_fix(fmt, values, time_limit=0)
+    assert suggestion is not None and suggestion.outcome == NOT_FOUND_IN_LIMIT
+    assert suggestion.changes == () and not suggestion.unique and suggestion.rules
+    where = standard_where(format_id)
+    assert suggestion.to_dict(where)["cells"] == [] and suggestion.to_dict(where)["unique"] is False
+    assert suggestion_text(suggestion, where) == "未能在规定时间内找出使所有勾稽关系成立的最少改动，请逐项核对标出的单元格。"
+    assert "time limit" in suggestion_text(suggestion, where, "en")
+    found = suggest_fix(fmt, values, time_limit=30)
+    assert found is not None and found.unique and _sets(found) == [
+        {"s3.granted.natural_person": original["s3.granted.natural_person"],
+         "s3.partial.commercial": original["s3.partial.commercial"]}]
+    one = {**original, "s3.granted.total": original["s3.granted.total"] + 1}
+    fast = suggest_fix(fmt, one, time_limit=0)  # the numpy pass needs no solver time
+    assert fast is not None and fast.unique and fast.method == "one-cell"
+
+
+def test_a_blank_left_for_a_number_is_filled(format_id: str) -> None:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(3), zero_share=0.0)
+    values: dict[str, int | None] = {**original, "s3.granted.commercial": None}
+    suggestion = suggest_fix(fmt, values)
+    assert suggestion is not None and suggestion.unique
+    (change,) = suggestion.changes
+    assert (change.id, change.value, change.suggested) == ("s3.granted.commercial", None,
+                                                           original["s3.granted.commercial"])
+    where = standard_where(format_id)
+    ref = where["s3.granted.commercial"].ref
+    assert suggestion_text(suggestion, where) == f"最可能填错的是 {ref}：填入 {change.suggested}，所有勾稽关系即可成立。"
+    assert suggestion.to_dict(where)["cells"][0]["value"] is None
+
+
+def test_blank_weight_fills_blanks_first(format_id: str) -> None:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(5), zero_share=0.0)
+    # 行政复议: upheld left blank and the total one too large: with equal weights either cell fixes it
+    values: dict[str, int | None] = {**original, "s4.review.upheld": None}
+    equal = suggest_fix(fmt, values)
+    assert equal is not None and not equal.unique
+    assert {"s4.review.upheld": original["s4.review.upheld"]} in _sets(equal)
+    cheap = suggest_fix(fmt, values, blank_weight=0.5)
+    assert cheap is not None and cheap.unique and _sets(cheap) == [{"s4.review.upheld": original["s4.review.upheld"]}]
+    with pytest.raises(ValueError):
+        suggest_fix(fmt, values, blank_weight=0)
+
+
+def test_unusable_cells_are_unknowns_never_named(format_id: str) -> None:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(11), zero_share=0.0)
+    # only an identity that uses the unreadable cell fails: nothing to suggest
+    review = frozenset({"s4.review.total"})
+    assert suggest_fix(fmt, {**original, "s4.review.total": None, "s4.review.upheld": 99}, unusable=review) is None
+    unusable = frozenset({"s3.granted.total"})
+    values: dict[str, int | None] = {**original, "s3.granted.total": None}
+    for cid in ("s3.granted.natural_person", "s3.partial.natural_person"):  # in that cell's row, and not
+        changed = {**values, cid: original[cid] + 4}
+        suggestion = suggest_fix(fmt, changed, unusable=unusable)
+        assert suggestion is not None and suggestion.method == "milp" and suggestion.unique
+        assert _sets(suggestion) == [{cid: original[cid]}]
+        assert _holds(fmt, suggestion.applied(changed), skip=unusable)
+
+
+def test_a_negative_count_must_change(format_id: str) -> None:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(13), zero_share=0.0)
+    row_total = original["s3.granted.total"] - original["s3.granted.natural_person"] - 3
+    values = {**original, "s3.granted.natural_person": -3, "s3.granted.total": row_total}
+    suggestion = suggest_fix(fmt, values, time_limit=30)
+    assert suggestion is not None and _valid(fmt, values, suggestion)
+    assert "s3.granted.natural_person" in suggestion.cells
+
+
+def test_large_numbers_are_not_lost_to_solver_tolerance(format_id: str) -> None:
+    fmt = get_format(format_id)
+    scale = 10**5  # a big M of ~10^8 against a change of 1: at HiGHS's default tolerances this fails
+    original = {c: v * scale for c, v in balanced_report(format_id, random.Random(17), zero_share=0.0).items()}
+    values = dict(original)
+    values["s3.granted.natural_person"] += 1
+    values["s3.partial.commercial"] -= 1
+    suggestion = suggest_fix(fmt, values, time_limit=30)
+    assert suggestion is not None and suggestion.unique and _valid(fmt, values, suggestion)
+    assert _sets(suggestion) == [{"s3.granted.natural_person": original["s3.granted.natural_person"],
+                                  "s3.partial.commercial": original["s3.partial.commercial"]}]
+
+
+# ----------------------------------------------------------------------------------------------
+# The sample workbooks, read from disk
+
+
+def _mistakes() -> dict[str, tuple[dict[str, int], str, str]]:
+    spec = importlib.util.spec_from_file_location("make_samples", ROOT / "scripts" / "make_samples.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MISTAKES
+
+
+MANIFEST = json.loads((SAMPLES / "manifest.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
+def test_sample_workbooks(entry: dict) -> None:
+    report = clean_report(read_workbook(SAMPLES / entry["file"]))
+    fmt = get_format(report.format_id)
+    suggestion = suggest_fix(fmt, report.values, unusable=report.unusable, time_limit=30)
+    if not entry["errors"]:
+        assert suggestion is None
+        return
+    identity = entry["errors"][0]["identity"]
+    changed = _mistakes()[identity][0]
+    truth = {cid: report.values[cid] - delta for cid, delta in changed.items()}
+    assert suggestion is not None and _valid(fmt, report.values, suggestion)
+    assert len(suggestion.changes) == len(truth)  # the deliberate mistake is a minimal set
+    sets = _sets(suggestion)
+    if identity == "I2":  # the total alone disagrees with its row and with its column's total
+        assert suggestion.unique and sets == [truth]
+        (cid, new), = truth.items()
+        assert suggestion_text(suggestion, report.where) == (
+            f"最可能填错的是 {report.where[cid].ref}：把 {new + 1} 改为 {new}，所有勾稽关系即可成立。")
+    elif identity == "I5":  # any of the five cells of 行政复议 fixes it: never unique; the total is listed first
+        assert not suggestion.unique and sets[0] == truth and suggestion.more
+    elif identity == "I1":  # new, carried in or carried over of one column with its total: three sets, all listed
+        assert not suggestion.unique and truth in sets and len(sets) == 3 and not suggestion.more
+    else:  # I3: any result row of the column with its total: more than can be listed
+        assert not suggestion.unique and suggestion.more and (truth in sets or len(sets) == 4)
+    assert identity in {r.split("[")[0] for r in suggestion.rules}
+    assert {r.split("[")[0] for r in suggestion.rules} <= {identity, "I1", "I3"}  # I1, I3 on 总计 deferred to I2
+    text = suggestion_text(suggestion, report.where)
+    assert text.startswith("最可能填错的是" if suggestion.unique else "以下任一处改动都可使勾稽关系成立：")
+    assert all(report.where[c.id].ref in text for c in suggestion.changes)
+
+
+# ----------------------------------------------------------------------------------------------
+# The record as data, and its words
+
+
+def test_to_dict_has_the_report_shape(format_id: str) -> None:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(19), zero_share=0.0)
+    values = {**original, "s4.review.total": original["s4.review.total"] + 2}
+    suggestion = suggest_fix(fmt, values)
+    assert suggestion is not None
+    where = standard_where(format_id)
+    out = json.loads(json.dumps(suggestion.to_dict(where)))
+    assert set(out) == {"outcome", "cells", "unique", "alternatives", "alternative_sets", "more_alternatives",
+                        "rules", "method"}
+    ref = where["s4.review.total"]
+    assert out["cells"] == [{"id": "s4.review.total", "sheet": ref.sheet, "ref": ref.ref,
+                             "value": original["s4.review.total"] + 2, "suggested": original["s4.review.total"]}]
+    assert out["unique"] is False and out["alternatives"] == len(out["alternative_sets"]) >= 1
+    keys = {"id", "sheet", "ref", "value", "suggested"}
+    assert all(len(s) == 1 and set(s[0]) == keys for s in out["alternative_sets"])
+    assert out["rules"] == ["I5[review]"]
+    en = suggestion_text(suggestion, where, "en")
+    assert en.startswith("Any one of these changes makes every identity hold: ") and ref.ref in en
+
+
+def test_cells_on_two_sheets_are_named_with_their_sheet(format_id: str) -> None:
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(23), zero_share=0.0)
+    values = {**original, "s3.granted.total": original["s3.granted.total"] + 1,
+              "s4.review.total": original["s4.review.total"] + 1}
+    suggestion = suggest_fix(fmt, values, time_limit=30)
+    assert suggestion is not None and _valid(fmt, values, suggestion) and not suggestion.unique
+    where = standard_where(format_id)
+    text = suggestion_text(suggestion, where)
+    for cid in ("s3.granted.total", "s4.review.total"):
+        assert f"{where[cid].sheet} {where[cid].ref}" in text
