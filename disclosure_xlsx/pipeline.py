@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
-           "validate_checked", "validate_paths"]
+           "validate_checked", "validate_paths", "validate_workbook"]
 
 EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods")
 REPORT_VERSION = 1
@@ -167,6 +168,22 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
     """
     files = discover(paths, exclude=exclude)
     return validate_checked(list(_read_all(files, workers, progress)))
+
+
+def validate_workbook(source: str | Path | bytes, *, name: str | None = None) -> WorkbookResult:
+    """Validate one workbook given by its path or by its bytes (then `name`, e.g. "某镇.xlsx", gives the
+    file name shown in findings and the type to read it as)."""
+    if not isinstance(source, bytes):
+        return validate_checked([check_file(source)]).workbooks[0]
+    label = name or "workbook.xlsx"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"upload{Path(label).suffix.lower() or '.xlsx'}"
+        path.write_bytes(source)
+        checked = check_file(path)
+    report = checked.report
+    if report is not None:
+        report.file = label
+    return validate_checked([Checked(label, report, checked.problem)]).workbooks[0]
 
 
 def validate_checked(checked: Sequence[Checked]) -> BatchResult:

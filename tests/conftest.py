@@ -23,6 +23,17 @@ FORMAT_IDS = list(all_formats())
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soffice: needs LibreOffice (soffice) on PATH")
+    config.addinivalue_line("markers", "slow: a benchmark-sized run; CI runs it separately (-m slow)")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/*.cells.json from what the code writes now")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
 
 
 @pytest.fixture(params=FORMAT_IDS)

@@ -1,0 +1,59 @@
+"""README is part of the product: its Python examples run, and every command and option is documented."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import typer
+
+from disclosure_xlsx.cli import app
+
+from .conftest import ROOT
+
+README = (ROOT / "README.md").read_text("utf-8")
+EXAMPLES = re.findall(r"```python\n(.*?)```", README, re.S)
+
+
+def test_readme_has_python_examples() -> None:
+    assert len(EXAMPLES) >= 2
+
+
+@pytest.mark.parametrize("number", range(len(EXAMPLES)))
+def test_readme_python_examples_run(number: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code = EXAMPLES[number].replace("/tmp/", f"{tmp_path}{os.sep}")
+    exec(compile(code, f"README example {number + 1}", "exec"), {})
+
+
+def _commands():
+    group = typer.main.get_command(app)
+    return group.commands.items()  # type: ignore[attr-defined]
+
+
+def test_every_command_and_option_is_in_the_readme() -> None:
+    commands = list(_commands())
+    assert len(commands) >= 4
+    for name, command in commands:
+        assert f"disclosure-xlsx {name}" in README, name
+        for param in command.params:
+            for option in param.opts:
+                if option.startswith("--") and option != "--help":
+                    assert option in README, f"{name} {option}"
+
+
+def test_every_command_has_help_in_both_languages() -> None:
+    for name, command in _commands():
+        assert re.search(r"[\u4e00-\u9fff]", command.help or "") and re.search(r"[A-Za-z]{4}", command.help), name
+        for param in command.params:
+            assert param.opts[0] == "--help" or getattr(param, "help", None), f"{name} {param.opts}"
+
+
+def test_the_command_reference_in_the_readme_is_current() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"])
+    assert done.returncode == 0, "run python scripts/cli_reference.py"
