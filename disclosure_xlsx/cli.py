@@ -310,3 +310,77 @@ def aggregate(
         console.print(f"[red]{words['error']}[/] {escape(finding.message(lang.value))}")
     problems = failed or result.left_out or result.invalid_included or result.missing
     raise typer.Exit(1 if problems else 0)
+
+
+@app.command()
+def publish(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Folder for the reports (.docx and .html).")],
+    draft: Annotated[bool, typer.Option("--draft", help=(
+        "Also write workbooks with errors (or without office or year), stamped as drafts on every page."))] = False,
+    fill_overview: Annotated[bool, typer.Option("--fill-overview", help=(
+        "Propose a factual paragraph for part 一 from the tables; insert it where the office wrote no text "
+        "(never over the office's own words; the proposal is printed)."))] = False,
+    prepend_overview: Annotated[bool, typer.Option("--prepend-overview", help=(
+        "Like --fill-overview, and also insert the paragraph before the office's own text of part 一."))] = False,
+    lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages and of the tool's own "
+                                                      "words in the report.")] = Lang.zh,
+    workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+) -> None:
+    """Write the publishable annual report of each workbook, as .docx and .html (生成年度报告).
+
+    OUT/<office><year>年政府信息公开工作年度报告.docx and .html hold the title, the standard preamble
+    (legal basis, statistics period, contact line from the cover), parts 一 to 六 in the official order
+    with the office's narratives and the three tables exactly as printed (merged headers, the 勾稽关系
+    note, labels verbatim), in GB/T 9704 typography (A4, 仿宋 body, 黑体/楷体 headings, page numbers).
+    The HTML page is standalone. A roll-up total made by `aggregate` says how many offices it adds up.
+    A workbook with errors is refused and its errors listed, unless --draft.
+
+    Exit code: 0 when every workbook got its report, 1 when any was refused or written as a draft, 2 for a
+    usage error.
+
+    Example: disclosure-xlsx publish 清洗结果/ --out 年度报告 --fill-overview
+    """
+    from .catalog import text
+    from .pipeline import discover
+    from .publish import publish_paths
+
+    code = lang.value
+    if not discover(paths, exclude=[out]):
+        err.print(text("publish.cli.none", code))
+        raise typer.Exit(2)
+    batch, done = publish_paths(paths, out, draft=draft, fill_overview=fill_overview,
+                                prepend_overview=prepend_overview, lang=code, workers=workers)
+    console = Console(highlight=False, soft_wrap=True)  # paths and messages stay whole lines
+    for item in done:
+        source = item.source
+        if item.refused == "no_cover":
+            missing = text("publish.list_separator", code).join(item.missing_cover)
+            console.print(escape(text("publish.cli.no_cover", code, file=source.file, missing=missing)))
+            continue
+        if item.refused:
+            key = "publish.cli.unreadable" if item.refused == "unreadable" else "publish.cli.refused"
+            console.print(escape(text(key, code, file=source.file, errors=source.errors)))
+            for finding in (f for f in source.findings if f.severity == "error"):
+                console.print(f"  [red]{_WORDS[code]['error']}[/] {escape(finding.message(code))}")
+            continue
+        console.print(escape(text("publish.cli.written", code, file=source.file, docx=str(item.docx),
+                                  html=str(item.html))))
+        if item.draft:
+            console.print(escape(text("publish.cli.draft", code, mark=text("publish.draft_mark", code),
+                                      errors=source.errors)))
+        if item.rollup:
+            console.print(escape(text("publish.cli.rollup", code, added=item.rollup.added)))
+        if item.overview:
+            console.print(escape(text(f"publish.cli.overview_{item.overview}", code, text=item.proposal,
+                                      heading=item.overview_heading)))
+        if item.unstated:
+            console.print(escape(text("publish.cli.overview_missing", code, heading=item.overview_heading,
+                                      names=text("publish.list_separator", code).join(item.unstated))))
+        if item.empty:
+            console.print(escape(text("publish.cli.empty", code, placeholder=text("publish.empty_section", code),
+                                      headings=text("publish.list_separator", code).join(item.empty))))
+    written = [d for d in done if d.docx]
+    console.print("\n" + escape(text("publish.cli.summary", code, total=len(done), written=len(written),
+                                     drafts=sum(d.draft for d in written), refused=len(done) - len(written))))
+    raise typer.Exit(1 if any(d.refused or d.draft for d in done) or batch.has_errors else 0)
