@@ -197,7 +197,7 @@ def publish_workbook(workbook: WorkbookResult, out: Path, used: set[str], *, dra
 
 
 def _file_name(report: CleanReport, fmt: Format) -> str:
-    """〈单位名称〉〈年度〉年政府信息公开工作年度报告, made safe as a file name; always in Chinese."""
+    """The report title (office, year, report name) made safe as a file name; always in Chinese."""
     office = safe_name(report.office) if report.office else text("publish.no_office")
     year = report.year if report.year is not None else text("publish.no_year")
     return text("publish.title", "zh", office=office, year=year, report_name=fmt.words.report_name)
@@ -366,7 +366,7 @@ def value_text(cell: Cell, value: Any) -> str:
 
 
 def propose_overview(report: CleanReport, fmt: Format, lang: str = "zh") -> tuple[str | None, tuple[str, ...]]:
-    """A factual paragraph for 一、总体情况 from the tables, and the labels of cells it could not state.
+    """A factual paragraph for part 一 from the tables, and the labels of cells it could not state.
 
     The sentences are data (`publish.overview`), their placeholders defined names of cells; a sentence
     that names a cell this format lacks is skipped, one whose cells are blank is left out (a blank
