@@ -21,7 +21,8 @@ from pathlib import Path
 import openpyxl
 
 from disclosure_xlsx.convert import convert_paths
-from disclosure_xlsx.publish import publish_paths, typography
+from disclosure_xlsx.publish import publish_paths
+from disclosure_xlsx.render import typography
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = next((ROOT / "sample_workbooks").glob("2020_宁海县*.xlsx"))

@@ -28,8 +28,8 @@ from disclosure_xlsx.aggregate import ROLLUP_PROPERTY, aggregate_paths
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.formats import Format, Section, get_format
 from disclosure_xlsx.pipeline import validate_paths
-from disclosure_xlsx.publish import (Rollup, build_document, clean_text, propose_overview, publish_paths, read_rollup,
-                                     render_html, typography, write_docx)
+from disclosure_xlsx.publish import Rollup, build_document, clean_text, propose_overview, publish_paths, read_rollup
+from disclosure_xlsx.render import render_html, typography, write_docx
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 
@@ -612,10 +612,11 @@ def test_every_word_has_both_languages_with_the_same_placeholders() -> None:
 
 
 def test_no_chinese_string_literal_in_the_code() -> None:
-    tree = ast.parse((PACKAGE / "publish.py").read_text("utf-8"))
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef) and node.body
-                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
-    literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-                and id(n) not in docstrings]
-    assert literals and not [s for s in literals if re.search(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", s)]
+    for module in ("publish.py", "render.py"):
+        tree = ast.parse((PACKAGE / module).read_text("utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                    and id(n) not in docstrings]
+        assert literals and not [s for s in literals if re.search(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]", s)]
