@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,11 @@ from .formats import Format, current_format
 from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, validate_paths
 from .template import fill_workbook, mark_cover
 
-__all__ = ["RollUp", "RosterEntry", "aggregate_paths", "provenance", "read_roster", "roll_up", "write_total"]
+__all__ = ["ROLLUP_PROPERTY", "RollUp", "RosterEntry", "aggregate_paths", "provenance", "read_roster", "roll_up",
+           "rollup_property", "write_total"]
+
+# A custom document property of the total workbook: what it adds up, as JSON (read back by publish).
+ROLLUP_PROPERTY = "disclosure_xlsx.rollup"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +186,7 @@ def write_total(result: RollUp, path: str | Path) -> Path:
         book = new_workbook(tmp, title=fmt.words.title)
         fill_workbook(book, fmt.id, {**result.totals, fmt.field("office").name: result.office,
                                      fmt.field("year").name: result.year})
+        book.set_custom_property(ROLLUP_PROPERTY, rollup_property(result))
         if result.invalid_included:
             names = text("catalog.enumeration").join(w.name for w in result.invalid_included)
             mark_cover(book, fmt.id, text("aggregate.invalid_cover", n=len(result.invalid_included),
@@ -189,6 +195,13 @@ def write_total(result: RollUp, path: str | Path) -> Path:
         _compare_sheet(book, fmt, result)
         book.close()
     return Path(path)
+
+
+def rollup_property(result: RollUp) -> str:
+    """The roll-up's provenance in a few numbers: offices added, left out, missing from the roster."""
+    return json.dumps({"version": 1, "added": len(result.included), "left_out": len(result.left_out),
+                       "missing": len(result.missing), "invalid_included": len(result.invalid_included)},
+                      separators=(",", ":"))
 
 
 def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:

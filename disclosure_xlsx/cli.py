@@ -396,3 +396,60 @@ def aggregate(
             console.print(f"  [red]{escape(text('feedback.severity.error', language))}[/] "
                           f"{escape(finding.message(language))}")
     raise typer.Exit(1 if problems else 0)
+
+
+@app.command(help=_help("publish"))
+def publish(
+    paths: PathsArgument,
+    out: Annotated[Path, typer.Option("--out", file_okay=False, metavar=_metavar("folder"), help=_help("publish_out"))],
+    draft: Annotated[bool, typer.Option("--draft", help=_help("publish_draft"))] = False,
+    fill_overview: Annotated[bool, typer.Option("--fill-overview", help=_help("publish_fill_overview"))] = False,
+    prepend_overview: Annotated[bool, typer.Option("--prepend-overview", help=_help("publish_prepend_overview"))
+                                ] = False,
+    lang: LangOption = Lang.zh,
+    workers: WorkersOption = None,
+) -> None:
+    from .pipeline import discover
+    from .publish import publish_paths
+
+    code = lang.value
+    _existing(paths, code)
+    if not discover(paths, exclude=[out]):
+        err.print(text("publish.cli.none", code))
+        raise typer.Exit(2)
+    batch, done = publish_paths(paths, out, draft=draft, fill_overview=fill_overview,
+                                prepend_overview=prepend_overview, lang=code, workers=workers)
+    console = Console(highlight=False, soft_wrap=True)  # paths and messages stay whole lines
+    for item in done:
+        source = item.source
+        if item.refused == "no_cover":
+            missing = text("publish.list_separator", code).join(item.missing_cover)
+            console.print(escape(text("publish.cli.no_cover", code, file=source.file, missing=missing)))
+            continue
+        if item.refused:
+            key = "publish.cli.unreadable" if item.refused == "unreadable" else "publish.cli.refused"
+            console.print(escape(text(key, code, file=source.file, errors=source.errors)))
+            for finding in (f for f in source.findings if f.severity == "error"):
+                console.print(f"  [red]{escape(text('feedback.severity.error', code))}[/] "
+                              f"{escape(finding.message(code))}")
+            continue
+        console.print(escape(text("publish.cli.written", code, file=source.file, docx=str(item.docx),
+                                  html=str(item.html))))
+        if item.draft:
+            console.print(escape(text("publish.cli.draft", code, mark=text("publish.draft_mark", code),
+                                      errors=source.errors)))
+        if item.rollup:
+            console.print(escape(text("publish.cli.rollup", code, added=item.rollup.added)))
+        if item.overview:
+            console.print(escape(text(f"publish.cli.overview_{item.overview}", code, text=item.proposal,
+                                      heading=item.overview_heading)))
+        if item.unstated:
+            console.print(escape(text("publish.cli.overview_missing", code, heading=item.overview_heading,
+                                      names=text("publish.list_separator", code).join(item.unstated))))
+        if item.empty:
+            console.print(escape(text("publish.cli.empty", code, placeholder=text("publish.empty_section", code),
+                                      headings=text("publish.list_separator", code).join(item.empty))))
+    written = [d for d in done if d.docx]
+    console.print("\n" + escape(text("publish.cli.summary", code, total=len(done), written=len(written),
+                                     drafts=sum(d.draft for d in written), refused=len(done) - len(written))))
+    raise typer.Exit(1 if any(d.refused or d.draft for d in done) or batch.has_errors else 0)

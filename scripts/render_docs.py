@@ -1,10 +1,18 @@
-"""Render the README pictures: the seed report's 年报表格 sheet, as LibreOffice prints it.
+"""Render the README pictures, as LibreOffice prints them: the seed report's 年报表格 sheet (convert) and
+its published annual report (publish: .docx → PDF → PNG pages).
 
-    python scripts/render_docs.py        # needs soffice (libreoffice-calc) and pdftoppm (poppler-utils)
+    python scripts/render_docs.py        # needs soffice (libreoffice-writer, -calc) and pdftoppm (poppler-utils)
+
+The report declares the fonts of GB/T 9704 (仿宋_GB2312, 黑体, 楷体_GB2312, 方正小标宋简体), which a Linux
+machine does not have. LibreOffice is run with a fontconfig file that maps each of them to the first
+installed font of its fallback list in data/typography.toml (on Debian: fonts-arphic-uming,
+fonts-arphic-ukai, fonts-wqy-zenhei), so the pictures show 楷体 as a 楷体 and 黑体 as a 黑体.
 """
 
 from __future__ import annotations
 
+import html
+import os
 import shutil
 import subprocess
 import tempfile
@@ -13,31 +21,77 @@ from pathlib import Path
 import openpyxl
 
 from disclosure_xlsx.convert import convert_paths
+from disclosure_xlsx.publish import publish_paths
+from disclosure_xlsx.render import typography
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = next((ROOT / "sample_workbooks").glob("2020_宁海县*.xlsx"))
 OUT = ROOT / "docs"
+DPI = {"report_sheet": "70", "published": "80"}
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        _, (converted,) = convert_paths([SEED], work / "out", workers=1)
-        wb = openpyxl.load_workbook(converted.output)
-        report = next(name for name in wb.sheetnames if name.startswith("年报"))
-        for name in wb.sheetnames:
-            if name != report:
-                del wb[name]
-        only = work / "report.xlsx"
-        wb.save(only)
-        profile = (work / "profile").as_uri()
-        subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf",
-                        "--outdir", str(work), str(only)], check=True, capture_output=True)
-        subprocess.run(["pdftoppm", "-r", "70", "-png", str(work / "report.pdf"), str(work / "page")], check=True)
-        OUT.mkdir(exist_ok=True)
-        for page in sorted(work.glob("page-*.png")):
-            shutil.copy(page, OUT / f"年报表格-{page.stem.split('-')[-1]}.png")
-    print(f"wrote {sorted(p.name for p in OUT.glob('年报表格-*.png'))}")
+        env = {**os.environ, "FONTCONFIG_FILE": str(_fontconfig(work))}
+        _report_sheet(work, env)
+        _published(work, env)
+    print(f"wrote {sorted(p.name for p in OUT.glob('*.png'))}")
+
+
+def _report_sheet(work: Path, env: dict[str, str]) -> None:
+    _, (converted,) = convert_paths([SEED], work / "out", workers=1)
+    wb = openpyxl.load_workbook(converted.output)
+    report = next(name for name in wb.sheetnames if name.startswith("年报"))
+    for name in wb.sheetnames:
+        if name != report:
+            del wb[name]
+    only = work / "report.xlsx"
+    wb.save(only)
+    _pages(_pdf(only, work, env), "年报表格", DPI["report_sheet"], work)
+
+
+def _published(work: Path, env: dict[str, str]) -> None:
+    _, (item,) = publish_paths([SEED], work / "published", workers=1)
+    assert item.docx is not None
+    _pages(_pdf(item.docx, work, env), "年度报告", DPI["published"], work)
+
+
+def _pdf(source: Path, work: Path, env: dict[str, str]) -> Path:
+    profile = (work / "profile").as_uri()
+    subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf",
+                    "--outdir", str(work), str(source)], check=True, capture_output=True, env=env)
+    return work / f"{source.stem}.pdf"
+
+
+def _pages(pdf: Path, name: str, dpi: str, work: Path) -> None:
+    prefix = work / f"page-{name}"
+    subprocess.run(["pdftoppm", "-r", dpi, "-png", str(pdf), str(prefix)], check=True)
+    OUT.mkdir(exist_ok=True)
+    for old in OUT.glob(f"{name}-*.png"):
+        old.unlink()
+    for page in sorted(work.glob(f"{prefix.name}-*.png")):
+        shutil.copy(page, OUT / f"{name}-{int(page.stem.split('-')[-1])}.png")
+
+
+def _fontconfig(work: Path) -> Path:
+    """The system's fontconfig plus, for every declared font that is not installed, its first installed fallback."""
+    listed = subprocess.run(["fc-list", ":", "family"], capture_output=True, text=True, check=True).stdout
+    installed = {name.strip() for line in listed.splitlines() for name in line.split(",")}
+    t = typography()
+    aliases = []
+    for fonts in [t.latin, *(role.fonts for role in t.roles.values())]:
+        present = next((f for f in fonts if f in installed), None)
+        if present is None:
+            continue
+        for font in fonts[:fonts.index(present)]:
+            aliases.append(f'  <alias binding="same"><family>{html.escape(font)}</family>'
+                           f"<prefer><family>{html.escape(present)}</family></prefer></alias>")
+    path = work / "fonts.conf"
+    path.write_text('<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+                    '  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n' + "\n".join(aliases)
+                    + "\n</fontconfig>\n", "utf-8")
+    return path
 
 
 if __name__ == "__main__":
