@@ -1,0 +1,146 @@
+"""Deliberate small breakages of the package, each of which the test suite must catch.
+
+    python scripts/mutants.py            # every mutant; prints one line each and a summary
+    python scripts/mutants.py --list     # what each mutant breaks
+    python scripts/mutants.py NAME ...   # only these
+
+Each mutant replaces one snippet of one module (the snippet must still be there: a mutant that no longer
+applies is reported, not skipped). The package and tests are copied to a temporary folder, the mutant is
+applied there, and the tests named for it run first (they are the ones expected to catch it); if they
+all pass, the whole suite runs. A mutant "survives" when the whole suite passes with it: a gap in the
+tests. Exit code 1 if any mutant survives or no longer applies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    what: str
+    module: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    Mutant("ranges-uncompressed", "identity ranges are no longer compressed to D8:I8", "validate.py",
+           "return [xl_rowcol_to_cell(*g[0]) if len(g) == 1 else", "return [xl_rowcol_to_cell(*c) for g in groups for c in g] or [xl_rowcol_to_cell(*g[0]) if len(g) == 1 else",
+           ("tests/test_validate.py", "tests/test_golden.py")),
+    Mutant("mapping-notes-empty", "the 格式转换 sheet's notes column is emptied", "convert.py",
+           'fmt.cells[note.id].label, note.message["zh"]]', 'fmt.cells[note.id].label, ""]',
+           ("tests/test_convert.py",)),
+    Mutant("year-invalid-silent", "year-invalid is never emitted", "clean.py",
+           "if year is None and value not in (None, \"\"):", "if False:",
+           ("tests/test_codes.py", "tests/test_validate.py")),
+    Mutant("next-step-dropped", "the 下一步 line is dropped from 反馈.txt", "feedback.py",
+           'lines += ["", text("feedback.next_label", lang) + text(f"feedback.next_step.{workbook.status}", lang), ""]',
+           'lines += [""]', ("tests/test_feedback.py",)),
+    Mutant("bare-amount-unwarned", "a whole-number amount without a unit is no longer warned", "clean.py",
+           'return Parsed(raw, problem=None if unit_stated or cell.unit_in_header else "money-unit-assumed")',
+           "return Parsed(raw)", ("tests/test_codes.py", "tests/test_realworld.py")),
+    Mutant("sum-off-by-one", "the 汇总明细 SUM formula stops one row short", "aggregate.py",
+           'f"=SUM({letter}3:{letter}{last + 1})"', 'f"=SUM({letter}3:{letter}{last})"',
+           ("tests/test_golden.py", "tests/test_aggregate.py")),
+    Mutant("pool-positions", "a labels-read workbook from a worker is given the standard positions", "clean.py",
+           "known = (where, where == standard_where(format_id))", "known = (where, True)",
+           ("tests/test_codes.py",)),
+    Mutant("blank-silent", "a blank becomes 0 without a warning", "clean.py",
+           'return Parsed(None, tuple(rules), "blank-cell")', "return Parsed(0, tuple(rules))",
+           ("tests/test_clean.py", "tests/test_codes.py")),
+    Mutant("i4-ignored", "I3/I1 on the 总计 column are reported although I2 fails (I4)", "validate.py",
+           "and identity.defer_to not in families", "and True", ("tests/test_validate.py",)),
+    Mutant("duplicates-unflagged", "the same office and year twice is no longer flagged", "pipeline.py",
+           "if len(group) > 1 and not (all(codes) and len(set(codes)) == len(codes)):", "if False:",
+           ("tests/test_codes.py", "tests/test_realworld.py")),
+    Mutant("fullwidth-unread", "full-width digits are no longer read", "clean.py",
+           'stripped = unicodedata.normalize("NFKC", visible)', "stripped = visible",
+           ("tests/test_clean.py",)),
+    Mutant("stale-names-trusted", "names that no longer point at the table are trusted", "read.py",
+           "if _names_agree_with_labels(plan.format, plan.positions, sheets):", "if True:",
+           ("tests/test_codes.py", "tests/test_realworld.py")),
+    Mutant("failures-not-first", "the overview no longer lists failures first", "feedback.py",
+           "key=lambda w: (_STATUS_ORDER[w.status], _office(w), w.file))", "key=lambda w: w.file)",
+           ("tests/test_feedback.py",)),
+    Mutant("formulas-live", "text from a workbook is written as a formula", "_xlsx.py",
+           '"strings_to_formulas": False', '"strings_to_formulas": True', ("tests/test_feedback.py",)),
+    Mutant("json-float-ids", "report.json writes 43.0 for a whole expected value", "catalog.py",
+           "if isinstance(value, float) and value.is_integer():\n        return int(value)\n    return value",
+           "return value", ("tests/test_cli.py", "tests/test_validate.py")),
+    Mutant("invalid-added", "the roll-up adds workbooks with errors by default", "aggregate.py",
+           'allowed = ("ok", "warnings", "errors") if include_invalid else ("ok", "warnings")',
+           'allowed = ("ok", "warnings", "errors")', ("tests/test_aggregate.py",)),
+    Mutant("dotdot-kept", "a file name made from an office name keeps '..'", "feedback.py",
+           're.sub(r"\\.{2,}", "_", cleaned)', "cleaned", ("tests/test_feedback.py",)),
+    Mutant("no-bom", "反馈.txt is written without BOM and CRLF", "feedback.py",
+           '.replace("\\n", "\\r\\n").encode("utf-8-sig")', '.encode("utf-8")', ("tests/test_feedback.py",)),
+    Mutant("lang-ignored", "aggregate prints Chinese whatever --lang says", "cli.py",
+           "for title, lines in provenance(result, language):", 'for title, lines in provenance(result, "zh"):',
+           ("tests/test_aggregate.py",)),
+]
+
+
+def _copy() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="mutant-"))
+    for part in ("disclosure_xlsx", "tests", "scripts", "sample_workbooks", "benchmarks", "docs"):
+        shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("README.md", "pyproject.toml"):
+        shutil.copy(ROOT / part, folder / part)
+    return folder
+
+
+def _pytest(folder: Path, args: list[str]) -> bool:
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=folder, env=env, capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def run(mutant: Mutant) -> str:
+    folder = _copy()
+    try:
+        path = folder / "disclosure_xlsx" / mutant.module
+        source = path.read_text("utf-8")
+        if mutant.old not in source:
+            return "no longer applies"
+        path.write_text(source.replace(mutant.old, mutant.new, 1), "utf-8")
+        if not _pytest(folder, list(mutant.tests)):
+            return "caught"
+        return "caught" if not _pytest(folder, ["tests"]) else "SURVIVED"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:24} {m.module:14} {m.what}")
+        return 0
+    outcomes = {}
+    for mutant in chosen:
+        outcomes[mutant.name] = run(mutant)
+        print(f"{outcomes[mutant.name]:18} {mutant.name:24} {mutant.what}", flush=True)
+    bad = [n for n, o in outcomes.items() if o != "caught"]
+    print(f"\n{len(chosen) - len(bad)} of {len(chosen)} mutants caught" + (f"; not caught: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
