@@ -23,6 +23,7 @@ from .formats import all_formats, current_format, format_for_year, get_format
 
 if TYPE_CHECKING:
     from .pipeline import BatchResult
+    from .roster import Roster
 
 app = typer.Typer(
     name="disclosure-xlsx",
@@ -253,10 +254,11 @@ def aggregate(
     output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="The total workbook to write.")],
     office: Annotated[str, typer.Option(help="The roll-up's own office name (汇总单位), for its cover.")],
     year: Annotated[int, typer.Option(min=1990, max=2100, help="The report year of the roll-up.")],
-    roster: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help=(
-        f"CSV of the offices expected to submit (UTF-8, header {_COVER['meta_office']},"
-        f"{_COVER['meta_credit_code']},上级单位; only the first is required): lists who has not submitted "
-        "and who is not on it."))] = None,
+    roster: Annotated[Path | None, typer.Option(dir_okay=False, help=(
+        "The offices expected to submit: a .csv (UTF-8, UTF-8 with BOM or GBK/GB18030) or .xlsx with a "
+        f"header {_COVER['meta_office']},{_COVER['meta_credit_code']},{_roster_parent()} (only the first is "
+        "required). Read and checked before any workbook; lists who has not submitted and who is not on it."))
+    ] = None,
     include_invalid: Annotated[bool, typer.Option("--include-invalid", help=(
         "Also add workbooks that have errors; the total then says plainly which ones it contains."))] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
@@ -284,6 +286,7 @@ def aggregate(
     from .pipeline import discover
 
     words = _WORDS[lang.value]
+    names = _read_roster(roster, lang.value) if roster is not None else None  # before any workbook
     if output.exists() and not force:
         err.print(f"{output} 已存在；如需覆盖请加 --force。({output} exists; use --force to overwrite.)")
         raise typer.Exit(2)
@@ -291,7 +294,7 @@ def aggregate(
         err.print(words["none"])
         raise typer.Exit(2)
     try:
-        result = aggregate_paths(paths, output, office=office, year=year, roster=roster,
+        result = aggregate_paths(paths, output, office=office, year=year, roster=names,
                                  include_invalid=include_invalid, workers=workers)
     except Refused as refused:
         err.print(refused.zh if lang.value == "zh" else refused.en)
@@ -310,3 +313,26 @@ def aggregate(
         console.print(f"[red]{words['error']}[/] {escape(finding.message(lang.value))}")
     problems = failed or result.left_out or result.invalid_included or result.missing
     raise typer.Exit(1 if problems else 0)
+
+
+def _roster_parent() -> str:
+    from .catalog import text
+
+    return text("roster.columns.parent")
+
+
+def _read_roster(path: Path, lang: str, *, need_email: bool = False) -> Roster:
+    """Read and check a roster; a bad one is one message and exit 2, before any workbook is read."""
+    from .catalog import DisclosureError
+    from .roster import read_roster
+
+    try:
+        roster = read_roster(path, need_email=need_email)
+    except DisclosureError as exc:
+        err.print(escape(exc.finding.message(lang)))
+        raise typer.Exit(2) from exc
+    console = Console(highlight=False)
+    console.print(escape(roster.describe(lang)))
+    for finding in roster.findings:
+        console.print(f"  [yellow]{_WORDS[lang]['warning']}[/] {escape(finding.message(lang))}")
+    return roster
