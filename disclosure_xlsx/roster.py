@@ -20,7 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -148,6 +148,7 @@ class RosterMatch(Generic[T]):
 # Names and codes
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise_office(name: str) -> str:
     """An office name as compared: NFKC (full → half width), no whitespace or invisible characters,
     one kind of bracket, Latin letters in lower case. "临溪县 白沙镇（街道）" → "临溪县白沙镇(街道)"."""
@@ -471,34 +472,47 @@ def match_roster(roster: Roster | Sequence[RosterEntry], offices: Sequence[T]) -
     taken = {id(p.entry) for p in matched}
     missing = [e for e in entries if id(e) not in taken]
     suggested = {id(s.office) for s in suggestions}
+    pool = [(e, normalise_office(e.office), _stems(normalise_office(e.office))) for e in missing]
     for office in unexpected:
         if id(office) not in suggested and office.office:
-            suggestions += _similar(office, missing)
+            suggestions += _similar(office, pool)
     return RosterMatch(tuple(matched), tuple(missing), tuple(unexpected), tuple(suggestions))
 
 
-def _similar(office: T, missing: Sequence[RosterEntry]) -> list[Suggestion[T]]:
-    """The one missing entry an unmatched name plausibly means, if exactly one stands out."""
+def _similar(office: T, missing: Sequence[tuple[RosterEntry, str, set[str]]]) -> list[Suggestion[T]]:
+    """The one missing entry (with its normalised name and stems) an unmatched name plausibly means,
+    if exactly one stands out."""
     name = normalise_office(office.office or "")
     if len(name) < 2:
         return []
-    contains = [e for e in missing if _contains(name, normalise_office(e.office))]
+    stems = _stems(name)
+    contains = [e for e, other, other_stems in missing if _contains(name, stems, other, other_stems)]
     if len(contains) == 1:
         return [Suggestion(office, contains[0], "contains")]
     if contains:
         return []
-    scored = sorted(((difflib.SequenceMatcher(None, name, normalise_office(e.office)).ratio(), i)
-                     for i, e in enumerate(missing)), reverse=True)
+    matcher = difflib.SequenceMatcher(None)
+    matcher.set_seq2(name)  # difflib caches what it learns about the second sequence: the same for every pair
+    scored = sorted(((_ratio(matcher, other), i) for i, (_, other, _) in enumerate(missing)), reverse=True)
     if scored and scored[0][0] >= SIMILAR and (len(scored) == 1 or scored[0][0] - scored[1][0] >= _MARGIN):
-        return [Suggestion(office, missing[scored[0][1]], "similar")]
+        return [Suggestion(office, missing[scored[0][1]][0], "similar")]
     return []
 
 
-def _contains(a: str, b: str) -> bool:
+def _ratio(matcher: difflib.SequenceMatcher[str], other: str) -> float:
+    """difflib's ratio, or 0 when its cheap upper bounds already fall short of what could count."""
+    matcher.set_seq1(other)
+    if matcher.real_quick_ratio() < SIMILAR - _MARGIN or matcher.quick_ratio() < SIMILAR - _MARGIN:
+        return 0.0
+    return matcher.ratio()
+
+
+def _contains(a: str, a_stems: set[str], b: str, b_stems: set[str]) -> bool:
     """One name is the other with a place name before it (白沙镇人民政府 / 临溪县白沙镇人民政府)."""
-    short, long_ = sorted((a, b), key=len)
-    return short != long_ and any(whole.endswith(part) for whole in _stems(long_) for part in _stems(short)
-                                  if len(part) >= 3 and whole != part)
+    if len(a) == len(b):
+        return False
+    short, long_ = (a_stems, b_stems) if len(a) < len(b) else (b_stems, a_stems)
+    return any(whole.endswith(part) for whole in long_ for part in short if len(part) >= 3 and whole != part)
 
 
 def roster_lists(match: RosterMatch[Any] | None, lang: str = "zh") -> list[tuple[str, list[str]]]:
