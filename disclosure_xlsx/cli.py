@@ -256,7 +256,7 @@ def aggregate(
     year: Annotated[int, typer.Option(min=1990, max=2100, help="The report year of the roll-up.")],
     roster: Annotated[Path | None, typer.Option(dir_okay=False, help=(
         "The offices expected to submit: a .csv (UTF-8, UTF-8 with BOM or GBK/GB18030) or .xlsx with a "
-        f"header {_COVER['meta_office']},{_COVER['meta_credit_code']},{_roster_parent()} (only the first is "
+        f"header {_COVER['meta_office']},{_COVER['meta_credit_code']},{_word('roster.columns.parent')} (only the first is "
         "required). Read and checked before any workbook; lists who has not submitted and who is not on it."))
     ] = None,
     include_invalid: Annotated[bool, typer.Option("--include-invalid", help=(
@@ -315,10 +315,10 @@ def aggregate(
     raise typer.Exit(1 if problems else 0)
 
 
-def _roster_parent() -> str:
+def _word(key: str) -> str:
     from .catalog import text
 
-    return text("roster.columns.parent")
+    return text(key)
 
 
 def _read_roster(path: Path, lang: str, *, need_email: bool = False) -> Roster:
@@ -336,3 +336,128 @@ def _read_roster(path: Path, lang: str, *, need_email: bool = False) -> Roster:
     for finding in roster.findings:
         console.print(f"  [yellow]{_WORDS[lang]['warning']}[/] {escape(finding.message(lang))}")
     return roster
+
+
+class Security(str, Enum):
+    starttls = "starttls"
+    ssl = "ssl"
+    plain = "plain"
+
+
+PASSWORD_ENV = "DISCLOSURE_XLSX_SMTP_PASSWORD"  # the only place a password is taken from, besides a prompt
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@app.command()
+def send(
+    folder: Annotated[Path, typer.Argument(file_okay=False, help="A `validate --out` folder (report.json, feedback/).")],
+    roster: Annotated[Path, typer.Option(dir_okay=False, help=(
+        f"The roster (.csv or .xlsx) with a column {_COVER['meta_email']}: where each office's message goes. "
+        "Offices are matched as `aggregate --roster` matches them."))],
+    drafts: Annotated[Path | None, typer.Option(file_okay=False, help=(
+        f"Write one .eml draft per office into this folder (the default, into FOLDER/{_word('mail.drafts_dir')}), "
+        "to open and send from any mail program."))] = None,
+    smtp: Annotated[str | None, typer.Option(metavar="HOST[:PORT]", help=(
+        "Send the messages through this SMTP server instead of writing drafts."))] = None,
+    sender: Annotated[str | None, typer.Option("--from", help="The sender's address (needed with --smtp).")] = None,
+    security: Annotated[Security, typer.Option(help=(
+        "starttls (port 587), ssl (port 465) or plain (port 25; no login over it except on 127.0.0.1)."))
+    ] = Security.starttls,
+    user: Annotated[str | None, typer.Option(help="The login name (default: the --from address).")] = None,
+    no_login: Annotated[bool, typer.Option("--no-login", help="Do not log in (a relay that needs none).")] = False,
+    only_failed: Annotated[bool, typer.Option("--only-failed", help=(
+        "Only offices whose workbook has errors or cannot be read; offices that passed are skipped."))] = False,
+    resend: Annotated[bool, typer.Option("--resend", help=(
+        "Send again what the log says was sent already."))] = False,
+    lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
+) -> None:
+    """Send each office its feedback by e-mail, or write the messages as drafts (向各单位发送校验反馈).
+
+    One message per workbook of FOLDER (written by validate --out), to the office's address on the
+    roster (its e-mail column): the subject names the office, the year and the verdict (通过/需修改),
+    the 反馈 text is the body (plain and HTML), the annotated workbook (and a pre-filled new template,
+    when there is one) is attached. Without --smtp, one .eml draft per office is written for review. With --smtp, the
+    messages are sent; the password comes from the environment variable DISCLOSURE_XLSX_SMTP_PASSWORD
+    or a prompt, never from the command line. A log (FOLDER/发送记录.jsonl) records what was sent, so a
+    rerun sends only what was not, and nothing twice.
+
+    Exit code: 0 when every office's message was sent (or drafted); 1 when one was not (no address, a
+    bad address, not on the roster, too large, refused, server unreachable); 2 for a usage error.
+
+    Example: disclosure-xlsx send 校验结果 --roster 名单.xlsx --smtp smtp.example.gov.cn --from gk@example.gov.cn
+    """
+    from .catalog import DisclosureError, Finding, text
+    from .mail import log_path, parse_addresses, parse_server, plan_messages, send_messages, summary, write_drafts
+
+    names = _read_roster(roster, lang.value, need_email=True)
+
+    def usage(message: str) -> typer.Exit:
+        err.print(escape(message))
+        return typer.Exit(2)
+
+    if smtp is not None and drafts is not None:
+        raise usage(text("mail.command.both", lang.value))
+    if smtp is not None and not sender:
+        raise usage(text("mail.command.need_from", lang.value))
+    if sender is not None and parse_addresses(sender)[0] != [sender.strip()]:
+        raise usage(Finding("mail-sender-invalid", params={"address": sender}).message(lang.value))
+    server = None
+    if smtp is not None:
+        try:
+            server = parse_server(smtp, security.value)
+        except ValueError:
+            raise usage(text("mail.command.bad_server", lang.value, server=smtp)) from None
+        if not no_login:
+            if security is Security.plain and server.host not in _LOOPBACK:
+                raise usage(text("mail.command.plain_login", lang.value))
+            server = type(server)(server.host, server.port, server.security, (user or str(sender)).strip())
+    target = drafts or folder / text("mail.drafts_dir")
+    try:
+        plan = plan_messages(folder, names, sender=sender.strip() if sender else None, only_failed=only_failed)
+        if server is None:
+            deliveries = write_drafts(plan, target)
+        else:
+            password = _password(str(server), server.user, lang.value) if server.user else None
+            deliveries = send_messages(plan, folder, server, sender=str(sender).strip(), password=password,
+                                       resend=resend)
+    except DisclosureError as exc:
+        raise usage(exc.finding.message(lang.value)) from exc
+    console = Console(highlight=False)
+    for delivery in deliveries:
+        item = delivery.outgoing
+        style = {"sent": "green", "skipped": "yellow"}.get(delivery.category, "red")
+        outcome = text(f"mail.outcome.{delivery.outcome}", lang.value)
+        to = f" → {', '.join(item.to)}" if item.to and delivery.category == "sent" else ""
+        console.print(f"[{style}]{escape(outcome)}[/] {escape(item.office)}{escape(to)}")
+        if item.how in ("normalised", "suffix") and item.entry and item.feedback.office != item.entry.office:
+            console.print("  " + escape(text("mail.outcome.near", lang.value, entry=item.entry.office,
+                                              how=text(f"roster.match.{item.how}", lang.value))))
+        if delivery.refused:
+            console.print("  [red]" + escape(text("mail.outcome.refused_some", lang.value,
+                                                   addresses=", ".join(delivery.refused))) + "[/]")
+        if delivery.finding is not None:
+            console.print(f"  {escape(delivery.finding.message(lang.value))}")
+    counts = summary(deliveries)
+    if server is None:
+        console.print("\n" + escape(text("mail.summary.drafted", lang.value, path=target, **counts)))
+    else:
+        console.print("\n" + escape(text("mail.summary.sent", lang.value, **counts)))
+        console.print(escape(text("mail.summary.log", lang.value, path=log_path(folder))))
+    if counts["problems"]:
+        console.print(escape(text("mail.summary.unsent", lang.value, count=counts["problems"])))
+    raise typer.Exit(1 if counts["problems"] else 0)
+
+
+def _password(server: str, user: str, lang: str) -> str:
+    """The SMTP password: from DISCLOSURE_XLSX_SMTP_PASSWORD, else typed at a prompt (never echoed)."""
+    import getpass
+    import os
+
+    from .catalog import text
+
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        err.print(escape(text("mail.command.password_missing", lang, server=server, env=PASSWORD_ENV)))
+        raise typer.Exit(2)
+    return getpass.getpass(text("mail.command.password_prompt", lang, user=user, server=server))

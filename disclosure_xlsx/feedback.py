@@ -47,13 +47,19 @@ NEXT_STEP = {
 
 
 def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = None) -> Path:
-    """Write report.json, feedback/<office>_<year>/… and 校验汇总.xlsx under `out`."""
+    """Write report.json, feedback/<office>_<year>/… and 校验汇总.xlsx under `out`.
+
+    report.json is written last, once the folders it names (`feedback_dir` of each workbook) exist.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out / REPORT) as tmp:
-        tmp.write_text(json.dumps(batch.to_dict(), ensure_ascii=False, indent=1), "utf-8")
-    _write_feedback_tree(batch, out, workers)
+    folders = _write_feedback_tree(batch, out, workers)
     _write_overview(batch.workbooks, out / OVERVIEW)
+    report = batch.to_dict()
+    for entry, folder in zip(report["workbooks"], folders, strict=True):
+        entry["feedback_dir"] = f"{FEEDBACK_DIR}/{folder}"  # relative to `out`, "/" on every system
+    with atomic_output(out / REPORT) as tmp:
+        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
     return out
 
 
@@ -69,15 +75,17 @@ def safe_name(text: str, fallback: str = "未命名") -> str:
     return cleaned
 
 
-def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None) -> None:
+def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None) -> list[str]:
     for stale in out.glob(f".{FEEDBACK_DIR}.*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
     staging = out / f".{FEEDBACK_DIR}.new-{os.getpid()}"
     staging.mkdir()
     used: set[str] = set()
     copies = []
+    names = []
     for workbook in batch.workbooks:
-        folder = staging / output_name(workbook, used)
+        names.append(output_name(workbook, used))
+        folder = staging / names[-1]
         folder.mkdir()
         _write_summaries(workbook, folder)
         if workbook.findings and workbook.report is not None:
@@ -94,6 +102,7 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None) -> 
         shutil.rmtree(trash, ignore_errors=True)
     else:
         staging.rename(final)
+    return names
 
 
 def output_name(workbook: WorkbookResult, used: set[str]) -> str:
