@@ -59,8 +59,8 @@ class RollUp:
 
 
 def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: str, year: int,
-                    roster: str | Path | Roster | None = None, include_invalid: bool = False, workers: int | None = None,
-                    progress: Progress | None = None) -> RollUp:
+                    roster: str | Path | Roster | None = None, include_invalid: bool = False,
+                    workers: int | None = None, progress: Progress | None = None) -> RollUp:
     """Validate every workbook under `paths`, add up the valid ones and write the total to `output`.
 
     Raises:

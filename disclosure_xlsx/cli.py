@@ -350,7 +350,8 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 @app.command()
 def send(
-    folder: Annotated[Path, typer.Argument(file_okay=False, help="A `validate --out` folder (report.json, feedback/).")],
+    folder: Annotated[Path, typer.Argument(file_okay=False, help=(
+        "A `validate --out` folder (report.json, feedback/)."))],
     roster: Annotated[Path, typer.Option(dir_okay=False, help=(
         f"The roster (.csv or .xlsx) with a column {_COVER['meta_email']}: where each office's message goes. "
         "Offices are matched as `aggregate --roster` matches them."))],

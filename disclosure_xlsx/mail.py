@@ -44,7 +44,8 @@ PORTS = {"starttls": 587, "ssl": 465, "plain": 25}
 TIMEOUT = 30.0  # seconds per SMTP operation
 # Headers set here are folded by the email package; the attachment headers below are written as built.
 _POLICY = SMTP.clone(refold_source="none")
-_MIME = {".xlsx": "vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsm": "vnd.ms-excel.sheet.macroEnabled.12"}
+_MIME = {".xlsx": "vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+         ".xlsm": "vnd.ms-excel.sheet.macroEnabled.12"}
 _ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
                       r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 _SEPARATORS = re.compile("[\\s,;\u3001]+")  # after NFKC: spaces, commas, semicolons, the enumeration comma

@@ -4,10 +4,10 @@ A roster comes as a CSV saved by Excel or a text editor (UTF-8 with or without B
 Excel on Chinese Windows, UTF-16 "Unicode text") or as a workbook. It is read and checked before any
 report is read, so a bad roster stops the run with one message that lists every line to correct.
 
-Offices are matched by credit code (the cover's code field), then by name: as written, then after normalising what people
-type differently (spaces, full and half width, brackets), then without a standard ending (青石乡 /
-青石乡人民政府) — each only when exactly one roster office fits. Anything closer than chance but not
-certain is a suggestion, never a silent match (precision before recall).
+Offices are matched by credit code (the cover's code field), then by name: as written, then after
+normalising what people type differently (spaces, full and half width, brackets), then without a
+standard ending (青石乡 / 青石乡人民政府) — each only when exactly one roster office fits. Anything
+closer than chance but not certain is a suggestion, never a silent match (precision before recall).
 """
 
 from __future__ import annotations
