@@ -9,8 +9,6 @@ county → city); it is validated again after writing.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -24,6 +22,7 @@ from ._xlsx import atomic_output, new_workbook, put
 from .catalog import LANGS, DisclosureError, Finding, phrase, text
 from .formats import Format, current_format
 from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, validate_paths
+from .roster import Roster, RosterEntry, RosterMatch, match_roster, read_roster, roster_lists
 from .template import fill_workbook, mark_cover
 
 __all__ = ["ROLLUP_PROPERTY", "RollUp", "RosterEntry", "aggregate_paths", "provenance", "read_roster", "roll_up",
@@ -31,13 +30,6 @@ __all__ = ["ROLLUP_PROPERTY", "RollUp", "RosterEntry", "aggregate_paths", "prove
 
 # A custom document property of the total workbook: what it adds up, as JSON (read back by publish).
 ROLLUP_PROPERTY = "disclosure_xlsx.rollup"
-
-
-@dataclass(frozen=True, slots=True)
-class RosterEntry:
-    office: str
-    credit_code: str | None = None
-    parent: str | None = None
 
 
 @dataclass
@@ -55,6 +47,7 @@ class RollUp:
     missing: list[RosterEntry] = field(default_factory=list)  # on the roster, not submitted
     unexpected: list[WorkbookResult] = field(default_factory=list)  # submitted, not on the roster
     check: WorkbookResult | None = None  # the written total, validated again
+    roster_match: RosterMatch[Any] | None = None  # how the roster was matched (near misses, suggestions)
 
     @property
     def format_id(self) -> str:
@@ -81,23 +74,24 @@ class RollUp:
 
 
 def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: str, year: int,
-                    roster: str | Path | None = None, include_invalid: bool = False, workers: int | None = None,
-                    progress: Progress | None = None) -> RollUp:
+                    roster: str | Path | Roster | None = None, include_invalid: bool = False,
+                    workers: int | None = None, progress: Progress | None = None) -> RollUp:
     """Validate every workbook under `paths`, add up the valid ones and write the total to `output`.
 
     Raises:
-        DisclosureError: the workbooks cannot be added up (or the roster cannot be read); nothing is written.
+        DisclosureError: the workbooks cannot be added up, or the roster cannot be used (it is read before any
+            workbook); nothing is written.
     """
-    entries = read_roster(roster) if roster else None
+    roster = read_roster(roster) if isinstance(roster, str | Path) else roster
     batch = validate_paths(paths, workers=workers, progress=progress, exclude=[output])
-    result = roll_up(batch, office=office, year=year, include_invalid=include_invalid, roster=entries)
+    result = roll_up(batch, office=office, year=year, include_invalid=include_invalid, roster=roster)
     write_total(result, output)
     (result.check,) = validate_paths([output], workers=1).workbooks
     return result
 
 
 def roll_up(batch: BatchResult, *, office: str, year: int, include_invalid: bool = False,
-            roster: Sequence[RosterEntry] | None = None) -> RollUp:
+            roster: Roster | Sequence[RosterEntry] | None = None) -> RollUp:
     """Choose the workbooks to add, check they can be added together, and sum them cell by cell."""
     allowed = ("ok", "warnings", "errors") if include_invalid else ("ok", "warnings")
     chosen = [i for i, w in enumerate(batch.workbooks) if w.status in allowed]
@@ -116,7 +110,7 @@ def roll_up(batch: BatchResult, *, office: str, year: int, include_invalid: bool
     result = RollUp(fmt, office, year, included, left_out, totals, blanks,
                     other_years=[w for w in included if w.report and w.report.year != year])
     if roster is not None:
-        result.missing, result.unexpected = _compare_roster(roster, [*included, *left_out])
+        result.missing, result.unexpected, result.roster_match = _compare_roster(roster, [*included, *left_out])
     return result
 
 
@@ -141,38 +135,18 @@ def _no_duplicates(workbooks: Sequence[WorkbookResult]) -> None:
             "files": {lang: text("catalog.enumeration", lang).join(files) for lang in LANGS}}))
 
 
-def read_roster(path: str | Path) -> list[RosterEntry]:
-    """The offices expected to submit: a CSV in UTF-8 (BOM or not) headed by the cover labels of name and code."""
-    text_ = Path(path).read_text("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text_)))
-    office_label, code_label, parent_label = _roster_headers()
-    if not rows or office_label not in rows[0]:
-        raise DisclosureError(Finding("roster-invalid", params={
-            "file": Path(path).name, "reason": phrase("aggregate.header_required", label=office_label)}))
-    return [RosterEntry(r[office_label].strip(), (r.get(code_label) or "").strip() or None,
-                        (r.get(parent_label) or "").strip() or None) for r in rows if (r.get(office_label) or "").strip()]
-
-
 def _roster_headers() -> tuple[str, str, str]:
     fmt = current_format()
     labels = fmt.cover_labels
-    return labels[fmt.field("office").name], labels[fmt.field("credit_code").name], text("aggregate.parent")
+    return labels[fmt.field("office").name], labels[fmt.field("credit_code").name], text("roster.columns.parent")
 
 
-def _compare_roster(roster: Sequence[RosterEntry], submitted: Sequence[WorkbookResult]
-                    ) -> tuple[list[RosterEntry], list[WorkbookResult]]:
-    """Who is on the roster but sent nothing, and who sent a workbook but is not on the roster."""
-    def matches(entry: RosterEntry, w: WorkbookResult) -> bool:
-        r = w.report
-        if r is None:
-            return False
-        if entry.credit_code and r.credit_code:
-            return entry.credit_code == r.credit_code
-        return entry.office == (r.office or "").strip()
-
-    missing = [e for e in roster if not any(matches(e, w) for w in submitted)]
-    unexpected = [w for w in submitted if w.report and not any(matches(e, w) for e in roster)]
-    return missing, unexpected
+def _compare_roster(roster: Roster | Sequence[RosterEntry], submitted: Sequence[WorkbookResult]
+                    ) -> tuple[list[RosterEntry], list[WorkbookResult], RosterMatch[Any]]:
+    """Who is on the roster but sent nothing, and who sent a workbook but is not on it (roster.py matches)."""
+    workbook_of = {id(w.report): w for w in submitted if w.report is not None}
+    match = match_roster(roster, [w.report for w in submitted if w.report is not None])
+    return list(match.missing), [workbook_of[id(r)] for r in match.unexpected], match
 
 
 # ------------------------------------------------------------------------------------------------
@@ -276,6 +250,7 @@ def provenance(result: RollUp, lang: str = "zh") -> list[tuple[str, list[str]]]:
         out.append((say("missing", n=len(result.missing)), [e.office for e in result.missing]))
         out.append((say("unexpected", n=len(result.unexpected)),
                     [say("unexpected_item", name=w.name, file=Path(w.file).name) for w in result.unexpected]))
+    out += roster_lists(result.roster_match, lang)
     return out
 
 

@@ -28,6 +28,7 @@ from .formats import all_formats, current_format, format_for_year, get_format
 
 if TYPE_CHECKING:
     from .pipeline import BatchResult
+    from .roster import Roster
 
 
 def _help(key: str) -> str:
@@ -358,15 +359,14 @@ def aggregate(
 
     language = lang.value
     _existing(paths, language)
-    if roster is not None:
-        _existing([roster], language)
+    names = _read_roster(roster, language) if roster is not None else None  # before any workbook
     if output.exists() and not force:
         _fail("exists", language, path=output)
     if not discover(paths, exclude=[output]):
         _fail("none_found", language)
     try:
         with _stages(language, enabled=not as_json) as stage, stage("reading", None) as tick:
-            result = aggregate_paths(paths, output, office=office, year=year, roster=roster,
+            result = aggregate_paths(paths, output, office=office, year=year, roster=names,
                                      include_invalid=include_invalid, workers=workers, progress=tick)
     except DisclosureError as refused:
         if as_json:
@@ -453,3 +453,120 @@ def publish(
     console.print("\n" + escape(text("publish.cli.summary", code, total=len(done), written=len(written),
                                      drafts=sum(d.draft for d in written), refused=len(done) - len(written))))
     raise typer.Exit(1 if any(d.refused or d.draft for d in done) or batch.has_errors else 0)
+
+
+def _read_roster(path: Path, lang: str, *, need_email: bool = False) -> Roster:
+    """Read and check a roster; a bad one is one message and exit 2, before any workbook is read."""
+    from .catalog import DisclosureError
+    from .roster import read_roster
+
+    try:
+        roster = read_roster(path, need_email=need_email)
+    except DisclosureError as exc:
+        err.print(escape(exc.finding.message(lang)))
+        raise typer.Exit(2) from exc
+    err.print(escape(roster.describe(lang)))  # stderr: stdout stays clean for --json
+    for finding in roster.findings:
+        err.print(f"  [yellow]{escape(text('feedback.severity.warning', lang))}[/] {escape(finding.message(lang))}")
+    return roster
+
+
+class Security(str, Enum):
+    starttls = "starttls"
+    ssl = "ssl"
+    plain = "plain"
+
+
+PASSWORD_ENV = "DISCLOSURE_XLSX_SMTP_PASSWORD"  # the only place a password is taken from, besides a prompt
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@app.command(help=_help("send"))
+def send(
+    folder: Annotated[Path, typer.Argument(file_okay=False, metavar=_metavar("folder"), help=_help("send_folder"))],
+    roster: Annotated[Path, typer.Option(dir_okay=False, metavar=_metavar("file"), help=_help("send_roster"))],
+    drafts: Annotated[Path | None, typer.Option(file_okay=False, metavar=_metavar("folder"),
+                                                help=_help("send_drafts"))] = None,
+    smtp: Annotated[str | None, typer.Option(metavar="HOST[:PORT]", help=_help("send_smtp"))] = None,
+    sender: Annotated[str | None, typer.Option("--from", metavar=_metavar("address"), help=_help("send_from"))] = None,
+    security: Annotated[Security, typer.Option(help=_help("send_security"))] = Security.starttls,
+    user: Annotated[str | None, typer.Option(metavar=_metavar("text"), help=_help("send_user"))] = None,
+    no_login: Annotated[bool, typer.Option("--no-login", help=_help("send_no_login"))] = False,
+    only_failed: Annotated[bool, typer.Option("--only-failed", help=_help("send_only_failed"))] = False,
+    resend: Annotated[bool, typer.Option("--resend", help=_help("send_resend"))] = False,
+    lang: LangOption = Lang.zh,
+) -> None:
+    from .catalog import Finding
+    from .mail import log_path, parse_addresses, parse_server, plan_messages, send_messages, summary, write_drafts
+
+    _existing([folder, roster], lang.value)
+    names = _read_roster(roster, lang.value, need_email=True)
+
+    def usage(message: str) -> typer.Exit:
+        err.print(escape(message))
+        return typer.Exit(2)
+
+    if smtp is not None and drafts is not None:
+        raise usage(text("mail.command.both", lang.value))
+    if smtp is not None and not sender:
+        raise usage(text("mail.command.need_from", lang.value))
+    if sender is not None and parse_addresses(sender)[0] != [sender.strip()]:
+        raise usage(Finding("mail-sender-invalid", params={"address": sender}).message(lang.value))
+    server = None
+    if smtp is not None:
+        try:
+            server = parse_server(smtp, security.value)
+        except ValueError:
+            raise usage(text("mail.command.bad_server", lang.value, server=smtp)) from None
+        if not no_login:
+            if security is Security.plain and server.host not in _LOOPBACK:
+                raise usage(text("mail.command.plain_login", lang.value))
+            server = type(server)(server.host, server.port, server.security, (user or str(sender)).strip())
+    target = drafts or folder / text("mail.drafts_dir")
+    try:
+        plan = plan_messages(folder, names, sender=sender.strip() if sender else None, only_failed=only_failed)
+        if server is None:
+            deliveries = write_drafts(plan, target)
+        else:
+            password = _password(str(server), server.user, lang.value) if server.user else None
+            deliveries = send_messages(plan, folder, server, sender=str(sender).strip(), password=password,
+                                       resend=resend)
+    except DisclosureError as exc:
+        raise usage(exc.finding.message(lang.value)) from exc
+    console = Console(highlight=False)
+    for delivery in deliveries:
+        item = delivery.outgoing
+        style = {"sent": "green", "skipped": "yellow"}.get(delivery.category, "red")
+        outcome = text(f"mail.outcome.{delivery.outcome}", lang.value)
+        to = f" → {', '.join(item.to)}" if item.to and delivery.category == "sent" else ""
+        console.print(f"[{style}]{escape(outcome)}[/] {escape(item.office)}{escape(to)}")
+        if item.how in ("normalised", "suffix") and item.entry and item.feedback.office != item.entry.office:
+            console.print("  " + escape(text("mail.outcome.near", lang.value, entry=item.entry.office,
+                                              how=text(f"roster.match.{item.how}", lang.value))))
+        if delivery.refused:
+            console.print("  [red]" + escape(text("mail.outcome.refused_some", lang.value,
+                                                   addresses=", ".join(delivery.refused))) + "[/]")
+        if delivery.finding is not None:
+            console.print(f"  {escape(delivery.finding.message(lang.value))}")
+    counts = summary(deliveries)
+    if server is None:
+        console.print("\n" + escape(text("mail.summary.drafted", lang.value, path=target, **counts)))
+    else:
+        console.print("\n" + escape(text("mail.summary.sent", lang.value, **counts)))
+        console.print(escape(text("mail.summary.log", lang.value, path=log_path(folder))))
+    if counts["problems"]:
+        console.print(escape(text("mail.summary.unsent", lang.value, count=counts["problems"])))
+    raise typer.Exit(1 if counts["problems"] else 0)
+
+
+def _password(server: str, user: str, lang: str) -> str:
+    """The SMTP password: from DISCLOSURE_XLSX_SMTP_PASSWORD, else typed at a prompt (never echoed)."""
+    import getpass
+    import os
+
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        err.print(escape(text("mail.command.password_missing", lang, server=server, env=PASSWORD_ENV)))
+        raise typer.Exit(2)
+    return getpass.getpass(text("mail.command.password_prompt", lang, user=user, server=server))

@@ -43,14 +43,18 @@ def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = 
                   progress: Progress | None = None) -> Path:
     """Write report.json, feedback/<office>_<year>/… and 校验汇总.xlsx under `out`.
 
+    report.json is written last, once the folders it names (`feedback_dir` of each workbook) exist;
     `progress(done, total)` is called as the offices' folders are written.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out / REPORT) as tmp:
-        tmp.write_text(json.dumps(batch.to_dict(), ensure_ascii=False, indent=1), "utf-8")
-    _write_feedback_tree(batch, out, workers, progress)
+    folders = _write_feedback_tree(batch, out, workers, progress)
     _write_overview(batch.workbooks, out / OVERVIEW)
+    report = batch.to_dict()
+    for entry, folder in zip(report["workbooks"], folders, strict=True):
+        entry["feedback_dir"] = f"{FEEDBACK_DIR}/{folder}"  # relative to `out`, "/" on every system
+    with atomic_output(out / REPORT) as tmp:
+        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
     return out
 
 
@@ -66,16 +70,19 @@ def safe_name(name: str, fallback: str | None = None) -> str:
     return cleaned
 
 
-def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, progress: Progress | None) -> None:
+def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, progress: Progress | None
+                         ) -> list[str]:
     for stale in out.glob(f".{FEEDBACK_DIR}.*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
     staging = out / f".{FEEDBACK_DIR}.new-{os.getpid()}"
     staging.mkdir()
     used: set[str] = set()
     copies = []
+    names = []
     total = len(batch.workbooks)
     for done, workbook in enumerate(batch.workbooks, 1):
-        folder = staging / output_name(workbook, used)
+        names.append(output_name(workbook, used))
+        folder = staging / names[-1]
         folder.mkdir()
         _write_summaries(workbook, folder)
         if progress and not workbook.findings:
@@ -96,6 +103,7 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, pro
         shutil.rmtree(trash, ignore_errors=True)
     else:
         staging.rename(final)
+    return names
 
 
 def output_name(workbook: WorkbookResult, used: set[str]) -> str:

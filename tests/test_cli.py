@@ -124,7 +124,10 @@ def test_validate_json_equals_the_library_report() -> None:
 
 def test_validate_writes_the_report_to_out(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(SAMPLES), "--json", "--out", str(tmp_path / "out")])
-    assert json.loads((tmp_path / "out" / "report.json").read_text("utf-8")) == json.loads(result.stdout)
+    written = json.loads((tmp_path / "out" / "report.json").read_text("utf-8"))
+    folders = [w.pop("feedback_dir") for w in written["workbooks"]]  # only the file says where the feedback is
+    assert written == json.loads(result.stdout)
+    assert all((tmp_path / "out" / f / "反馈.txt").is_file() for f in folders)
 
 
 def test_validate_exit_codes(tmp_path: Path) -> None:
