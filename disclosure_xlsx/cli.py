@@ -129,6 +129,7 @@ def validate(
     """Check returned workbooks and list every problem by cell (校验各单位交回的工作簿).
 
     PATHS may be files or folders; folders are searched recursively for .xlsx, .xlsm, .xls and .ods
+    workbooks and for published reports (.docx, .html, .htm, .txt, .pdf)
     (Office lock files ~$* and hidden files are skipped). Every 勾稽关系 (I1, I2, I3, I5), every blank
     or unreadable value and every plausibility rule is checked; each finding names the sheet, the cell
     and what it should be.

@@ -19,12 +19,13 @@ from typing import Any
 
 from .catalog import Cleaning, Finding, bilingual
 from .clean import CleanReport, clean_report
+from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .read import Unreadable, read_workbook
 
 __all__ = ["EXTENSIONS", "BatchResult", "WorkbookResult", "check_file", "discover", "duplicate_groups",
            "validate_paths"]
 
-EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods")
+EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks, then published reports
 REPORT_VERSION = 1
 Progress = Callable[[int, int], None]  # (done, total)
 
