@@ -21,23 +21,25 @@ import codecs
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .catalog import Finding, bilingual, text
+from .catalog import Finding, bilingual, text, text_list
 from .formats import Format, Narrative, Section, all_formats
 from .locate import Grid, Located, fold, matches
 
-__all__ = ["MAX_PDF_PAGES", "MAX_TABLE_COLS", "MAX_TABLE_ROWS", "MAX_XML_BYTES", "SUFFIXES", "Document",
+__all__ = ["MAX_INFLATED_BYTES", "MAX_PDF_PAGES", "MAX_TABLE_COLS", "MAX_TABLE_ROWS", "MAX_XML_BYTES", "SUFFIXES", "Document",
            "read_document", "unaligned_tables"]
 
 SUFFIXES = (".docx", ".html", ".htm", ".txt", ".pdf")
 MAX_XML_BYTES = 20 * 2**20  # a report's word/document.xml is ~0.1–0.5 MB
 MAX_PDF_PAGES = 200  # a report prints on 5–15 pages
+MAX_INFLATED_BYTES = 100 * 2**20  # a PDF's streams, inflated: as a workbook's unzipped size
 MAX_TABLE_ROWS = 5_000  # as for a workbook sheet; a report table has < 40 rows
 MAX_TABLE_COLS = 200  # a report table has ≤ 15 columns (HTML allows colspan up to 1000)
 _NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")  # a plain number, as a spreadsheet would hold it
@@ -212,13 +214,15 @@ def _title_text(front: Sequence[str], at: int) -> str:
 
 
 def _stated_fields(preamble: str) -> Iterator[tuple[str, str]]:
-    """Cover fields the preamble states as 〈label〉：〈value〉 (the office and year come from the title)."""
-    from_title = {"meta_office", "meta_year"}
-    cover = _cover_fields()
-    for name, label in cover:
-        if name in from_title:
+    """Cover fields the preamble states as 〈label〉：〈value〉, as (the cover's label, value); the office
+    and year come from the title."""
+    for name, label in _cover_fields():
+        try:
+            spellings = text_list(f"documents.preamble.{name}")
+        except KeyError:  # not a field a preamble states
             continue
-        found = re.search(text("documents.pattern.field", label=re.escape(label)), preamble)
+        pattern = text("documents.pattern.field", labels="|".join(map(re.escape, spellings)))
+        found = re.search(pattern, preamble)
         if found:
             yield label, found.group(1)
         elif name == "meta_contact":
@@ -232,7 +236,8 @@ def _narrative_text(paragraphs: Sequence[str | None], narrative: Narrative) -> s
     (a table of contents lists the headings with nothing under them)."""
     found: str | None = None
     for i, paragraph in enumerate(paragraphs):
-        if paragraph is None or _heading(paragraph) is not narrative:
+        found_here = _heading(paragraph) if paragraph is not None else None
+        if not (isinstance(found_here, Narrative) and found_here.name == narrative.name):
             continue
         lines = []
         for line in paragraphs[i + 1:]:
@@ -490,7 +495,7 @@ def _html_encoding(data: bytes) -> str:
     """The page's encoding: its BOM, its meta charset, else UTF-8 if it decodes, else GB18030."""
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8"
-    declared = re.search(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_-]+)""", data[:4096], re.I)
+    declared = re.search(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_-]+)""", data[:4096], re.IGNORECASE)
     if declared:
         name = declared.group(1).decode("ascii").lower()
         try:
@@ -598,6 +603,7 @@ def _html_grid(table: Any) -> list[list[object]]:
         raise _too_large(len(trs), 0)
     grid: list[list[object]] = [[] for _ in trs]
     taken: list[set[int]] = [set() for _ in trs]
+    area = 0
     for r, tr in enumerate(trs):
         col = 0
         for td in tr.xpath("./td | ./th"):
@@ -605,7 +611,8 @@ def _html_grid(table: Any) -> list[list[object]]:
                 col += 1
             cols = _span(td.get("colspan"), 1000)
             rows = min(_span(td.get("rowspan"), 65534), len(trs) - r)
-            if col + cols > MAX_TABLE_COLS:
+            area += rows * cols
+            if col + cols > MAX_TABLE_COLS or area > MAX_TABLE_ROWS * MAX_TABLE_COLS:  # spans that claim too much
                 raise _too_large(len(trs), col + cols)
             for rr in range(r, r + rows):
                 taken[rr].update(range(col, col + cols))
@@ -630,9 +637,7 @@ def _cell_text(td: Any) -> str:
         tag = el.tag if isinstance(el.tag, str) else ""
         if tag in _SKIP_TAGS:
             return
-        if tag == "br":
-            buffer.append(_BREAK)
-        elif tag in _BLOCK_TAGS and buffer:
+        if tag == "br" or (tag in _BLOCK_TAGS and buffer):
             buffer.append(_BREAK)
         if el.text and tag:
             buffer.append(el.text)
@@ -758,6 +763,11 @@ def _over(count: int, below: Sequence[str], layout: Sequence[tuple[int, int]], w
 
 
 def _pdf(path: Path) -> list[Item]:
+    inflated = _pdf_inflated(path.read_bytes(), MAX_INFLATED_BYTES)
+    if inflated > MAX_INFLATED_BYTES:
+        raise _error(Finding("file-too-large", params={
+            "size": bilingual(*(text("documents.reason.inflated", lang, size=_mib(inflated)) for lang in ("zh", "en"))),
+            "limit": _mib(MAX_INFLATED_BYTES)}))
     try:
         import pdfplumber
 
@@ -776,11 +786,33 @@ def _pdf(path: Path) -> list[Item]:
     except Exception as exc:
         if getattr(exc, "finding", None) is not None:
             raise
-        password = "password" in f"{type(exc).__name__} {exc}".lower() or "encrypt" in str(exc).lower()
+        causes = " ".join(f"{type(e).__name__} {e}" for e in (exc, *exc.args, exc.__context__) if e is not None)
+        password = "password" in causes.lower() or "encrypt" in causes.lower()  # pdfminer's PDFPasswordIncorrect
         raise _unreadable("pdf_password" if password else "pdf", exc) from exc
     if not chars:
         raise _error(Finding("document-no-text"))
     return items
+
+
+def _pdf_inflated(data: bytes, limit: int) -> int:
+    """What the PDF's compressed streams inflate to, counted up to just past `limit` (pdfminer inflates
+    every stream whole, in memory: a small PDF can hold a stream of gigabytes)."""
+    total = 0
+    for found in re.finditer(rb"stream\r?\n", data):
+        end = data.find(b"endstream", found.end())
+        if end < 0:
+            break
+        inflate = zlib.decompressobj()
+        pending = data[found.end():end]
+        try:
+            while pending and total <= limit:
+                total += len(inflate.decompress(pending, 2**20))
+                pending = inflate.unconsumed_tail
+        except zlib.error:  # not a Flate stream (or encrypted): pdfminer does not inflate it either
+            continue
+        if total > limit:
+            break
+    return total
 
 
 def _pdf_page(page: Any) -> list[Item]:
@@ -843,7 +875,8 @@ def _error(finding: Finding) -> Exception:
 
 
 def _unreadable(kind: str, exc: BaseException) -> Exception:
-    detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc  # pdfplumber wraps pdfminer's
+    detail = str(inner).splitlines()[0][:160] if str(inner) else type(inner).__name__
     zh, en = (text("documents.reason.detail", lang, reason=text(f"documents.reason.{kind}", lang), detail=detail)
               for lang in ("zh", "en"))
     return _error(Finding("file-unreadable", params={"reason": bilingual(zh, en)}))

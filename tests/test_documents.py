@@ -13,6 +13,7 @@ import random
 import socket
 import threading
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from disclosure_xlsx import documents as documents_module
 from disclosure_xlsx import read as read_module
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.documents import SUFFIXES, read_document
@@ -260,27 +262,33 @@ def essentials(*paths: Path) -> list[tuple]:
 # Round trips
 
 
-@pytest.mark.parametrize("mistake", [False, True], ids=["balanced", "one-mistake"])
-def test_a_report_reads_the_same_from_workbook_docx_html_and_text(tmp_path: Path, format_id: str, mistake: bool) -> None:
+def test_a_report_reads_the_same_from_workbook_docx_html_and_text(tmp_path: Path, format_id: str) -> None:
+    """A balanced report and one with a deliberate mistake, each as the four kinds of file, in one batch."""
     fmt = get_format(format_id)
     year = fmt.first_year + 1
-    values = report_values(format_id, 3)
-    if mistake:
-        values["s3.granted.total"] += 1  # type: ignore[operator]
     cover = {"meta_office": OFFICE, "meta_year": year, "meta_phone": "0574-12345678", "meta_contact": "本镇党政办"}
-    workbook = write_template(tmp_path / "report.xlsx", format_id, values={**values, **cover, **TEXTS})
-    printed = printed_values(fmt, values)
-    title = title_of(fmt, year)
     preamble = "如对本报告有任何疑问，请与本镇党政办联系（电话：0574-12345678）。"
-    word = write_docx(tmp_path / "report.docx", fmt, printed, title=title, texts=TEXTS, preamble=preamble)
-    page = write_html(tmp_path / "report.html", fmt, printed, title=title, texts=TEXTS, preamble=preamble)
-    copy = write_txt(tmp_path / "report.txt", fmt, printed, title=title, texts=TEXTS, preamble=preamble)
-
-    expected, from_word, from_page, from_text = essentials(workbook, word, page, copy)
-    assert from_word == from_page == from_text == expected
-    assert expected[1] == {cid: values[cid] for cid in fmt.cells}
-    assert [code for code, *_ in expected[5]] == (["identity-mismatch"] if mistake else [])
-    for path in (word, page, copy):
+    files: list[Path] = []
+    variants = []
+    for mistake in (False, True):
+        values = report_values(format_id, 3)
+        if mistake:
+            values["s3.granted.total"] += 1  # type: ignore[operator]
+        folder = tmp_path / ("mistake" if mistake else "balanced")
+        folder.mkdir()
+        printed = printed_values(fmt, values)
+        kw = {"title": title_of(fmt, year), "texts": TEXTS, "preamble": preamble}
+        files += [write_template(folder / "report.xlsx", format_id, values={**values, **cover, **TEXTS}),
+                  write_docx(folder / "report.docx", fmt, printed, **kw),  # type: ignore[arg-type]
+                  write_html(folder / "report.html", fmt, printed, **kw),  # type: ignore[arg-type]
+                  write_txt(folder / "report.txt", fmt, printed, **kw)]  # type: ignore[arg-type]
+        variants.append((values, mistake))
+    results = essentials(*files)
+    for (values, mistake), (expected, *documents) in zip(variants, (results[:4], results[4:]), strict=True):
+        assert documents == [expected] * 3  # docx, html, txt: as the workbook
+        assert expected[1] == {cid: values[cid] for cid in fmt.cells}
+        assert [code for code, *_ in expected[5]] == (["identity-mismatch"] if mistake else [])
+    for path in files[1:4]:
         raw = read_workbook(path)
         assert raw.located_by == "document"
         assert raw.raw["meta_phone"] == "0574-12345678"
@@ -310,7 +318,7 @@ def test_html_tables_resolve_rowspan_colspan_nbsp_and_br(tmp_path: Path) -> None
     assert document.headings[names[2]] == fmt.section("s3").heading
     pieces = section_pieces(fmt, "s3", {}, {})
     assert len(s3) == max(p.last_row for p in pieces) + 1  # every row of the table, once
-    header = [row for row in s3 if "自然人" in row][0]
+    header = next(row for row in s3 if "自然人" in row)
     assert header.index("自然人") == 3 and header.index("总计") == 9  # on the grid of the data columns
     assert any(isinstance(v, str) and "\n" in v for row in document.sheets[names[1]] for v in row)  # <br>
     text = document.sheets["正文"]
@@ -488,6 +496,31 @@ def test_a_pdf_exported_by_libreoffice_reads_back(tmp_path: Path, soffice) -> No
     assert report.values == {cid: values[cid] for cid in fmt.cells}
     assert report.findings == []
     assert report.texts["text_other"] == TEXTS["text_other"]
+    secret = '{"EncryptFile":{"type":"boolean","value":"true"},"DocumentOpenPassword":{"type":"string","value":"x"}}'
+    (locked,) = soffice([word], f"pdf:writer_pdf_Export:{secret}", tmp_path / "locked")
+    with pytest.raises(Unreadable) as caught:
+        read_workbook(locked)
+    assert caught.value.finding.code == "file-unreadable" and "密码" in caught.value.finding.message("zh")
+
+
+def test_word_titles_on_two_lines_and_tables_in_content_controls(tmp_path: Path) -> None:
+    from docx.oxml import OxmlElement
+
+    fmt = get_format("2019")
+    values = report_values(fmt.id, 12)
+    word = write_docx(tmp_path / "r.docx", fmt, printed_values(fmt, values), title=f"{fmt.first_year + 1}年"
+                      f"{fmt.words.report_name}", texts=TEXTS)
+    document = docx.Document(str(word))
+    document.paragraphs[0].insert_paragraph_before(OFFICE)  # the office on a line of its own above
+    table = document.tables[1]._tbl
+    sdt, content = OxmlElement("w:sdt"), OxmlElement("w:sdtContent")
+    table.addprevious(sdt)
+    sdt.append(content)
+    content.append(table)  # the table moves into a content control
+    document.save(str(word))
+    _, report, problem = check_file(word)
+    assert problem is None and (report.office, report.year) == (OFFICE, fmt.first_year + 1)
+    assert report.values == {cid: values[cid] for cid in fmt.cells} and report.findings == []
 
 
 # ----------------------------------------------------------------------------------------------
@@ -568,6 +601,11 @@ def test_limits_of_workbooks_apply_to_documents(tmp_path: Path, monkeypatch: pyt
     assert _code(tmp_path / "bomb.docx") == "file-too-large"
     (tmp_path / "wide.html").write_text('<table><tr><td colspan="100000">一、总体情况</td></tr></table>', "utf-8")
     assert _code(tmp_path / "wide.html") == "file-too-large"
+    bomb = zlib.compress(b"\0" * (3 * 2**20))  # a PDF stream inflating to 3 MiB, refused beyond 2 MiB
+    head = f"%PDF-1.4\n1 0 obj\n<< /Length {len(bomb)} /Filter /FlateDecode >>\nstream\n".encode()
+    (tmp_path / "bomb.pdf").write_bytes(head + bomb + b"\nendstream\nendobj\n%%EOF\n")
+    monkeypatch.setattr(documents_module, "MAX_INFLATED_BYTES", 2 * 2**20)
+    assert _code(tmp_path / "bomb.pdf") == "file-too-large"
     monkeypatch.setattr(read_module, "MAX_FILE_BYTES", 100)
     assert _code(SEED_TEXT if SEED_TEXT.exists() else word) == "file-too-large"
 
