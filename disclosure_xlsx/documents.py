@@ -402,26 +402,58 @@ def _docx(path: Path) -> tuple[list[Item], str | None]:
         import docx
 
         document = docx.Document(str(path))
-        items = list(_docx_blocks(document.element.body))
+        items = list(_docx_blocks(document.element.body, _numbered_styles(document)))
         title = document.core_properties.title or None
     except Exception as exc:  # python-docx raises zip, XML, key and value errors for a damaged file
         raise _unreadable("docx", exc) from exc
     return items, title
 
 
-def _docx_blocks(body: Any) -> Iterator[Item]:
+def _docx_blocks(body: Any, numbered: frozenset[str]) -> Iterator[Item]:
     """Paragraphs (one item per line) and tables of a body, in order; content controls looked into."""
     from docx.oxml.ns import qn
 
     for child in body.iterchildren():
         if child.tag == qn("w:p"):
-            yield from str(child.text).split("\n")
+            lines = str(child.text).split("\n")
+            style = child.find(f"{qn('w:pPr')}/{qn('w:pStyle')}")
+            if len(lines) == 1 and (child.find(f"{qn('w:pPr')}/{qn('w:numPr')}") is not None or (
+                    style is not None and style.get(qn("w:val")) in numbered)):
+                lines = [_numbered(lines[0])]  # Word numbers the heading itself: its text lacks 一、
+            yield from lines
         elif child.tag == qn("w:tbl"):
             yield _Table(_docx_grid(child))
         elif child.tag == qn("w:sdt"):
             content = child.find(qn("w:sdtContent"))
             if content is not None:
-                yield from _docx_blocks(content)
+                yield from _docx_blocks(content, numbered)
+
+
+def _numbered_styles(document: Any) -> frozenset[str]:
+    """Ids of the paragraph styles that number their paragraphs (a list style, numbered headings)."""
+    from docx.oxml.ns import qn
+
+    out = set()
+    for style in document.styles:
+        chain = style
+        while chain is not None and getattr(chain, "element", None) is not None:
+            if chain.element.find(f"{qn('w:pPr')}/{qn('w:numPr')}") is not None:
+                out.add(style.style_id)
+                break
+            chain = getattr(chain, "base_style", None)
+    return frozenset(out)
+
+
+def _numbered(line: str) -> str:
+    """A numbered paragraph whose text is a heading without its number, as the heading; else as is."""
+    folded = fold(line)
+    for number, _, what in _headings():
+        body = what.heading[len(number):]
+        while body and unicodedata.category(body[0]).startswith("P"):
+            body = body[1:]
+        if folded == fold(body):
+            return what.heading
+    return line
 
 
 def _docx_grid(tbl: Any) -> list[list[object]]:
