@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .catalog import Finding, bilingual, text, text_list
+from .catalog import LANGS, Finding, bilingual, text, text_list
 from .formats import Format, Narrative, Section, all_formats
 from .locate import Grid, Located, fold, matches
 
@@ -339,8 +339,8 @@ def unaligned_tables(document: Document, fmt: Format, located: Located) -> list[
             continue
         heading = document.headings.get(sheet)
         number = numbers[sheet]
-        table = bilingual(*(text("documents.table.headed", lang, number=number, heading=heading) if heading
-                            else text("documents.table.plain", lang, number=number) for lang in ("zh", "en")))
+        table = _both("documents.table.headed", number=number, heading=heading) if heading else _both(
+            "documents.table.plain", number=number)
         findings.append(Finding("table-unaligned", params={
             "table": table, "labels": bilingual(_label_list(unknown, "zh"), _label_list(unknown, "en")),
             "format_title": bilingual(fmt.title, f"the {fmt.id} format")}))
@@ -371,9 +371,6 @@ def _known_labels(fmt: Format) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 def _known(label: str, known: Sequence[tuple[str, tuple[str, ...]]]) -> bool:
-    folded = fold(label)
-    if any(folded == fold(k) or folded in map(fold, aliases) for k, aliases in known):
-        return True
     return any(matches(label, k, aliases) for k, aliases in known)
 
 
@@ -395,9 +392,7 @@ def _docx(path: Path) -> tuple[list[Item], str | None]:
         raise _unreadable("doc", exc) from exc
     if size > MAX_XML_BYTES:
         raise _error(Finding("file-too-large", params={
-            "size": bilingual(text("documents.reason.xml_too_large", "zh", size=_mib(size)),
-                              text("documents.reason.xml_too_large", "en", size=_mib(size))),
-            "limit": _mib(MAX_XML_BYTES)}))
+            "size": _both("documents.reason.xml_too_large", size=_mib(size)), "limit": _mib(MAX_XML_BYTES)}))
     try:
         import docx
 
@@ -798,18 +793,15 @@ def _pdf(path: Path) -> list[Item]:
     inflated = _pdf_inflated(path.read_bytes(), MAX_INFLATED_BYTES)
     if inflated > MAX_INFLATED_BYTES:
         raise _error(Finding("file-too-large", params={
-            "size": bilingual(*(text("documents.reason.inflated", lang, size=_mib(inflated)) for lang in ("zh", "en"))),
-            "limit": _mib(MAX_INFLATED_BYTES)}))
+            "size": _both("documents.reason.inflated", size=_mib(inflated)), "limit": _mib(MAX_INFLATED_BYTES)}))
     try:
         import pdfplumber
 
         with pdfplumber.open(str(path)) as pdf:
             if len(pdf.pages) > MAX_PDF_PAGES:
                 raise _error(Finding("file-too-large", params={
-                    "size": bilingual(text("documents.reason.pages", "zh", pages=len(pdf.pages)),
-                                      text("documents.reason.pages", "en", pages=len(pdf.pages))),
-                    "limit": bilingual(text("documents.reason.pages_limit", "zh", limit=MAX_PDF_PAGES),
-                                       text("documents.reason.pages_limit", "en", limit=MAX_PDF_PAGES))}))
+                    "size": _both("documents.reason.pages", pages=len(pdf.pages)),
+                    "limit": _both("documents.reason.pages_limit", limit=MAX_PDF_PAGES)}))
             chars = 0
             items: list[Item] = []
             for page in pdf.pages:
@@ -909,16 +901,20 @@ def _error(finding: Finding) -> Exception:
 def _unreadable(kind: str, exc: BaseException) -> Exception:
     inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc  # pdfplumber wraps pdfminer's
     detail = str(inner).splitlines()[0][:160] if str(inner) else type(inner).__name__
-    zh, en = (text("documents.reason.detail", lang, reason=text(f"documents.reason.{kind}", lang), detail=detail)
-              for lang in ("zh", "en"))
-    return _error(Finding("file-unreadable", params={"reason": bilingual(zh, en)}))
+    reason = {lang: text("documents.reason.detail", lang, reason=text(f"documents.reason.{kind}", lang),
+                         detail=detail) for lang in LANGS}
+    return _error(Finding("file-unreadable", params={"reason": reason}))
 
 
 def _too_large(rows: int, cols: int) -> Exception:
     return _error(Finding("file-too-large", params={
-        "size": bilingual(*(text("documents.reason.table_size", lang, rows=rows, cols=cols) for lang in ("zh", "en"))),
-        "limit": bilingual(*(text("documents.reason.table_limit", lang, rows=MAX_TABLE_ROWS, cols=MAX_TABLE_COLS)
-                             for lang in ("zh", "en")))}))
+        "size": _both("documents.reason.table_size", rows=rows, cols=cols),
+        "limit": _both("documents.reason.table_limit", rows=MAX_TABLE_ROWS, cols=MAX_TABLE_COLS)}))
+
+
+def _both(key: str, **params: object) -> dict[str, str]:
+    """One of this module's words in every language, as a finding's parameter."""
+    return {lang: text(key, lang, **params) for lang in LANGS}
 
 
 def _mib(size: int) -> str:
