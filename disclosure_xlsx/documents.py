@@ -33,8 +33,8 @@ from .catalog import LANGS, Finding, bilingual, text, text_list
 from .formats import Format, Narrative, Section, all_formats
 from .locate import Grid, Located, fold, matches
 
-__all__ = ["MAX_INFLATED_BYTES", "MAX_PDF_PAGES", "MAX_TABLE_COLS", "MAX_TABLE_ROWS", "MAX_XML_BYTES", "SUFFIXES", "Document",
-           "read_document", "unaligned_tables"]
+__all__ = ["MAX_INFLATED_BYTES", "MAX_PDF_PAGES", "MAX_TABLE_COLS", "MAX_TABLE_ROWS", "MAX_XML_BYTES", "SUFFIXES",
+           "Document", "read_document", "unaligned_tables"]
 
 SUFFIXES = (".docx", ".html", ".htm", ".txt", ".pdf")
 MAX_XML_BYTES = 20 * 2**20  # a report's word/document.xml is ~0.1–0.5 MB
