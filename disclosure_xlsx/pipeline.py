@@ -22,6 +22,7 @@ from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, text
 from .clean import CleanReport, clean_report
 from .formats import Format
 from .read import read_workbook
+from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
            "validate_checked", "validate_paths", "validate_workbook"]
 
-EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods")
+EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks, then published reports
+# A folder is searched for these; a text copy (.txt) is read only when named, since folders hold notes too.
+FOLDER_EXTENSIONS = tuple(s for s in EXTENSIONS if s != ".txt")
 REPORT_VERSION = 1
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -123,7 +126,7 @@ def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ())
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 relative = child.relative_to(path).parts
-                if child.is_file() and child.suffix.lower() in EXTENSIONS and not _skipped(relative) \
+                if child.is_file() and child.suffix.lower() in FOLDER_EXTENSIONS and not _skipped(relative) \
                         and not any(child.resolve().is_relative_to(s) for s in skip):
                     found.setdefault(child, None)
         elif not _skipped((path.name,)):

@@ -23,6 +23,8 @@ from typing import Any
 from python_calamine import CalamineWorkbook
 
 from .catalog import CellRef, DisclosureError, Finding, phrase
+from .documents import SUFFIXES as DOCUMENT_SUFFIXES
+from .documents import read_document, unaligned_tables
 from .formats import Format, all_formats, get_format
 from .layout import a1
 from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells, matches
@@ -45,7 +47,7 @@ class RawReport:
 
     file: str
     format: Format
-    located_by: str  # names | labels
+    located_by: str  # names | labels | document
     raw: dict[str, Any]  # cell id / cover / narrative name → value as read
     where: dict[str, CellRef]
     findings: list[Finding] = field(default_factory=list)
@@ -62,13 +64,16 @@ class ReadPlan:
 
 
 def read_workbook(path: str | Path) -> RawReport:
-    """Read `path` (.xlsx, .xlsm, .xls, .ods) and locate its cells.
+    """Read `path` (.xlsx, .xlsm, .xls, .ods, or a published report: .docx, .html, .htm, .txt, .pdf)
+    and locate its cells.
 
     Raises:
         DisclosureError: the file is not a readable workbook, too large, or holds no report.
     """
     path = Path(path)
     block = _inspect(path)
+    if path.suffix.lower() in DOCUMENT_SUFFIXES:  # a published report (documents.py), after the size limits
+        return _read_document(path)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         sheets = _sheets(workbook)
@@ -397,3 +402,25 @@ def _label_findings(fmt: Format, located: Any) -> list[Finding]:
 
 def _section_name(section: Any) -> dict[str, str]:
     return phrase("catalog.section_name", heading=section.heading, number=section.number)
+
+
+# ----------------------------------------------------------------------------------------------
+# Published reports (documents.py)
+
+
+def _read_document(path: Path) -> RawReport:
+    """A published report: documents.py turns it into pseudo-sheets (one per table, one for the text),
+    read by labels as a pasted workbook is; a table that does not fit the format is a finding too."""
+    document = read_document(path)
+    index = LabelIndex(document.sheets)
+    fmt = _format_by_labels(index)
+    if fmt is None:
+        example = get_format(next(iter(all_formats()))).sections[-1].heading
+        raise DisclosureError(Finding("not-a-report", params={"example": example}))
+    located = locate_cells(fmt, index)
+    findings = _label_findings(fmt, located) + unaligned_tables(document, fmt, located)
+    positions = dict(located.positions)
+    positions.update(_labelled_fields(fmt, index))
+    report = _report(path, fmt, "document", positions, document.sheets, findings)
+    _fields_from_title(fmt, index, report)
+    return report

@@ -2,10 +2,11 @@
 
     python scripts/make_samples.py [--seed-report ../shared/seed/000_f10c6ced2bff11ee.txt]
 
-- The seed report (宁海县力洋镇人民政府 2020, 2019 format) is read from the published text itself:
-  its 198 value lines, in printed order, are the 198 cells of the 2019 format in layout order. Values
-  are written as an office's spreadsheet would hold them: a plain number as a number, anything else
-  ("1207.5万元", "0\u00a0" with its non-breaking space) as the text printed.
+- The seed report (宁海县力洋镇人民政府 2020, 2019 format) is read from the published text itself,
+  by the tool's reader of published reports (its tables by their labels, the cover from the title
+  and preamble, the narratives under their headings). Values are written as an office's spreadsheet
+  would hold them: a plain number as a number, anything else ("1207.5万元", "0\u00a0" with its
+  non-breaking space) as the text printed.
 - A clean 2021 report with non-zero numbers in every section.
 - For each format, one workbook per identity (I1, I2, I3, I5) with one deliberate mistake.
 
@@ -17,11 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 from datetime import datetime
 from pathlib import Path
 
 from disclosure_xlsx.formats import all_formats, current_format, get_format
+from disclosure_xlsx.read import read_workbook
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 
@@ -29,8 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "sample_workbooks"
 SEED = ROOT.parent / "shared" / "seed" / "000_f10c6ced2bff11ee.txt"
 CREATED = datetime(2026, 1, 1)
-NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")
-VALUE_LINE = re.compile(r"[\s\u00a0]*[-+]?\d+(\.\d+)?[\s\u00a0]*(万元|元)?[\s\u00a0]*")
 
 # One deliberate mistake per identity: cells to change (by how much), the cell the finding must be
 # anchored on, and why only that identity breaks.
@@ -45,32 +44,20 @@ MISTAKES = {
 }
 
 
-def seed_values(text: str) -> dict[str, object]:
-    """The seed report's cells, cover fields and narratives, as printed."""
-    fmt = get_format("2019")
-    lines = text.split("\n")
-    raw = [line[1:] for line in lines if line.startswith("\t") and VALUE_LINE.fullmatch(line[1:])]
-    if len(raw) != len(fmt.cells):
-        raise SystemExit(f"seed: found {len(raw)} value lines, the 2019 format has {len(fmt.cells)} cells")
+def seed_values(seed_report: Path) -> dict[str, object]:
+    """The seed report's cells, cover fields and narratives, as printed.
+
+    Read by the tool's own reader of published reports (`disclosure_xlsx.documents`, the seed's text
+    form), so the sample and the reader cannot disagree; its only finding must be the seed's label
+    variant 行政事业型收费. A plain number becomes a number, anything else stays the text printed.
+    """
+    report = read_workbook(seed_report)
+    fmt = report.format
+    if [f.code for f in report.findings] != ["label-variant"] or not set(fmt.cells) <= set(report.raw):
+        raise SystemExit(f"seed: unexpected findings {[f.message('en') for f in report.findings]}")
     values: dict[str, object] = {
-        cid: (float(v) if "." in v else int(v)) if NUMBER.fullmatch(v) else v
-        for cid, v in zip(fmt.cells, raw, strict=True)}
-
-    title = lines[0]
-    office, year = re.match(r"(.+?)(\d{4})年", title).groups()  # type: ignore[union-attr]
-    values.update(meta_office=office, meta_year=int(year))
-    contact = next(line for line in lines if "电子邮箱" in line)
-    for field in fmt.cover:
-        found = re.search(rf"{field.label}：([^，）]+)", contact)
-        if found:
-            values[field.name] = found.group(1)
-    values["meta_contact"] = re.search(r"请与(.+?)联系", contact).group(1)  # type: ignore[union-attr]
-
-    headings = [n.heading for n in fmt.narratives] + [s.heading for s in fmt.sections]
-    for narrative in fmt.narratives:
-        start = lines.index(narrative.heading) + 1
-        end = next((i for i in range(start, len(lines)) if lines[i].strip() in headings), len(lines))
-        values[narrative.name] = "\n".join(lines[start:end]).strip()
+        key: (int(v) if v.is_integer() else v) if isinstance(v, float) else v for key, v in report.raw.items()}
+    values["meta_year"] = int(str(values["meta_year"]))
     return values
 
 
@@ -100,7 +87,7 @@ def make_samples(seed_report: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     manifest = []
 
-    seed = seed_values(seed_report.read_text("utf-8"))
+    seed = seed_values(seed_report)
     name = f"{seed['meta_year']}_{seed['meta_office']}.xlsx"
     write_template(out / name, "2019", values=seed, created=CREATED)
     manifest.append({"file": name, "format": "2019", "year": seed["meta_year"], "office": seed["meta_office"],

@@ -340,6 +340,28 @@ SCENARIOS.update({code: _mail for code in ("mail-feedback-invalid", "mail-drafts
 SCENARIOS["mail-sender-invalid"] = _sender
 
 
+def _scanned_pdf(folder: Path) -> set[str]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (595, 842), "white").save(folder / "scan.pdf")
+    return _batch_codes(folder, folder / "scan.pdf")
+
+
+def _relabelled_page(folder: Path) -> set[str]:
+    from .test_documents import TEXTS, printed_values, report_values, title_of, write_html
+
+    fmt = get_format("2021")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_html(folder / "r.html", fmt, printed_values(fmt, report_values(fmt.id, 2)), title=title_of(fmt, 2022),
+               texts=TEXTS, relabel={"1.属于国家秘密": "1.涉及国家机密事项"})
+    return _batch_codes(folder, folder / "r.html")
+
+
+SCENARIOS["document-no-text"] = _scanned_pdf
+SCENARIOS["table-unaligned"] = _relabelled_page
+
+
 def test_every_code_has_a_scenario() -> None:
     assert sorted(set(catalog()) - set(SCENARIOS)) == []
 

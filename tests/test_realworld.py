@@ -119,7 +119,7 @@ def _seed_values() -> dict:
     spec = importlib.util.spec_from_file_location("make_samples", SAMPLES.parent / "scripts" / "make_samples.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.seed_values(SEED_TEXT.read_text("utf-8"))
+    return module.seed_values(SEED_TEXT)
 
 
 @pytest.mark.skipif(not SEED_TEXT.exists(), reason="../shared/seed is not beside this checkout")
