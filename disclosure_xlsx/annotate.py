@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from xlsxwriter.utility import quote_sheetname
 
 from ._xlsx import atomic_output
-from .catalog import CellRef, Cleaning, Finding, cleaning_text, number_text
+from .catalog import CellRef, Cleaning, Finding, cleaning_text, number_text, severity_text
 from .formats import get_format
 from .layout import layout_for
 from .read import read_workbook
@@ -39,7 +39,7 @@ AUTHOR = "disclosure-xlsx 校验"
 # anchor cell of a finding / another cell it involves, by severity
 FILLS = {("error", True): "FFC7CE", ("error", False): "FDE9EC", ("warning", True): "FFEB9C",
          ("warning", False): "FFF6D5"}
-SEVERITY_ZH = {"error": "错误", "warning": "警告"}
+FILLS.update({("info", True): "DDEBF7", ("info", False): "EEF4FB"})  # a note: blue, never red or amber
 HEADERS = ("序号", "严重程度", "工作表", "单元格", "问题说明", "应为", "实为", "规则", "代码")
 CLEANING_HEADERS = ("工作表", "单元格", "原来填写的内容", "读取为", "处理方式")
 DRAWINGS_NOTE = ("说明：原文件中的图片或图表无法保留在这份标注副本中（表格的数字和文字都已保留）；"
@@ -112,10 +112,10 @@ def _mark_cells(workbook: openpyxl.Workbook, findings: Sequence[Finding], place:
                 notes[(target.sheet, target.ref)].append((finding, i == 0))
     for (sheet, ref), entries in notes.items():
         cell = workbook[sheet][ref]
-        severity = "error" if any(f.severity == "error" for f, _ in entries) else "warning"
+        severity = next(s for s in ("error", "warning", "info") if any(f.severity == s for f, _ in entries))
         anchor = any(a for _, a in entries)
         cell.fill = PatternFill("solid", fgColor=FILLS[(severity, anchor)])
-        lines = [f"【{SEVERITY_ZH[f.severity]}】{f.message('zh') if a else _involved(f, place)}" for f, a in entries]
+        lines = [f"【{severity_text(f.severity)}】{f.message('zh') if a else _involved(f, place)}" for f, a in entries]
         text = "\n".join(lines)
         if cell.comment is not None:  # keep what the office wrote
             text = f"{cell.comment.text}\n——\n{text}"
@@ -171,7 +171,7 @@ def _finding_row(number: int, finding: Finding, place: dict[str, CellRef], rebui
     shown = ref.ref if ref else ""
     if rebuilt and ref and finding.cells[0].ref != ref.ref:
         shown = f"{ref.ref}（{finding.cells[0].ref}）"
-    return (number, SEVERITY_ZH[finding.severity], ref.sheet if ref else "", (shown, ref),
+    return (number, severity_text(finding.severity), ref.sheet if ref else "", (shown, ref),
             finding.message("zh"), number_text(finding.expected), number_text(finding.actual),
             finding.rule or "", finding.code)
 

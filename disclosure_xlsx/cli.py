@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .catalog import status_text
+from .catalog import severity_text, status_text
 from .formats import all_formats, current_format, format_for_year, get_format
 
 if TYPE_CHECKING:
@@ -193,8 +193,8 @@ def _print_result(result: BatchResult, lang: str) -> None:
         for finding in w.findings:
             if finding.code == "blank-cell" and blanks.index(finding) >= BLANKS_SHOWN:
                 continue
-            style = "red" if finding.severity == "error" else "yellow"
-            console.print(f"  [{style}]{words[finding.severity]}[/] {escape(finding.message(lang))}")
+            style = {"error": "red", "warning": "yellow"}.get(finding.severity, "cyan")
+            console.print(f"  [{style}]{severity_text(finding.severity, lang)}[/] {escape(finding.message(lang))}")
         if len(blanks) > BLANKS_SHOWN:
             refs = "、".join(f"{c.sheet}!{c.ref}" for f in blanks[BLANKS_SHOWN:] for c in f.cells[:1])
             console.print(f"  [yellow]{words['warning']}[/] " + escape(words["more_blank"].format(

@@ -22,7 +22,7 @@ from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
 from .annotate import annotate_workbook
-from .catalog import Finding, number_text, status_text
+from .catalog import Finding, number_text, severity_text, status_text
 from .formats import current_format, get_format
 from .pipeline import BatchResult, WorkbookResult
 
@@ -178,7 +178,7 @@ def feedback_text(workbook: WorkbookResult) -> str:
         for finding in findings:
             number += 1
             place = f"（{_where(finding)}）" if finding.cells else ""
-            lines.append(f"{number}. [{'错误' if finding.severity == 'error' else '警告'}]{place} {finding.message('zh')}")
+            lines.append(f"{number}. [{severity_text(finding.severity)}]{place} {finding.message('zh')}")
     lines += ["", f"下一步：{NEXT_STEP[workbook.status]}", ""]
     return "\n".join(lines)
 
@@ -190,7 +190,7 @@ def _html_page(workbook: WorkbookResult) -> str:
     body = [f"<table class='head'>{rows}</table>"]
     for group, findings in _groups(workbook):
         items = "".join(
-            f"<li class='{f.severity}'><span class='tag'>{'错误' if f.severity == 'error' else '警告'}</span>"
+            f"<li class='{f.severity}'><span class='tag'>{severity_text(f.severity)}</span>"
             f"{'<code>' + e(_where(f)) + '</code> ' if f.cells else ''}{e(f.message('zh'))}</li>" for f in findings)
         body.append(f"<h2>{e(group)}</h2><ol>{items}</ol>")
     body.append(f"<p class='next'><b>下一步：</b>{e(NEXT_STEP[workbook.status])}</p>")
@@ -199,7 +199,7 @@ def _html_page(workbook: WorkbookResult) -> str:
              "margin:2em auto;line-height:1.6;color:#222}table.head th{text-align:right;padding-right:1em;"
              "color:#555}h2{font-size:1.1em;border-bottom:1px solid #ccc}li{margin:.4em 0}"
              ".tag{display:inline-block;font-size:.8em;padding:0 .4em;margin-right:.5em;border-radius:3px}"
-             ".error .tag{background:#ffc7ce;color:#9c0006}.warning .tag{background:#ffeb9c;color:#7f6000}"
+             ".error .tag{background:#ffc7ce;color:#9c0006}.warning .tag{background:#ffeb9c;color:#7f6000}.info .tag{background:#ddebf7;color:#1f4e79}"
              "code{background:#f2f2f2;padding:0 .3em}.next{margin-top:2em;padding:1em;background:#eef4fb}")
     return (f"<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{style}</style></head><body><h1>{title}</h1>{''.join(body)}</body></html>\n")
@@ -229,7 +229,7 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
         headers = [_LABEL["meta_office"], "文件", _LABEL["meta_year"], "严重程度", "代码", "规则", "工作表", "单元格",
                    "问题说明", "应为", "实为"]
         rows = [[_office(w), Path(w.file).name, w.report.year if w.report else None,
-                 "错误" if f.severity == "error" else "警告", f.code, f.rule or "",
+                 severity_text(f.severity), f.code, f.rule or "",
                  f.cells[0].sheet if f.cells else "", f.cells[0].ref if f.cells else "", f.message("zh"),
                  number_text(f.expected), number_text(f.actual)] for w in ordered for f in w.findings]
         _sheet(details, headers, rows, bold, wrap, (24, 30, 7, 9, 20, 18, 16, 8, 90, 8, 8))

@@ -19,6 +19,7 @@ from typing import Any
 
 from .catalog import Cleaning, Finding, bilingual
 from .clean import CleanReport, clean_report
+from .narrative import check_report
 from .read import Unreadable, read_workbook
 
 __all__ = ["EXTENSIONS", "BatchResult", "WorkbookResult", "check_file", "discover", "duplicate_groups",
@@ -149,7 +150,9 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
         if report is None:
             results.append(WorkbookResult(file, [problem] if problem else []))
         else:
-            results.append(WorkbookResult(file, [*report.findings, *next(found)], report.cleaning, report))
+            findings = [*report.findings, *next(found)]
+            findings += check_report(report)  # the narrative against the tables and the notices (issue 15)
+            results.append(WorkbookResult(file, findings, report.cleaning, report))
     for group in duplicate_groups(results):
         for workbook in group:
             others = sorted(Path(w.file).name for w in group if w is not workbook)  # not in batch order

@@ -400,6 +400,7 @@ def _label_findings(fmt: Format, located: Any) -> list[Finding]:
         findings.append(Finding("cell-not-found", params={
             "section": _section_name(section), "label": missing.label, "near": after,
             "what": bilingual(f"其中的 {missing.cells} 个数字", f"its {missing.cells} numbers")}))
+    findings.extend(located.findings)  # made while locating (a group printed as one row)
     return findings
 
 
