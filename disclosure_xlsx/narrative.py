@@ -25,7 +25,7 @@ from typing import Any
 
 from .catalog import CellRef, Finding, bilingual, number_text, text
 from .clean import CleanReport
-from .formats import Format, Narrative, get_format
+from .formats import Format, Narrative, all_formats, get_format
 
 __all__ = ["Found", "Reading", "Sentence", "Statement", "check_report", "chinese_number", "find_statements",
            "sentences"]
@@ -119,9 +119,15 @@ def _rules() -> _Rules:
     def compiled(pattern: str) -> re.Pattern[str]:
         return re.compile(re.sub(r"\{([A-Z]+)\}", lambda m: fragments[m.group(1)], pattern))
 
+    cells = [c for fmt in all_formats().values() for c in fmt.cells]
+
     def readings(specs: Sequence[Mapping[str, Any]]) -> tuple[Reading, ...]:
-        return tuple(Reading(tuple((-1, c[1:]) if c.startswith("-") else (1, c) for c in r["cells"]),
-                             r["zh"], r["en"]) for r in specs)
+        out = tuple(Reading(tuple((-1, c[1:]) if c.startswith("-") else (1, c) for c in r["cells"]),
+                            r["zh"], r["en"]) for r in specs)
+        unknown = [t for r in out for _, t in r.terms if not fnmatch.filter(cells, t)]
+        if unknown:  # a typo would silently drop a reading: fail at load instead
+            raise ValueError(f"narrative.toml names cells that no format has: {unknown}")
+        return out
 
     statements = []
     for spec in data["statements"]:
@@ -326,6 +332,8 @@ def _share_agrees(percent: str, parts: Sequence[_Value], totals: Sequence[_Value
     decimals = len(percent.partition(".")[2])
     tolerance = 10 ** -decimals + 1e-9  # one unit of the last printed digit: reports round and truncate
     stated = float(percent)
+    if not any(t.value for t in totals):
+        return True  # no denominator to compute a share from (all zero, or unknown)
     for part in parts:
         for total in totals:
             if part.value is None or total.value is None:
