@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .catalog import CellRef, Finding, bilingual, number_text, text
+from .catalog import CellRef, Finding, bilingual, number_text
+from .catalog import text as words  # `text` is a label here
 from .formats import Format, Node, Section
 from .layout import a1
 
@@ -260,25 +261,25 @@ def _unsplit(fmt: Format, section: Section, group: Node, parts: Sequence[Node], 
     values = [(col.label, row[c] if c < len(row) else "") for col, c in columns]
 
     def shown(lang: str) -> str:
-        return text("locate.list_sep", lang).join(f"{label} {_raw(v, lang)}" for label, v in values)
+        return words("locate.list_sep", lang).join(f"{label} {_raw(v, lang)}" for label, v in values)
 
     def labels(lang: str) -> str:
-        return text("locate.list_sep", lang).join(text("locate.quoted", lang, label=p.label) for p in parts)
+        return words("locate.list_sep", lang).join(words("locate.quoted", lang, label=p.label) for p in parts)
 
     count = len(parts)
     total, col = next(((c, i) for c, i in columns if c.kind == "total"), columns[-1])
     anchor = CellRef(_cell_id(section, group.key, total.key), pos.sheet, a1(pos.row, col))  # spec §6.2 id
     return Finding("row-not-split", cells=(anchor,), rule="R4", params={
-        "section": bilingual(section.heading, text("locate.section", "en", number=section.number)),
+        "section": bilingual(section.heading, words("locate.section", "en", number=section.number)),
         "label": group.label, "ref": f"{pos.sheet}!{a1(pos.row, pos.col)}",
-        "format_title": bilingual(fmt.title, text("locate.format_title", "en", id=fmt.id)),
-        "count": bilingual(text("locate.numerals", "zh").split()[count] if count < 10 else str(count), str(count)),
+        "format_title": bilingual(fmt.title, words("locate.format_title", "en", id=fmt.id)),
+        "count": bilingual(words("locate.numerals", "zh").split()[count] if count < 10 else str(count), str(count)),
         "rows": bilingual(labels("zh"), labels("en")), "values": bilingual(shown("zh"), shown("en"))})
 
 
 def _raw(value: object, lang: str) -> str:
     shown = number_text(value) if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
-    return shown.strip() or text("locate.blank", lang)
+    return shown.strip() or words("locate.blank", lang)
 
 
 def _best(text: str, nodes: Sequence[Node]) -> tuple[Node, bool] | None:
