@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from xlsxwriter.utility import quote_sheetname
 
 from ._xlsx import atomic_output
-from .catalog import CellRef, Cleaning, Finding, cleaning_text, number_text, text, text_list
+from .catalog import CellRef, Cleaning, Finding, cleaning_text, number_text, severity_text, text, text_list
 from .formats import get_format
 from .layout import layout_for
 from .read import read_workbook
@@ -39,12 +39,13 @@ AUTHOR = text("annotate.author")
 # anchor cell of a finding / another cell it involves, by severity
 FILLS = {("error", True): "FFC7CE", ("error", False): "FDE9EC", ("warning", True): "FFEB9C",
          ("warning", False): "FFF6D5"}
+FILLS.update({("info", True): "DDEBF7", ("info", False): "EEF4FB"})  # a note: blue, never red or amber
 HEADERS = tuple(text_list("annotate.headers"))
 CLEANING_HEADERS = tuple(text_list("annotate.cleaning_headers"))
 
 
 def _severity(finding: Finding) -> str:
-    return text(f"feedback.severity.{finding.severity}")
+    return severity_text(finding.severity)
 
 
 def annotate_workbook(file: str | Path, format_id: str, findings: Sequence[Finding],
@@ -110,7 +111,7 @@ def _mark_cells(workbook: openpyxl.Workbook, findings: Sequence[Finding], place:
                 notes[(target.sheet, target.ref)].append((finding, i == 0))
     for (sheet, address), entries in notes.items():
         cell = workbook[sheet][address]
-        severity = "error" if any(f.severity == "error" for f, _ in entries) else "warning"
+        severity = next(s for s in ("error", "warning", "info") if any(f.severity == s for f, _ in entries))
         anchor = any(a for _, a in entries)
         cell.fill = PatternFill("solid", fgColor=FILLS[(severity, anchor)])
         lines = [text("annotate.comment", severity=_severity(f), message=f.message("zh") if a else _involved(f, place))

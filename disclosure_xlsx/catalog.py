@@ -14,10 +14,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["LANGS", "CellRef", "Cleaning", "DisclosureError", "Finding", "bilingual", "catalog", "cleaning_text",
-           "number_text", "phrase", "status_text", "text", "text_list", "where"]
+__all__ = ["LANGS", "SEVERITIES", "CellRef", "Cleaning", "DisclosureError", "Finding", "bilingual", "catalog",
+           "cleaning_text", "number_text", "phrase", "severity_text", "status_text", "text", "text_list", "where"]
 
 LANGS = ("zh", "en")
+SEVERITIES = ("error", "warning", "info")  # info: a note that never changes a workbook's status
 
 
 @cache
@@ -30,7 +31,7 @@ def catalog() -> Mapping[str, Mapping[str, str]]:
     """Code → {category, severity, zh, en}; checked once: both languages use the same placeholders."""
     codes = _data()["codes"]
     for code, entry in codes.items():
-        if entry["severity"] not in ("error", "warning") or set(entry) != {"category", "severity", *LANGS}:
+        if entry["severity"] not in SEVERITIES or set(entry) != {"category", "severity", *LANGS}:
             raise ValueError(f"catalog entry {code} is malformed")
         fields = [{f for _, f, _, _ in string.Formatter().parse(entry[lang]) if f} for lang in LANGS]
         if fields[0] != fields[1]:
@@ -152,6 +153,11 @@ def cleaning_text(rule: str, lang: str = "zh") -> str:
     """What a cleaning record's rule ("whitespace+text-to-number") did, in words."""
     steps = _data()["cleaning"]
     return text("catalog.list_separator", lang).join(steps[step][lang] for step in rule.split("+"))
+
+
+def severity_text(severity: str, lang: str = "zh") -> str:
+    """error | warning | info, in words."""
+    return _data()["severity"][severity][lang]
 
 
 def status_text(status: str, lang: str = "zh") -> str:

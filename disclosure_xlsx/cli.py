@@ -23,7 +23,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from . import __version__
-from .catalog import DisclosureError, status_text, text
+from .catalog import DisclosureError, severity_text, status_text, text
 from .formats import all_formats, current_format, format_for_year, get_format
 
 if TYPE_CHECKING:
@@ -295,13 +295,13 @@ def _print_result(result: BatchResult, lang: str) -> None:
         for finding in w.findings:
             if finding.code == "blank-cell" and blanks.index(finding) >= BLANKS_SHOWN:
                 continue
-            style = "red" if finding.severity == "error" else "yellow"
-            severity = text(f"feedback.severity.{finding.severity}", lang)
+            style = {"error": "red", "warning": "yellow"}.get(finding.severity, "cyan")
+            severity = severity_text(finding.severity, lang)
             console.print(f"  [{style}]{escape(severity)}[/] {escape(finding.message(lang))}")
         if len(blanks) > BLANKS_SHOWN:
             refs = text("catalog.enumeration", lang).join(f"{c.sheet}!{c.ref}" for f in blanks[BLANKS_SHOWN:]
                                                            for c in f.cells[:1])
-            severity = text("feedback.severity.warning", lang)
+            severity = severity_text("warning", lang)
             console.print(f"  [yellow]{escape(severity)}[/] "
                           + escape(_say("more_blank", lang, n=len(blanks) - BLANKS_SHOWN, refs=refs)))
     console.print("\n" + escape(_say("summary", lang, **result.summary())))
@@ -393,7 +393,7 @@ def aggregate(
     if failed:
         console.print(f"\n[bold red]{escape(text('aggregate.total_failed', language))}[/]")
         for finding in failed:
-            console.print(f"  [red]{escape(text('feedback.severity.error', language))}[/] "
+            console.print(f"  [red]{escape(severity_text('error', language))}[/] "
                           f"{escape(finding.message(language))}")
     raise typer.Exit(1 if problems else 0)
 
@@ -430,7 +430,7 @@ def publish(
             key = "publish.cli.unreadable" if item.refused == "unreadable" else "publish.cli.refused"
             console.print(escape(text(key, code, file=source.file, errors=source.errors)))
             for finding in (f for f in source.findings if f.severity == "error"):
-                console.print(f"  [red]{escape(text('feedback.severity.error', code))}[/] "
+                console.print(f"  [red]{escape(severity_text('error', code))}[/] "
                               f"{escape(finding.message(code))}")
             continue
         console.print(escape(text("publish.cli.written", code, file=source.file, docx=str(item.docx),
@@ -467,7 +467,7 @@ def _read_roster(path: Path, lang: str, *, need_email: bool = False) -> Roster:
         raise typer.Exit(2) from exc
     err.print(escape(roster.describe(lang)))  # stderr: stdout stays clean for --json
     for finding in roster.findings:
-        err.print(f"  [yellow]{escape(text('feedback.severity.warning', lang))}[/] {escape(finding.message(lang))}")
+        err.print(f"  [yellow]{escape(severity_text('warning', lang))}[/] {escape(finding.message(lang))}")
     return roster
 
 

@@ -216,16 +216,16 @@ def _title_text(front: Sequence[str], at: int) -> str:
 def _stated_fields(preamble: str) -> Iterator[tuple[str, str]]:
     """Cover fields the preamble states as 〈label〉：〈value〉, as (the cover's label, value); the office
     and year come from the title."""
-    for name, label in _cover_fields():
+    for role, label in _cover_fields():
         try:
-            spellings = text_list(f"documents.preamble.{name}")
+            spellings = text_list(f"documents.preamble.{role}")
         except KeyError:  # not a field a preamble states
             continue
         pattern = text("documents.pattern.field", labels="|".join(map(re.escape, spellings)))
         found = re.search(pattern, preamble)
         if found:
             yield label, found.group(1)
-        elif name == "meta_contact":
+        elif role == "contact":
             named = _pattern("contact").search(preamble)
             if named:
                 yield label, named.group(1)
@@ -296,7 +296,7 @@ def _cover_fields() -> tuple[tuple[str, str], ...]:
     out: dict[str, str] = {}
     for fmt in all_formats().values():
         for cover in fmt.cover:
-            out.setdefault(cover.name, cover.label)
+            out.setdefault(cover.role, cover.label)
     return tuple(out.items())
 
 

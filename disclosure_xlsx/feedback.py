@@ -24,7 +24,7 @@ from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
 from .annotate import annotate_workbook
-from .catalog import Finding, cleaning_text, number_text, status_text, text
+from .catalog import Finding, cleaning_text, number_text, severity_text, status_text, text
 from .formats import current_format
 from .pipeline import BatchResult, Progress, WorkbookResult
 
@@ -201,8 +201,7 @@ def feedback_text(workbook: WorkbookResult, lang: str = "zh") -> str:
         for finding in findings:
             number += 1
             place = text("feedback.place", lang, place=_where(finding)) if finding.cells else ""
-            lines.append(text("feedback.item", lang, number=number, severity=text(f"feedback.severity.{finding.severity}",
-                                                                                  lang),
+            lines.append(text("feedback.item", lang, number=number, severity=severity_text(finding.severity, lang),
                               place=place, message=finding.message(lang)))
     interpreted = _interpreted(workbook, lang)
     if interpreted:
@@ -219,7 +218,7 @@ def _html_page(workbook: WorkbookResult, lang: str = "zh") -> str:
     body = [f"<table class='head'>{rows}</table>"]
     for group, findings in _groups(workbook, lang):
         items = "".join(
-            f"<li class='{f.severity}'><span class='tag'>{e(text(f'feedback.severity.{f.severity}', lang))}</span>"
+            f"<li class='{f.severity}'><span class='tag'>{e(severity_text(f.severity, lang))}</span>"
             f"{'<code>' + e(_where(f)) + '</code> ' if f.cells else ''}{e(f.message(lang))}</li>" for f in findings)
         body.append(f"<h2>{e(group)}</h2><ol>{items}</ol>")
     interpreted = _interpreted(workbook, lang)
@@ -235,6 +234,7 @@ def _html_page(workbook: WorkbookResult, lang: str = "zh") -> str:
              "padding-right:1em;color:#555}h2{font-size:1.1em;border-bottom:1px solid #ccc}li{margin:.4em 0}"
              ".tag{display:inline-block;font-size:.8em;padding:0 .4em;margin-right:.5em;border-radius:3px}"
              ".error .tag{background:#ffc7ce;color:#9c0006}.warning .tag{background:#ffeb9c;color:#7f6000}"
+             ".info .tag{background:#ddebf7;color:#1f4e79}"
              "code{background:#f2f2f2;padding:0 .3em}.next{margin-top:2em;padding:1em;background:#eef4fb}"
              "@media print{body{margin:0;max-width:none}}")
     html_lang = "zh-CN" if lang == "zh" else "en"
@@ -274,7 +274,7 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
         headers = [office, text("feedback.file"), year, word("severity"), word("sheet"), word("cell"),
                    word("message"), word("expected"), word("actual"), word("code")]
         rows = [[_office(w), Path(w.file).name, w.report.year if w.report else None,
-                 text(f"feedback.severity.{f.severity}"), f.cells[0].sheet if f.cells else "",
+                 severity_text(f.severity), f.cells[0].sheet if f.cells else "",
                  f.cells[0].ref if f.cells else "", f.message("zh"), _number(f.expected), _number(f.actual),
                  " ".join(filter(None, (f.code, f.rule)))] for w in ordered for f in w.findings]
         _sheet(details, headers, rows, bold, wrap, top, (22, 26, 6, 7, 14, 7, 70, 7, 7, 18))

@@ -230,7 +230,7 @@ class Rule:
 
     rule: str
     family: str
-    kind: str  # le | implies_zero | expect_zero | same_zero | max_decimals
+    kind: str  # le | implies_zero | expect_zero | same_zero | max_decimals | share_max
     lhs: tuple[str, ...] = ()
     rhs: tuple[str, ...] = ()
     when: tuple[str, ...] = ()
@@ -238,6 +238,14 @@ class Rule:
     max: int | None = None
     zh: str = ""
     en: str = ""
+    levels: tuple[str, ...] = ()  # ruling 7: only for bodies of these levels (empty: every body)
+    code: str = "implausible-value"  # the finding code a failure gives
+    max_share: float = 0.0  # share_max: Σlhs ≤ max_share × Σrhs …
+    min_count: int = 0  # … unless Σlhs < min_count
+
+    def applies_to(self, level: str | None) -> bool:
+        """Whether the rule applies to a body of `level`; a level-dependent rule is silent when unknown."""
+        return not self.levels or level in self.levels
 
     @property
     def involved(self) -> tuple[str, ...]:
@@ -253,6 +261,9 @@ class Rule:
         """
         if self.kind == "le":
             return _sum(values, self.lhs) <= _sum(values, self.rhs)
+        if self.kind == "share_max":
+            part = _sum(values, self.lhs)
+            return (part < self.min_count) | (part <= self.max_share * _sum(values, self.rhs))
         zero = [values[c] == 0 for c in self.cells]
         if self.kind == "expect_zero":
             return functools.reduce(operator.and_, zero)
@@ -299,8 +310,9 @@ class CoverField:
     name: str
     role: str
     label: str
-    type: str  # text | year
+    type: str  # text | year | choice
     hint: str | None
+    choices: tuple[str, ...] = ()  # the drop-down list of a choice field
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +418,11 @@ class Format:
         return {f.name: f.label for f in self.cover}
 
     @property
+    def levels(self) -> tuple[str, ...]:
+        """The body levels of ruling 7: the choices of the cover's level field; () if there is none."""
+        return next((f.choices for f in self.cover if f.role == "level"), ())
+
+    @property
     def names(self) -> dict[str, str]:
         """Defined name → what it holds (cell id, cover field or narrative), one-to-one."""
         out = {c.name: c.id for c in self.cells.values()}
@@ -443,6 +460,8 @@ def notation() -> Notation:
     units = sorted((MoneyUnit(u["unit"], Decimal(u["factor"]), u["rule"]) for u in spec["money_units"]),
                    key=lambda u: -len(u.unit))
     return Notation(frozenset(spec["placeholders"]), tuple(units), tuple(spec["count_units"]), spec["year_pattern"])
+
+
 
 
 def _sum(values: Mapping[str, Any], cells: Iterable[str]) -> Any:
@@ -517,7 +536,7 @@ def _build_format(fid: str, ids: list[str], data: Mapping[str, Any]) -> Format:
         for inst in _identities(spec, sets, cells))
     rules = tuple(
         inst for spec in data["rules"] if _applies(spec, fid, ids)
-        for inst in _rules(spec, sets, cells))
+        for inst in _rules(spec, sets, cells, data["cover"]))
     words = _words(data["template"])
     fmt = Format(
         id=fid,
@@ -532,7 +551,7 @@ def _build_format(fid: str, ids: list[str], data: Mapping[str, Any]) -> Format:
         cells=cells,
         identities=identities,
         rules=rules,
-        cover=tuple(CoverField(c["name"], c["role"], c["label"], c["type"], c.get("hint")) for c in data["cover"]),
+        cover=tuple(_cover_field(c) for c in data["cover"]),
         narratives=tuple(Narrative(**n) for n in data["narratives"]),
         words=words,
         types=types,
@@ -717,16 +736,36 @@ def _identities(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
 
 
 def _rules(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
-           cells: Mapping[str, Cell]) -> Iterator[Rule]:
+           cells: Mapping[str, Cell], cover: Iterable[Mapping[str, Any]]) -> Iterator[Rule]:
     _keys(spec, f"rule {spec.get('id')}", {"id", "formats", "kind", "for_each", "lhs", "rhs", "when",
-                                           "cells", "max", "part", "zh", "en"})
-    if spec["kind"] not in ("le", "implies_zero", "expect_zero", "same_zero", "max_decimals"):
+                                           "cells", "max", "part", "zh", "en", "levels", "code", "max_share",
+                                           "min_count"})
+    if spec["kind"] not in ("le", "implies_zero", "expect_zero", "same_zero", "max_decimals", "share_max"):
         raise FormatDataError(f"rule {spec['id']}: unknown kind {spec['kind']!r}")
+    levels = _level_choices(cover)
+    unknown = set(spec.get("levels", ())) - set(levels)
+    if unknown:
+        raise FormatDataError(f"rule {spec['id']}: unknown levels {sorted(unknown)}; known: {levels}")
     for binding in _bindings(spec.get("for_each", {}), sets):
         name = _instance_name(spec["id"], {**binding, **({"part": spec["part"]} if "part" in spec else {})})
         terms = {k: _expand(spec.get(k, ()), binding, sets, cells, name) for k in ("lhs", "rhs", "when", "cells")}
         yield Rule(rule=name, family=spec["id"], kind=spec["kind"], max=spec.get("max"),
-                   zh=spec["zh"], en=spec["en"], **terms)
+                   zh=spec["zh"], en=spec["en"], levels=tuple(spec.get("levels", ())),
+                   code=spec.get("code", "implausible-value"), max_share=float(spec.get("max_share", 0.0)),
+                   min_count=int(spec.get("min_count", 0)), **terms)
+
+
+def _cover_field(spec: Mapping[str, Any]) -> CoverField:
+    _keys(spec, f"cover field {spec.get('name')}", {"name", "role", "label", "type", "hint", "choices"})
+    if spec["type"] not in ("text", "year", "choice") or (spec["type"] == "choice") != bool(spec.get("choices")):
+        raise FormatDataError(f"cover field {spec['name']}: a choice field, and only it, has choices")
+    return CoverField(spec["name"], spec["role"], spec["label"], spec["type"], spec.get("hint"),
+                      tuple(spec.get("choices", ())))
+
+
+def _level_choices(cover: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The body levels of ruling 7: the choices of the cover field with the role `level`."""
+    return next((tuple(c.get("choices", ())) for c in cover if c.get("role") == "level"), ())
 
 
 def _key_figure(spec: Mapping[str, Any], cells: Mapping[str, Cell]) -> KeyFigure:

@@ -3,7 +3,10 @@
 Used when a workbook has no (or broken) defined names: one rebuilt by copy and paste, or a table pasted
 from a published report. Labels are compared after NFKC normalisation with whitespace and punctuation
 removed (spec §11.2 E6); an alias, a label with a parenthetical added (E7) or a near-miss typo (E4, E5)
-still matches, but is reported as a variant.
+still matches, but is reported as a variant, and so does a label that lost one short run of characters
+from its inside (a real report prints row 2 of 不予公开 without 法规禁). A group the format defines as the
+sum of its rows (the current （六） group), printed as the single row the older format has, is one
+finding, not one per missing row.
 """
 
 from __future__ import annotations
@@ -15,14 +18,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from .catalog import CellRef, Finding, bilingual, number_text
+from .catalog import text as words  # `text` is a label here
 from .formats import Format, Node, Section
+from .layout import a1
 
-__all__ = ["Grid", "Position", "Located", "LabelIndex", "detect_format", "fold", "locate_cells"]
+__all__ = ["Grid", "Position", "Located", "LabelIndex", "detect_format", "dropped_run", "fold", "locate_cells",
+           "matches"]
 
 Grid = Sequence[Sequence[object]]  # one sheet as python-calamine returns it (rows of values)
 _PAREN_END = re.compile(r"\([^()]*\)$")
 FUZZY_MIN_LENGTH = 6  # shorter labels must match exactly: a two-character label is no typo of a longer one
 FUZZY_RATIO = 0.88
+DROP_MAX = 3  # a typo may lose up to this many consecutive characters from inside a label …
+DROP_MIN_KEPT = 8  # … when what is printed still has at least this many (shorter ones are too alike)
+DROP_EDGE = 2  # … and keeps at least this many of the label's first and last characters
 
 
 @lru_cache(maxsize=4096)
@@ -71,6 +81,7 @@ class Located:
     positions: dict[str, Position] = field(default_factory=dict)
     variants: list[Variant] = field(default_factory=list)
     missing: list[Missing] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # problems found while locating (a row not split)
 
 
 class LabelIndex:
@@ -120,7 +131,32 @@ def matches(text: str, label: str, aliases: Iterable[str] = ()) -> str | None:
     if len(target) >= FUZZY_MIN_LENGTH and abs(len(folded) - len(target)) <= 2 \
             and difflib.SequenceMatcher(None, folded, target).ratio() >= FUZZY_RATIO:
         return "variant"
+    if dropped_run(folded, target):
+        return "variant"
     return None
+
+
+def dropped_run(text: str, label: str) -> bool:
+    """Whether folded `text` is folded `label` with one run of 1–3 characters dropped from its inside.
+
+    Real reports print row 2 of 不予公开 without its 法规禁: three characters lost,
+    too many for the similarity ratio. Requiring a long remainder and both ends intact keeps this from
+    matching one official label to another (tested over every label of every format).
+    """
+    cut = len(label) - len(text)
+    if not 1 <= cut <= DROP_MAX or len(text) < DROP_MIN_KEPT:
+        return False
+    prefix = len(_common_prefix(text, label))
+    suffix = len(_common_prefix(text[::-1], label[::-1]))
+    first, last = max(DROP_EDGE, len(text) - suffix), min(prefix, len(text) - DROP_EDGE)
+    return first <= last
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 def detect_format(index: LabelIndex, formats: Iterable[Format]) -> Format | None:
@@ -175,33 +211,75 @@ def _grid(fmt: Format, section: Section, index: LabelIndex, found: Located) -> N
     sheet = header[0][0].sheet
     first_col = header[0][0].col
     bottom = max(p.row for p, _ in header)
-    row_of = _row_labels(section, rows, index, sheet, bottom + 1, first_col, found) if rows else {"": bottom + 1}
+    columns = [(leaf, pos.col) for leaf, (pos, _) in zip(leaves, header, strict=True)]
+    row_of = (_row_labels(fmt, section, rows, index, sheet, bottom + 1, first_col, columns, found) if rows
+              else {"": bottom + 1})
     for row_key, r in row_of.items():
-        for leaf, (pos, _) in zip(leaves, header, strict=True):
-            found.positions[_cell_id(section, row_key, leaf.key)] = Position(sheet, r, pos.col)
+        for leaf, col in columns:
+            found.positions[_cell_id(section, row_key, leaf.key)] = Position(sheet, r, col)
 
 
-def _row_labels(section: Section, rows: Sequence[Node], index: LabelIndex, sheet: str, top: int,
-                label_cols: int, found: Located) -> dict[str, int]:
+def _row_labels(fmt: Format, section: Section, rows: Sequence[Node], index: LabelIndex, sheet: str, top: int,
+                label_cols: int, columns: Sequence[tuple[Node, int]], found: Located) -> dict[str, int]:
     """Row leaf → sheet row, matching the last label left of the data in each row (spec §3.2)."""
     grid = index.sheets[sheet]
     row_of: dict[str, int] = {}
+    merged = [n for n in section.rows if n.group and n.derived]  # groups another format prints as one row
+    single: dict[str, Position] = {}
     for r in range(top, len(grid)):
         texts = [v for v in grid[r][:label_cols] if isinstance(v, str) and v.strip()]
         if not texts:
             continue
+        pos = Position(sheet, r, grid[r][:label_cols].index(texts[-1]))
         hit = _best(texts[-1], [leaf for leaf in rows if leaf.key not in row_of])
         if hit:
             leaf, exact = hit
             row_of[leaf.key] = r
-            pos = Position(sheet, r, grid[r][:label_cols].index(texts[-1]))
             _note(found, section, pos, leaf.label, exact, index)
+            continue
+        group = _best(texts[-1], [g for g in merged if g.key not in single])
+        if group:
+            single[group[0].key] = pos
+    unsplit = {}
+    for key, pos in single.items():
+        parts = section.leaves("rows", under=key)
+        if not any(p.key in row_of for p in parts):
+            unsplit.update(dict.fromkeys(p.key for p in parts))
+            found.findings.append(_unsplit(fmt, section, section.node("rows", key), parts, pos, columns, index))
     previous = None
     for leaf in rows:
-        if leaf.key not in row_of:
+        if leaf.key not in row_of and leaf.key not in unsplit:
             found.missing.append(Missing(section.key, leaf.label, len(section.leaves("columns")), previous))
         previous = leaf.label
     return row_of
+
+
+def _unsplit(fmt: Format, section: Section, group: Node, parts: Sequence[Node], pos: Position,
+             columns: Sequence[tuple[Node, int]], index: LabelIndex) -> Finding:
+    """One finding for a group printed as a single row: what it should be split into, and its numbers."""
+    row = index.sheets[pos.sheet][pos.row]
+    values = [(col.label, row[c] if c < len(row) else "") for col, c in columns]
+
+    def shown(lang: str) -> str:
+        return words("locate.list_sep", lang).join(f"{label} {_raw(v, lang)}" for label, v in values)
+
+    def labels(lang: str) -> str:
+        return words("locate.list_sep", lang).join(words("locate.quoted", lang, label=p.label) for p in parts)
+
+    count = len(parts)
+    total, col = next(((c, i) for c, i in columns if c.kind == "total"), columns[-1])
+    anchor = CellRef(_cell_id(section, group.key, total.key), pos.sheet, a1(pos.row, col))  # spec §6.2 id
+    return Finding("row-not-split", cells=(anchor,), rule="R4", params={
+        "section": bilingual(section.heading, words("locate.section", "en", number=section.number)),
+        "label": group.label, "ref": f"{pos.sheet}!{a1(pos.row, pos.col)}",
+        "format_title": bilingual(fmt.title, words("locate.format_title", "en", id=fmt.id)),
+        "count": bilingual(words("locate.numerals", "zh").split()[count] if count < 10 else str(count), str(count)),
+        "rows": bilingual(labels("zh"), labels("en")), "values": bilingual(shown("zh"), shown("en"))})
+
+
+def _raw(value: object, lang: str) -> str:
+    shown = number_text(value) if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+    return shown.strip() or words("locate.blank", lang)
 
 
 def _best(text: str, nodes: Sequence[Node]) -> tuple[Node, bool] | None:

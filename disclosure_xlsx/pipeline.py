@@ -23,6 +23,7 @@ from .clean import CleanReport, clean_report
 from .formats import Format
 from .read import read_workbook
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
+from .narrative import check_report
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -201,8 +202,9 @@ def validate_checked(checked: Sequence[Checked]) -> BatchResult:
         if item.report is None:
             results.append(WorkbookResult(item.file, [item.problem] if item.problem else []))
         else:
-            results.append(WorkbookResult(item.file, [*item.report.findings, *found[i]], item.report.cleaning,
-                                          item.report))
+            findings = [*item.report.findings, *found[i]]
+            findings += check_report(item.report)  # the narrative against the tables and the notices (issue 15)
+            results.append(WorkbookResult(item.file, findings, item.report.cleaning, item.report))
     for group in duplicate_groups(results):
         for workbook in group:
             others = sorted(Path(w.file).name for w in group if w is not workbook)  # not in batch order

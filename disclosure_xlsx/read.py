@@ -397,6 +397,7 @@ def _label_findings(fmt: Format, located: Any) -> list[Finding]:
         findings.append(Finding("cell-not-found", params={
             "section": _section_name(section), "label": missing.label, "near": after,
             "what": phrase("read.not_found.numbers", n=missing.cells)}))
+    findings.extend(located.findings)  # made while locating (a group printed as one row)
     return findings
 
 

@@ -30,7 +30,16 @@ def balanced_report(format_id: str, rng: random.Random, *, zero_share: float = 0
     values: dict[str, int | float] = {
         cid: _draw(cell, rng, zero_share, maximum) for cid, cell in fmt.cells.items() if cid not in solved}
     _solve_totals(values, solved)
-    for identity in fmt.identities:  # identities with several lhs terms (I1): shift a free term
+    _balance(fmt, values, solved)
+    _repair_rules(fmt, values, rng, solved)
+    _solve_totals(values, solved)
+    _balance(fmt, values, solved)  # a repair that changed section 三 moved the totals
+    return values
+
+
+def _balance(fmt: Format, values: dict[str, int | float], solved: Mapping[str, Identity]) -> None:
+    """Identities with several lhs terms (I1): shift a free term until they hold."""
+    for identity in fmt.identities:
         if len(identity.lhs) > 1:
             diff = identity.difference(values)
             if diff:
@@ -38,9 +47,6 @@ def balanced_report(format_id: str, rng: random.Random, *, zero_share: float = 0
                 free = next(c for c in side if c not in solved)
                 values[free] += abs(diff)
                 _solve_totals(values, solved)
-    _repair_rules(fmt, values, rng)
-    _solve_totals(values, solved)
-    return values
 
 
 def _draw(cell: Cell, rng: random.Random, zero_share: float, maximum: int) -> int | float:
@@ -63,7 +69,8 @@ def _solve_totals(values: dict[str, int | float], solved: Mapping[str, Identity]
             values[cid] = sum(values[c] for c in identity.rhs)
 
 
-def _repair_rules(fmt: Format, values: dict[str, int | float], rng: random.Random) -> None:
+def _repair_rules(fmt: Format, values: dict[str, int | float], rng: random.Random,
+                  solved: Mapping[str, Identity]) -> None:
     """Make every plausibility rule hold; each repair only raises or zeroes free section-二 cells."""
     for _ in range(3):
         broken = [r for r in fmt.rules if not r.holds(values)]
@@ -82,4 +89,9 @@ def _repair_rules(fmt: Format, values: dict[str, int | float], rng: random.Rando
             elif rule.kind == "max_decimals":
                 for cid in rule.cells:
                     values[cid] = round(values[cid], rule.max or 0)
+            elif rule.kind == "share_max":  # empty the parts of the too-large totals; totals follow
+                for cid in rule.lhs:
+                    for part in (solved[cid].rhs if cid in solved else (cid,)):
+                        values[part] = 0
+                    values[cid] = 0
     raise ValueError(f"format {fmt.id}: plausibility rules cannot all be satisfied")

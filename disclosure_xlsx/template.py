@@ -268,6 +268,14 @@ class _Writer:
                         "input_message": field.hint or "", "error_title": field.label,
                         "error_message": text("template.year_range", format_title=self.fmt.title,
                                               first=self.fmt.first_year, last=last)}
+            elif type_key == "choice":  # a drop-down list per field (ruling 7: the body level)
+                for slot in group:
+                    field = next(f for f in self.fmt.cover if f.name == slot.key)
+                    sheet.data_validation(slot.row, slot.col, slot.row, slot.last_col, {
+                        "validate": "list", "source": list(field.choices), "error_type": "warning",
+                        "input_title": field.label, "input_message": (field.hint or "")[:255],
+                        "error_title": field.label, "error_message": " / ".join(field.choices)})
+                continue
             else:
                 continue
             first, *rest = _rectangles(group)

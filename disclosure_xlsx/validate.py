@@ -23,6 +23,7 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 from .catalog import LANGS, Finding, bilingual, number_text, phrase, text
 from .clean import CleanReport, cell_where
 from .formats import Format, Identity, Rule
+from .levels import body_level
 
 __all__ = ["Validation", "checked_frame", "report_frame", "schema_for", "validate_reports"]
 
@@ -119,8 +120,10 @@ def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, ca
             if identity.rule in failed[position] and identity.defer_to not in families \
                     and not set(identity.cells) & report.unusable:
                 out[position].append(_identity_finding(fmt, identity, report, row))
+        level = body_level(fmt, report.texts, report.office)  # ruling 7: level-dependent rules
         for rule in fmt.rules:
-            if rule.rule in failed[position] and not set(rule.involved) & report.unusable:
+            if rule.rule in failed[position] and not set(rule.involved) & report.unusable \
+                    and rule.applies_to(level.level if level else None):
                 out[position].append(_rule_finding(fmt, rule, report, row))
     return out
 
@@ -147,9 +150,12 @@ def _rule_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, A
     details = {lang: text("validate.detail_separator", lang).join(
         text("validate.detail", lang, label=fmt.cells[c].label, value=number_text(row[c])) for c in rule.involved)
         for lang in LANGS}
-    return Finding("implausible-value", cells=tuple(refs), rule=rule.rule, actual=report.values[anchor.id],
-                   params={"where": cell_where(fmt, anchor, refs[0]), "rule_text": bilingual(rule.zh, rule.en),
-                           "details": details})
+    params: dict[str, Any] = {"where": cell_where(fmt, anchor, refs[0]), "rule_text": bilingual(rule.zh, rule.en),
+                              "details": details}
+    if rule.kind == "share_max":  # the share the rule found too high, as a percentage
+        below = sum(row[c] for c in rule.rhs)
+        params["share"] = f"{100 * sum(row[c] for c in rule.lhs) / below:.1f}%" if below else ""
+    return Finding(rule.code, cells=tuple(refs), rule=rule.rule, actual=report.values[anchor.id], params=params)
 
 
 def _joined(items: Sequence[str]) -> dict[str, str]:

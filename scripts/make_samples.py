@@ -70,7 +70,7 @@ def synthetic_values(format_id: str, seed: int, office: str, year: int) -> dict[
         text_overview="（示例）本年度本机关认真贯彻落实《中华人民共和国政府信息公开条例》，主动公开、依申请公开、"
                       "政府信息管理、平台建设和监督保障各项工作有序开展。",
         text_problems="（示例）存在的问题：公开内容有待充实。改进措施：加强培训，规范流程。",
-        text_other="无。")
+        text_other="本年度未收取信息处理费，没有其他需要报告的事项。")
     return values
 
 

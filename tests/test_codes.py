@@ -358,6 +358,51 @@ def _relabelled_page(folder: Path) -> set[str]:
     return _batch_codes(folder, folder / "r.html")
 
 
+GOOD_TEXTS = {"text_overview": "概述。", "text_problems": "存在的问题：培训不足。改进：加强培训。",
+              "text_other": "本年度未收取信息处理费。"}
+
+
+def _narrative(folder: Path, format_id: str = "2021", year: int | None = None, **texts: str) -> set[str]:
+    fmt = get_format(format_id)
+    extra = {**GOOD_TEXTS, **texts, fmt.field("year").name: year or fmt.first_year}
+    return _batch_codes(folder, _filled(folder / "text.xlsx", format_id, **extra))
+
+
+def _other_share(folder: Path) -> set[str]:
+    fmt = get_format("2021")
+    (rule,) = [r for r in fmt.rules if r.code == "other-share-high"]
+    row = rule.lhs[0].split(".")[1]
+    values = balanced_report("2021", random.Random(12), zero_share=1.0)
+    for key, n in (("new", 20), ("granted", 15), (row, 5), ("total", 20)):
+        values[f"s3.{key}.natural_person"] = values[f"s3.{key}.total"] = n
+    return _batch_codes(folder, _filled(folder / "other.xlsx", **values))
+
+
+def _unsplit(folder: Path) -> set[str]:
+    """A current table printed with the older single （六）其他处理 row (its three sub-rows unlabelled)."""
+    fmt = get_format("2021")
+    parts = {leaf.label for leaf in fmt.section("s3").leaves("rows", under="other")}
+    path = _no_names(_filled(folder / "unsplit.xlsx", seed=14))
+    wb = openpyxl.load_workbook(path)
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if c.value in parts:
+                    c.value = None
+    wb.save(path)
+    return _batch_codes(folder, path)
+
+
+SCENARIOS.update({
+    "text-table-mismatch": lambda d: _narrative(d, text_overview="本年度共收到政府信息公开申请9999件。"),
+    "text-year-mismatch": lambda d: _narrative(d, "2019", 2020, text_overview="2019年，全区共受理政府信息公开申请21件。"),
+    "narrative-too-long": lambda d: _narrative(d, text_overview="字" * 1001),
+    "narrative-fee-missing": lambda d: _narrative(d, text_other="无"),
+    "narrative-vague": lambda d: _narrative(d, text_problems="暂无"),
+    "narrative-missing": lambda d: _narrative(d, text_problems=""),
+    "other-share-high": _other_share,
+    "row-not-split": _unsplit,
+})
 SCENARIOS["document-no-text"] = _scanned_pdf
 SCENARIOS["table-unaligned"] = _relabelled_page
 
