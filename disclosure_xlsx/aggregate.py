@@ -67,13 +67,15 @@ class RollUp:
 
 def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: str, year: int,
                     roster: str | Path | None = None, include_invalid: bool = False, workers: int | None = None,
-                    progress: Progress | None = None) -> RollUp:
+                    progress: Progress | None = None, previous: Iterable[str | Path] | None = None,
+                    aliases: str | Path | None = None) -> RollUp:
     """Validate every workbook under `paths`, add up the valid ones and write the total to `output`.
 
     Raises:
         Refused: the workbooks cannot be added up; nothing is written.
     """
-    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[output])
+    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[output], previous=previous,
+                           aliases=aliases)  # cross-year findings are warnings: they never leave an office out
     result = roll_up(batch, office=office, year=year, include_invalid=include_invalid,
                      roster=read_roster(roster) if roster else None)
     write_total(result, output)

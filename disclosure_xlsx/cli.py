@@ -77,6 +77,43 @@ def main(
     """政府信息公开工作年度报告 工作簿的模板、校验与汇总工具。"""
 
 
+# Cross-year options of validate, convert and aggregate (issue 14).
+PreviousOption = Annotated[list[Path] | None, typer.Option(
+    "--previous", exists=True, help=(
+        "Last year's workbooks or folders (repeat the option for several): each workbook is paired with its "
+        "office's previous report and checked against it (carry-over, documents in force, copied text)."))]
+AliasesOption = Annotated[Path | None, typer.Option(
+    "--aliases", exists=True, dir_okay=False, help=(
+        "CSV of renamed or merged offices, one per row: 旧名称,新名称 (UTF-8). Used with --previous."))]
+
+
+def _cross_year(previous: list[Path] | None, aliases: Path | None, lang: str) -> dict[str, object]:
+    """The cross-year keyword arguments for the library; a bad renaming table is a usage error."""
+    if aliases is not None and previous is None:
+        from .catalog import text
+
+        err.print(text("crossyear.cli.aliases_alone", lang))
+        raise typer.Exit(2)
+    if aliases is not None:
+        from .catalog import DisclosureError
+        from .crossyear import read_aliases
+
+        try:
+            read_aliases(aliases)
+        except DisclosureError as exc:
+            err.print(escape(exc.finding.message(lang)))
+            raise typer.Exit(2) from exc
+    return {"previous": previous, "aliases": aliases} if previous is not None else {}
+
+
+def _print_pairing(result: BatchResult, lang: str) -> None:
+    from .crossyear import pairing_lines
+
+    items = [(w.name, w.previous, w.findings) for w in result.workbooks]
+    for line in pairing_lines(items, lang):
+        Console(highlight=False).print(escape(line))
+
+
 @app.command()
 def template(
     output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False,
@@ -88,6 +125,10 @@ def template(
     year: Annotated[int | None, typer.Option(min=1990, max=2100,
                                              help=f"Pre-fill {_COVER['meta_year']} (report year).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+    from_last: Annotated[Path | None, typer.Option(
+        "--from", exists=True, dir_okay=False, help=(
+            "Last year's workbook: carry its cover over (year + 1 unless --year), add a locked sheet with its "
+            "carry-over (and documents in force) figures and live checks against them."))] = None,
 ) -> None:
     """Write the standard workbook an office fills in (写出供各单位填报的标准模板).
 
@@ -100,6 +141,9 @@ def template(
     """
     from .template import write_template
 
+    if from_last is not None:  # issue 14: a template that starts from last year's report
+        _template_from(output, from_last, format_id.value if format_id else None, year, force)
+        return
     fmt = get_format(format_id.value) if format_id else (year and format_for_year(year)) or current_format()
     if year is not None and not fmt.covers_year(year):
         typer.echo(f"注意：{fmt.title}不适用于 {year} 年度的报告（按规定应使用"
@@ -116,6 +160,21 @@ def template(
     typer.echo(f"已写出{fmt.title}模板：{output}")
 
 
+def _template_from(output: Path, source: Path, format_id: str | None, year: int | None, force: bool) -> None:
+    from .catalog import DisclosureError
+    from .crossyear import last_year_template
+
+    if output.exists() and not force:
+        typer.echo(f"{output} 已存在；如需覆盖请加 --force。({output} exists; use --force to overwrite.)", err=True)
+        raise typer.Exit(2)
+    try:
+        last_year_template(output, source, format_id=format_id, year=year)
+    except DisclosureError as exc:
+        err.print(escape(exc.finding.message("zh")))
+        raise typer.Exit(1) from exc
+    typer.echo(str(output))
+
+
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(exists=True, help="Workbooks or folders (searched recursively).")],
@@ -125,6 +184,8 @@ def validate(
         "Also write OUT/report.json, OUT/feedback/<office>_<year>/ (annotated workbook, 反馈.txt, 反馈.html) "
         "and OUT/校验汇总.xlsx. Inputs are never modified; OUT is left out of the search."))] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+    previous: PreviousOption = None,
+    aliases: AliasesOption = None,
 ) -> None:
     """Check returned workbooks and list every problem by cell (校验各单位交回的工作簿).
 
@@ -145,7 +206,10 @@ def validate(
         err.print(words["none"])
         raise typer.Exit(2)
     show = not as_json and sys.stderr.isatty()
-    result = _with_progress(files, workers, words["reading"]) if show else validate_paths(files, workers=workers)
+    cross = _cross_year(previous, aliases, lang.value)
+    exclude = [out] if out is not None else []
+    result = (_with_progress(files, workers, words["reading"], exclude=exclude, **cross) if show
+              else validate_paths(files, workers=workers, exclude=exclude, **cross))  # type: ignore[arg-type]
     if out is not None:
         from .feedback import write_outputs
 
@@ -154,12 +218,14 @@ def validate(
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
     else:
         _print_result(result, lang.value)
+        if cross:
+            _print_pairing(result, lang.value)
         if out is not None:
             err.print(words["written"].format(path=out))
     raise typer.Exit(1 if result.has_errors else 0)
 
 
-def _with_progress(paths: list[Path], workers: int | None, title: str) -> BatchResult:
+def _with_progress(paths: list[Path], workers: int | None, title: str, **options: object) -> BatchResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .pipeline import validate_paths
@@ -167,8 +233,8 @@ def _with_progress(paths: list[Path], workers: int | None, title: str) -> BatchR
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(title, total=None)
-        return validate_paths(paths, workers=workers,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+        return validate_paths(paths, workers=workers,  # type: ignore[arg-type]
+                              progress=lambda done, total: bar.update(task, completed=done, total=total), **options)
 
 
 def _print_result(result: BatchResult, lang: str) -> None:
@@ -211,6 +277,8 @@ def convert(
                             "the rest is left blank and listed). Default: each workbook's own format.")] = None,
     lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
     workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+    previous: PreviousOption = None,
+    aliases: AliasesOption = None,
 ) -> None:
     """Write a cleaned workbook and the report tables in the official layout (清洗并生成年报表格).
 
@@ -232,7 +300,8 @@ def convert(
     if not discover(paths, exclude=[out]):
         err.print(words["none"])
         raise typer.Exit(2)
-    batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers)
+    batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers,
+                                **_cross_year(previous, aliases, lang.value))  # type: ignore[arg-type]
     console = Console(highlight=False)
     for item in done:
         status = status_text(item.source.status, lang.value)
@@ -262,6 +331,8 @@ def aggregate(
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
     lang: Annotated[Lang, typer.Option("--lang", help="Language of the printed messages.")] = Lang.zh,
     workers: Annotated[int | None, typer.Option(min=1, help="Reading processes (default: all cores).")] = None,
+    previous: PreviousOption = None,
+    aliases: AliasesOption = None,
 ) -> None:
     """Add up the offices' workbooks into one report of the same format (汇总各单位报表).
 
@@ -292,7 +363,8 @@ def aggregate(
         raise typer.Exit(2)
     try:
         result = aggregate_paths(paths, output, office=office, year=year, roster=roster,
-                                 include_invalid=include_invalid, workers=workers)
+                                 include_invalid=include_invalid, workers=workers,
+                                 **_cross_year(previous, aliases, lang.value))  # type: ignore[arg-type]
     except Refused as refused:
         err.print(refused.zh if lang.value == "zh" else refused.en)
         raise typer.Exit(1) from refused

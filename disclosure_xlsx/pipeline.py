@@ -15,11 +15,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import Cleaning, Finding, bilingual
 from .clean import CleanReport, clean_report
 from .read import Unreadable, read_workbook
+
+if TYPE_CHECKING:
+    from .crossyear import Pairing
 
 __all__ = ["EXTENSIONS", "BatchResult", "WorkbookResult", "check_file", "discover", "duplicate_groups",
            "validate_paths"]
@@ -37,6 +40,7 @@ class WorkbookResult:
     findings: list[Finding]
     cleaning: list[Cleaning] = field(default_factory=list)
     report: CleanReport | None = None  # None when the file could not be read
+    previous: Pairing | None = None  # how it was paired with last year's report (only with `previous=`)
 
     @property
     def status(self) -> str:
@@ -69,7 +73,8 @@ class WorkbookResult:
         return {"file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
                 "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
                 "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
-                "cleaning": [c.to_dict() for c in self.cleaning]}
+                "cleaning": [c.to_dict() for c in self.cleaning],
+                "previous": self.previous.to_dict() if self.previous else None}
 
 
 @dataclass
@@ -129,7 +134,8 @@ def check_file(path: str | Path) -> tuple[str, CleanReport | None, Finding | Non
 
 
 def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
-                   progress: Progress | None = None, exclude: Iterable[str | Path] = ()) -> BatchResult:
+                   progress: Progress | None = None, exclude: Iterable[str | Path] = (),
+                   previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None) -> BatchResult:
     """Check every workbook under `paths`: read, clean, then validate all of them at once.
 
     Args:
@@ -137,11 +143,20 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
         workers: reading processes (default: all cores); 1 reads in this process.
         progress: called with (done, total) after each file is read.
         exclude: folders to leave out of the search (the output folder).
+        previous: last year's workbooks or folders: each workbook is then paired with its office's
+            previous report and checked against it (crossyear.py); they are read in the same pool.
+        aliases: a CSV of renamed or merged offices (旧名称,新名称), used with `previous`.
     """
     from .validate import validate_reports  # pandas and pandera load only when there is work
 
+    exclude = list(exclude)
     files = discover(paths, exclude=exclude)
-    checked = list(_read_all(files, workers, progress))
+    # Cross-year (issue 14): last year's files are read in the same pool; a file in both lists is read once.
+    renamed = _read_aliases(aliases) if previous is not None else None
+    earlier = discover(previous, exclude=exclude) if previous is not None else []
+    earlier_only = [p for p in earlier if p not in set(files)]
+    checked = list(_read_all([*files, *earlier_only], workers, progress))
+    checked, earlier_checked = checked[:len(files)], checked[len(files):]
     reports = [report for _, report, _ in checked if report is not None]
     found = iter(validate_reports(reports))
     results = []
@@ -157,7 +172,27 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
             workbook.findings.append(Finding("duplicate-submission", params={
                 "office": report.office, "year": report.year,  # type: ignore[union-attr]
                 "others": bilingual("、".join(others), ", ".join(others))}))
+    if previous is not None:
+        _add_cross_year(results, earlier, [r for _, r, _ in earlier_checked if r is not None], renamed)
     return BatchResult(results)
+
+
+def _read_aliases(path: str | Path | None) -> dict[str, tuple[str, ...]]:
+    from .crossyear import read_aliases
+
+    return read_aliases(path) if path is not None else {}
+
+
+def _add_cross_year(results: list[WorkbookResult], earlier: list[Path], earlier_only: list[CleanReport],
+                    aliases: dict[str, tuple[str, ...]] | None) -> None:
+    """Pair each workbook with last year's report and add the cross-year findings (issue 14)."""
+    from .crossyear import check_batch
+
+    wanted = {str(p) for p in earlier}
+    pool = [*(w.report for w in results if w.report is not None and w.file in wanted), *earlier_only]
+    for workbook, found in zip(results, check_batch([w.report for w in results], pool, aliases=aliases), strict=True):
+        workbook.previous = found.pairing
+        workbook.findings += found.findings
 
 
 def duplicate_groups(workbooks: Sequence[WorkbookResult]) -> list[list[WorkbookResult]]:
