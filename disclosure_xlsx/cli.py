@@ -10,7 +10,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -87,7 +87,7 @@ AliasesOption = Annotated[Path | None, typer.Option(
         "CSV of renamed or merged offices, one per row: 旧名称,新名称 (UTF-8). Used with --previous."))]
 
 
-def _cross_year(previous: list[Path] | None, aliases: Path | None, lang: str) -> dict[str, object]:
+def _cross_year(previous: list[Path] | None, aliases: Path | None, lang: str) -> dict[str, Any]:
     """The cross-year keyword arguments for the library; a bad renaming table is a usage error."""
     if aliases is not None and previous is None:
         from .catalog import text
@@ -209,7 +209,7 @@ def validate(
     cross = _cross_year(previous, aliases, lang.value)
     exclude = [out] if out is not None else []
     result = (_with_progress(files, workers, words["reading"], exclude=exclude, **cross) if show
-              else validate_paths(files, workers=workers, exclude=exclude, **cross))  # type: ignore[arg-type]
+              else validate_paths(files, workers=workers, exclude=exclude, **cross))
     if out is not None:
         from .feedback import write_outputs
 
@@ -225,7 +225,7 @@ def validate(
     raise typer.Exit(1 if result.has_errors else 0)
 
 
-def _with_progress(paths: list[Path], workers: int | None, title: str, **options: object) -> BatchResult:
+def _with_progress(paths: list[Path], workers: int | None, title: str, **options: Any) -> BatchResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .pipeline import validate_paths
@@ -233,7 +233,7 @@ def _with_progress(paths: list[Path], workers: int | None, title: str, **options
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(title, total=None)
-        return validate_paths(paths, workers=workers,  # type: ignore[arg-type]
+        return validate_paths(paths, workers=workers,
                               progress=lambda done, total: bar.update(task, completed=done, total=total), **options)
 
 
@@ -301,7 +301,7 @@ def convert(
         err.print(words["none"])
         raise typer.Exit(2)
     batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers,
-                                **_cross_year(previous, aliases, lang.value))  # type: ignore[arg-type]
+                                **_cross_year(previous, aliases, lang.value))
     console = Console(highlight=False)
     for item in done:
         status = status_text(item.source.status, lang.value)
@@ -364,7 +364,7 @@ def aggregate(
     try:
         result = aggregate_paths(paths, output, office=office, year=year, roster=roster,
                                  include_invalid=include_invalid, workers=workers,
-                                 **_cross_year(previous, aliases, lang.value))  # type: ignore[arg-type]
+                                 **_cross_year(previous, aliases, lang.value))
     except Refused as refused:
         err.print(refused.zh if lang.value == "zh" else refused.en)
         raise typer.Exit(1) from refused

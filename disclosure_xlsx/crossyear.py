@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ NAMED_PARTNERS = 3  # other offices named in a text-copied finding (and enough t
 QUOTE_CHARS = 60
 SENTENCE_MIN = 8  # a quoted sentence has at least this many characters after normalisation
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;\n])")
+_NOT_WORDING = re.compile(r"[\W\d_A-Za-z]+")  # after NFKC: spaces, punctuation, symbols, digits, Latin letters
 _SHINGLE = 4  # characters per shingle of the MinHash prefilter
 _BANDS, _ROWS = 16, 4  # 64 MinHash values, in 16 bands of 4: texts with Jaccard ≥ 0.6 collide with p ≥ 0.89
 
@@ -281,17 +283,23 @@ def _rule_findings(report: CleanReport, earlier: Sequence[CleanReport]) -> tuple
     fmt = get_format(report.format_id)
     findings: list[Finding] = []
     unchecked: list[str] = []
-    for rule in fmt.cross_year:
+    for rule, current, previous in _rules_of(fmt.id):
         if not all(rule.applies(p.format_id, report.year) for p in earlier):
             continue
-        if not _usable(report, rule.current_cells) or not all(_usable(p, rule.previous_cells) for p in earlier):
+        if not _usable(report, current) or not all(_usable(p, previous) for p in earlier):
             unchecked.append(rule.rule)
             continue
-        last = {c: sum(p.values[c] for p in earlier) for c in rule.previous_cells}  # type: ignore[misc]
+        last = {c: sum(p.values[c] for p in earlier) for c in previous}  # type: ignore[misc]
         if rule.difference(report.values, last) != 0:
             findings.append(_mismatch(fmt, rule, report, earlier, last))
     findings.sort(key=lambda f: f.level != "strong")  # type: ignore[attr-defined]
     return findings, tuple(unchecked)
+
+
+@cache
+def _rules_of(format_id: str) -> tuple[tuple[CrossYearRule, tuple[str, ...], tuple[str, ...]], ...]:
+    """Each cross-year rule of a format with its cells of this year and of last year, worked out once."""
+    return tuple((r, r.current_cells, r.previous_cells) for r in get_format(format_id).cross_year)
 
 
 def _usable(report: CleanReport, cells: Iterable[str]) -> bool:
@@ -323,13 +331,13 @@ def _mismatch(fmt: Format, rule: CrossYearRule, report: CleanReport, earlier: Se
 # Copied text
 
 
+@lru_cache(maxsize=8192)  # a batch measures each narrative against several others
 def normalise_text(raw: str | None) -> str:
     """A narrative as compared: NFKC, without whitespace, digits, Latin letters, punctuation and symbols
     (years, figures and numbering change every year; the wording is what is copied)."""
     if not raw:
         return ""
-    nfkc = unicodedata.normalize("NFKC", str(raw))
-    return "".join(c for c in nfkc if unicodedata.category(c)[0] not in "NPSZC" and not (c.isascii() and c.isalpha()))
+    return _NOT_WORDING.sub("", unicodedata.normalize("NFKC", str(raw)))
 
 
 def similarity(a: str, b: str, cutoff: float = 0.0) -> float:
@@ -482,7 +490,7 @@ def _candidates(texts: Sequence[str]) -> list[tuple[int, int]]:
     keep = np.flatnonzero(counts > 0)
     if len(keep) < 2:
         return []
-    codes = np.frombuffer("".join(texts[i] for i in keep).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    codes = np.frombuffer("".join(texts[int(i)] for i in keep).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     windows = len(codes) - _SHINGLE + 1
     h = np.zeros(windows, dtype=np.uint64)
     for j in range(_SHINGLE):  # every window of the joined texts; those crossing a boundary are dropped
