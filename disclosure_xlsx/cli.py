@@ -110,7 +110,7 @@ def _print_pairing(result: BatchResult, lang: str) -> None:
     from .crossyear import pairing_lines
 
     items = [(w.name, w.previous, w.findings) for w in result.workbooks]
-    for line in pairing_lines(items, lang):
+    for line in pairing_lines(items, lang, unreadable=result.previous_unreadable):
         Console(highlight=False).print(escape(line))
 
 

@@ -42,7 +42,7 @@ LINES_SHOWN = 20  # unpaired offices listed one by one on the command line
 NAMED_PARTNERS = 3  # other offices named in a text-copied finding (and enough to stop looking)
 QUOTE_CHARS = 60
 SENTENCE_MIN = 8  # a quoted sentence has at least this many characters after normalisation
-_SENTENCE_END = re.compile(r"(?<=[。！？；!?;\n])")
+_SENTENCE_END = re.compile("(?<=[\u3002\uff01\uff1f\uff1b!?;\n])")  # after a full stop, !, ? or ; (either width)
 _NOT_WORDING = re.compile(r"[\W\d_A-Za-z]+")  # after NFKC: spaces, punctuation, symbols, digits, Latin letters
 _SHINGLE = 4  # characters per shingle of the MinHash prefilter
 _BANDS, _ROWS = 16, 4  # 64 MinHash values, in 16 bands of 4: texts with Jaccard ≥ 0.6 collide with p ≥ 0.89
@@ -317,13 +317,16 @@ def _mismatch(fmt: Format, rule: CrossYearRule, report: CleanReport, earlier: Se
                      for p in earlier for c in rule.previous_cells)
     files = [Path(p.file).name for p in earlier]
     places = [f"{c.sheet}!{c.ref}" for c in previous]
+
+    def listed(items: list[str]) -> dict[str, str]:
+        return {lang: text("crossyear.copied.names_join", lang).join(items) for lang in ("zh", "en")}
+
     return CrossYearFinding(
         "cross-year-mismatch", cells=refs, rule=rule.rule, expected=expected, actual=values[rule.anchor.name],
         params={"where": cell_where(fmt, anchor, refs[0]), "ref": refs[0].ref,
                 "detail": bilingual(rule.zh.format(**shown), rule.en.format(**shown)),
                 "why": bilingual(rule.why_zh, rule.why_en),
-                "previous_file": bilingual("、".join(files), ", ".join(files)),
-                "previous_refs": bilingual("、".join(places), ", ".join(places))},
+                "previous_file": listed(files), "previous_refs": listed(places)},
         previous=previous, level=rule.level)
 
 
@@ -549,8 +552,10 @@ def overview_text(pairing: Pairing | None, findings: Sequence[Finding], lang: st
         [main, text("crossyear.overview.copied", lang, n=copied)] if copied else [main])
 
 
-def pairing_lines(items: Sequence[tuple[str, Pairing | None, Sequence[Finding]]], lang: str = "zh") -> list[str]:
-    """What the command line prints about the pairing: a count, then each office not paired.
+def pairing_lines(items: Sequence[tuple[str, Pairing | None, Sequence[Finding]]], lang: str = "zh", *,
+                  unreadable: Sequence[str] = ()) -> list[str]:
+    """What the command line prints about the pairing: a count, each office not paired, and last year's
+    files that could not be read (their offices cannot be paired).
 
     `items` are (the workbook's name, its pairing, its findings) for every workbook of the batch.
     """
@@ -561,6 +566,9 @@ def pairing_lines(items: Sequence[tuple[str, Pairing | None, Sequence[Finding]]]
         lines.append(text("crossyear.lines.unpaired", lang, name=name, why=overview_text(p, f, lang)))
     if len(unpaired) > LINES_SHOWN:
         lines.append(text("crossyear.lines.more", lang, n=len(unpaired) - LINES_SHOWN))
+    if unreadable:
+        names = text("crossyear.copied.names_join", lang).join(Path(f).name for f in unreadable[:LINES_SHOWN])
+        lines.append(text("crossyear.lines.unreadable", lang, n=len(unreadable), files=names))
     return lines
 
 

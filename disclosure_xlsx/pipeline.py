@@ -70,16 +70,19 @@ class WorkbookResult:
 
     def to_dict(self) -> dict[str, Any]:
         r = self.report
-        return {"file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
-                "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
-                "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
-                "cleaning": [c.to_dict() for c in self.cleaning],
-                "previous": self.previous.to_dict() if self.previous else None}
+        out = {"file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
+               "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
+               "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
+               "cleaning": [c.to_dict() for c in self.cleaning]}
+        if self.previous is not None:  # only with `previous=` (issue 14)
+            out["previous"] = self.previous.to_dict()
+        return out
 
 
 @dataclass
 class BatchResult:
     workbooks: list[WorkbookResult]
+    previous_unreadable: list[str] = field(default_factory=list)  # last year's files that could not be read
 
     @property
     def has_errors(self) -> bool:
@@ -92,8 +95,11 @@ class BatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (a stable contract, documented in README)."""
-        return {"version": REPORT_VERSION, "summary": self.summary(),
-                "workbooks": [w.to_dict() for w in self.workbooks]}
+        out = {"version": REPORT_VERSION, "summary": self.summary(),
+               "workbooks": [w.to_dict() for w in self.workbooks]}
+        if self.previous_unreadable:  # only with `previous=` (issue 14)
+            out["previous_unreadable"] = self.previous_unreadable
+        return out
 
 
 def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> list[Path]:
@@ -174,6 +180,7 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
                 "others": bilingual("、".join(others), ", ".join(others))}))
     if previous is not None:
         _add_cross_year(results, earlier, [r for _, r, _ in earlier_checked if r is not None], renamed)
+        return BatchResult(results, [file for file, r, _ in earlier_checked if r is None])
     return BatchResult(results)
 
 

@@ -409,6 +409,18 @@ def test_validate_paths_pairs_the_batch_and_reports_it(two_years, tmp_path: Path
     assert env.previous.status == "paired" and env.previous.previous[0].matched_by == "alias"  # type: ignore[union-attr]
 
 
+def test_an_unreadable_previous_file_is_said(two_years, tmp_path: Path) -> None:
+    last, this = two_years
+    broken = tmp_path / "2023_损坏.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not a workbook")
+    batch = validate_paths([this], previous=[last, broken], workers=1)
+    assert batch.previous_unreadable == [str(broken)] == batch.to_dict()["previous_unreadable"]
+    assert "previous_unreadable" not in validate_paths([this], workers=1).to_dict()
+    items = [(w.name, w.previous, w.findings) for w in batch.workbooks]
+    assert pairing_lines(items, unreadable=batch.previous_unreadable)[-1] == (
+        "上年报告中有 1 个文件无法读取，其单位无法配对：2023_损坏.xlsx")
+
+
 def test_a_series_in_one_folder_checks_itself(two_years) -> None:
     last, this = two_years
     batch = validate_paths([last, this], previous=[last, this], workers=1)
