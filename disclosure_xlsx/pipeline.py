@@ -70,10 +70,11 @@ class WorkbookResult:
 
     def to_dict(self) -> dict[str, Any]:
         r = self.report
-        out = {"file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
-               "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
-               "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
-               "cleaning": [c.to_dict() for c in self.cleaning]}
+        out: dict[str, Any] = {
+            "file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
+            "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
+            "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
+            "cleaning": [c.to_dict() for c in self.cleaning]}
         if self.previous is not None:  # only with `previous=` (issue 14)
             out["previous"] = self.previous.to_dict()
         return out
@@ -95,8 +96,8 @@ class BatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (a stable contract, documented in README)."""
-        out = {"version": REPORT_VERSION, "summary": self.summary(),
-               "workbooks": [w.to_dict() for w in self.workbooks]}
+        out: dict[str, Any] = {"version": REPORT_VERSION, "summary": self.summary(),
+                               "workbooks": [w.to_dict() for w in self.workbooks]}
         if self.previous_unreadable:  # only with `previous=` (issue 14)
             out["previous_unreadable"] = self.previous_unreadable
         return out
@@ -160,7 +161,8 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
     # Cross-year (issue 14): last year's files are read in the same pool; a file in both lists is read once.
     renamed = _read_aliases(aliases) if previous is not None else None
     earlier = discover(previous, exclude=exclude) if previous is not None else []
-    earlier_only = [p for p in earlier if p not in set(files)]
+    current = set(files)
+    earlier_only = [p for p in earlier if p not in current]
     checked = list(_read_all([*files, *earlier_only], workers, progress))
     checked, earlier_checked = checked[:len(files)], checked[len(files):]
     reports = [report for _, report, _ in checked if report is not None]
