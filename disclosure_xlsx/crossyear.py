@@ -385,7 +385,8 @@ def _text_cell(report: CleanReport, name: str) -> PreviousCell:
 def _copied(fmt: Format, report: CleanReport, name: str, rule: str, score: float, source: Mapping[str, str],
             other: str, *, previous: tuple[PreviousCell, ...] = (),
             same_as: tuple[PreviousCell, ...] = ()) -> Finding:
-    heading = next(n.heading for n in fmt.narratives if n.name == name)
+    narrative = next(n for n in fmt.narratives if n.name == name)
+    heading = bilingual(narrative.heading, f"section {narrative.number}")
     pct = {lang: text("crossyear.copied.percent", lang, pct=int(score * 100)) for lang in ("zh", "en")}
     sentence = first_shared_sentence(report.texts.get(name) or "", other)
     ref = report.where.get(name)

@@ -376,7 +376,7 @@ def two_years(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     chain[1][2]["s3.carried_in.total"] += 1  # type: ignore[operator]
     chain[1][2]["s3.carried_out.total"] += 1  # type: ignore[operator]
     for (fid, year, values) in chain:
-        _write(root / str(year), "示例镇", fid, values)
+        _write(root / str(year), "示例镇", fid, {**values, "text_problems": f"{year}年，{PROBLEMS}"})
     renamed = _chain([fmt.id, fmt.id], 2023, seed=7)
     renamed[0][2].update(meta_office="某县环境保护局", meta_credit_code="")
     renamed[1][2].update(meta_office="某县生态环境局", meta_credit_code="")
@@ -407,6 +407,25 @@ def test_validate_paths_pairs_the_batch_and_reports_it(two_years, tmp_path: Path
     renamed = validate_paths([this], previous=[last], aliases=csv, workers=1)
     env = next(w for w in renamed.workbooks if w.report.office == "某县生态环境局")  # type: ignore[union-attr]
     assert env.previous.status == "paired" and env.previous.previous[0].matched_by == "alias"  # type: ignore[union-attr]
+
+
+def test_feedback_and_the_annotated_copy_show_the_cross_year_findings(two_years, tmp_path: Path) -> None:
+    from disclosure_xlsx.feedback import write_outputs
+
+    last, this = two_years
+    out = write_outputs(validate_paths([this], previous=[last], workers=1), tmp_path / "out", workers=1)
+    folder = out / "feedback" / "示例镇人民政府_2024"
+    summary = (folder / "反馈.txt").read_text("utf-8")
+    assert "与上年报告不衔接：上年报告结转下年度" in summary and "与上年报告“示例镇.xlsx”的同一部分几乎相同" in summary
+    (copy,) = folder.glob("*_校验标注.xlsx")
+    wb = openpyxl.load_workbook(copy)
+    report = json.loads((out / "report.json").read_text("utf-8"))
+    town = next(w for w in report["workbooks"] if w["office"] == "示例镇人民政府")
+    x1 = next(f for f in town["findings"] if f["rule"] == "X1[natural_person]")
+    cell = wb[x1["cells"][0]["sheet"]][x1["cells"][0]["ref"]]
+    assert cell.comment is not None and f"上年报告结转下年度 {x1['previous'][0]['value']} 件" in cell.comment.text
+    copied = next(f for f in town["findings"] if f["code"] == "text-copied")
+    assert wb[copied["cells"][0]["sheet"]][copied["cells"][0]["ref"]].comment is not None
 
 
 def test_an_unreadable_previous_file_is_said(two_years, tmp_path: Path) -> None:
