@@ -75,7 +75,8 @@ class RollUp:
 
 def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: str, year: int,
                     roster: str | Path | Roster | None = None, include_invalid: bool = False,
-                    workers: int | None = None, progress: Progress | None = None) -> RollUp:
+                    workers: int | None = None, progress: Progress | None = None,
+                    previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None) -> RollUp:
     """Validate every workbook under `paths`, add up the valid ones and write the total to `output`.
 
     Raises:
@@ -83,7 +84,8 @@ def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: 
             workbook); nothing is written.
     """
     roster = read_roster(roster) if isinstance(roster, str | Path) else roster
-    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[output])
+    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[output], previous=previous,
+                           aliases=aliases)  # cross-year findings are warnings: they never leave an office out
     result = roll_up(batch, office=office, year=year, include_invalid=include_invalid, roster=roster)
     write_total(result, output)
     (result.check,) = validate_paths([output], workers=1).workbooks

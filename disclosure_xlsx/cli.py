@@ -167,6 +167,38 @@ def main(
     pass
 
 
+# Cross-year options of validate, convert and aggregate (issue 14).
+PreviousOption = Annotated[list[Path] | None, typer.Option("--previous", metavar=_metavar("paths"),
+                                                            help=_help("previous"))]
+AliasesOption = Annotated[Path | None, typer.Option("--aliases", dir_okay=False, metavar=_metavar("file"),
+                                                    help=_help("aliases"))]
+
+
+def _cross_year(previous: list[Path] | None, aliases: Path | None, lang: str) -> dict[str, Any]:
+    """The cross-year keyword arguments for the library; a bad renaming table is a usage error."""
+    _existing([*(previous or []), *([aliases] if aliases else [])], lang)
+    if aliases is not None and previous is None:
+        err.print(escape(text("crossyear.cli.aliases_alone", lang)))
+        raise typer.Exit(2)
+    if aliases is not None:
+        from .crossyear import read_aliases
+
+        try:
+            read_aliases(aliases)
+        except DisclosureError as exc:
+            err.print(escape(exc.finding.message(lang)))
+            raise typer.Exit(2) from exc
+    return {"previous": previous, "aliases": aliases} if previous is not None else {}
+
+
+def _print_pairing(result: BatchResult, lang: str) -> None:
+    from .crossyear import pairing_lines
+
+    items = [(w.name, w.previous, w.findings) for w in result.workbooks]
+    for line in pairing_lines(items, lang, unreadable=result.previous_unreadable):
+        Console(highlight=False).print(escape(line))
+
+
 @app.command(help=_help("template"))
 def template(
     output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, metavar=_metavar("file"),
@@ -177,12 +209,18 @@ def template(
                                              help=_help("template_year"))] = None,
     force: Annotated[bool, typer.Option("--force", help=_help("force"))] = False,
     lang: LangOption = Lang.zh,
+    from_last: Annotated[Path | None, typer.Option("--from", dir_okay=False, metavar=_metavar("file"),
+                                                   help=_help("template_from"))] = None,
 ) -> None:
     from .template import write_template
 
     language = lang.value
     if output.suffix.lower() != ".xlsx":
         _fail("template_suffix", language, path=output)
+    if from_last is not None:  # issue 14: a template that starts from last year's report
+        _existing([from_last], language)
+        _template_from(output, from_last, format_id.value if format_id else None, year, force, language)
+        return
     fmt = get_format(format_id.value) if format_id else (year and format_for_year(year)) or current_format()
     if year is not None and not fmt.covers_year(year):
         expected = format_for_year(year) or fmt
@@ -199,6 +237,20 @@ def template(
     typer.echo(_say("template_written", language, format_title=_format_title(fmt, language), path=output))
 
 
+def _template_from(output: Path, source: Path, format_id: str | None, year: int | None, force: bool,
+                   lang: str) -> None:
+    from .crossyear import last_year_template
+
+    if output.exists() and not force:
+        _fail("exists", lang, path=output)
+    try:
+        last_year_template(output, source, format_id=format_id, year=year)
+    except DisclosureError as exc:
+        err.print(escape(exc.finding.message(lang)))
+        raise typer.Exit(1) from exc
+    typer.echo(_say("template_from_written", lang, path=output, source=source))
+
+
 def _format_title(fmt: Any, lang: str) -> str:
     return text("catalog.format_title", lang, title=fmt.title, id=fmt.id)
 
@@ -211,6 +263,8 @@ def validate(
     out: Annotated[Path | None, typer.Option("--out", file_okay=False, metavar=_metavar("folder"),
                                              help=_help("validate_out"))] = None,
     workers: WorkersOption = None,
+    previous: PreviousOption = None,
+    aliases: AliasesOption = None,
 ) -> None:
     from .pipeline import discover
 
@@ -219,8 +273,9 @@ def validate(
     files = discover(paths, exclude=[out] if out is not None else [])
     if not files:
         _fail("none_found", language)
+    cross = _cross_year(previous, aliases, language)
     with _stages(language, enabled=not as_json) as stage:
-        result = _validate(files, workers, stage)
+        result = _validate(files, workers, stage, exclude=[out] if out is not None else [], **cross)
         if out is not None:
             from .feedback import write_outputs
 
@@ -230,6 +285,8 @@ def validate(
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
     else:
         _print_result(result, language)
+        if cross:
+            _print_pairing(result, language)
         if out is not None:
             err.print(escape(_say("written", language, path=out)))
     raise typer.Exit(1 if result.has_errors else 0)
@@ -265,11 +322,12 @@ def _stages(lang: str, *, enabled: bool) -> Iterator[Callable[[str, int | None],
         yield stage
 
 
-def _validate(files: list[Path], workers: int | None, stage: Callable[[str, int | None], Any]) -> BatchResult:
+def _validate(files: list[Path], workers: int | None, stage: Callable[[str, int | None], Any],
+              **options: Any) -> BatchResult:
     from .pipeline import validate_paths
 
     with stage("reading", len(files)) as tick:
-        return validate_paths(files, workers=workers, progress=tick)
+        return validate_paths(files, workers=workers, progress=tick, **options)
 
 
 def _print_result(result: BatchResult, lang: str) -> None:
@@ -314,6 +372,8 @@ def convert(
     format_to: Annotated[FormatChoice | None, typer.Option("--format-to", help=_help("convert_format_to"))] = None,
     lang: LangOption = Lang.zh,
     workers: WorkersOption = None,
+    previous: PreviousOption = None,
+    aliases: AliasesOption = None,
 ) -> None:
     from .convert import DATA_CSV, convert_paths
     from .pipeline import discover
@@ -322,9 +382,10 @@ def convert(
     _existing(paths, language)
     if not discover(paths, exclude=[out]):
         _fail("none_found", language)
+    cross = _cross_year(previous, aliases, language)
     with _stages(language, enabled=True) as stage, stage("reading", None) as tick:
         batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers,
-                                    progress=tick)
+                                    progress=tick, **cross)
     console = Console(highlight=False)
     for item in done:
         target = str(item.output) if item.output else "—"
@@ -353,6 +414,8 @@ def aggregate(
     as_json: Annotated[bool, typer.Option("--json", help=_help("aggregate_json"))] = False,
     lang: LangOption = Lang.zh,
     workers: WorkersOption = None,
+    previous: PreviousOption = None,
+    aliases: AliasesOption = None,
 ) -> None:
     from .aggregate import aggregate_paths, provenance
     from .pipeline import discover
@@ -367,7 +430,8 @@ def aggregate(
     try:
         with _stages(language, enabled=not as_json) as stage, stage("reading", None) as tick:
             result = aggregate_paths(paths, output, office=office, year=year, roster=names,
-                                     include_invalid=include_invalid, workers=workers, progress=tick)
+                                     include_invalid=include_invalid, workers=workers, progress=tick,
+                                     **_cross_year(previous, aliases, language))
     except DisclosureError as refused:
         if as_json:
             sys.stdout.write(json.dumps({"version": 1, "refused": refused.finding.to_dict()}, ensure_ascii=False) + "\n")

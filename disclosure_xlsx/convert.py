@@ -51,10 +51,12 @@ class Converted:
 
 
 def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: str | None = None,
-                  workers: int | None = None, progress: Progress | None = None) -> tuple[BatchResult, list[Converted]]:
+                  workers: int | None = None, progress: Progress | None = None,
+                  previous: Iterable[str | Path] | None = None,
+                  aliases: str | Path | None = None) -> tuple[BatchResult, list[Converted]]:
     """Validate every workbook under `paths`, then write its cleaned workbook and DATA_CSV under `out`."""
     out = Path(out)
-    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out])
+    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out], previous=previous, aliases=aliases)
     out.mkdir(parents=True, exist_ok=True)
     done: list[Converted] = []
     used: set[str] = set()

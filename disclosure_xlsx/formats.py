@@ -25,7 +25,9 @@ from .catalog import DisclosureError, Finding, text, text_list
 
 __all__ = [
     "Cell",
+    "CopiedText",
     "CoverField",
+    "CrossYearRule",
     "Format",
     "FormatDataError",
     "Identity",
@@ -37,6 +39,7 @@ __all__ = [
     "Rule",
     "Section",
     "TemplateWords",
+    "Term",
     "ValueType",
     "all_formats",
     "build_formats",
@@ -304,6 +307,84 @@ class KeyFigure:
 
 
 @dataclass(frozen=True, slots=True)
+class Term:
+    """One term of a cross-year rule: a cell of this year's report, or (`previous`) of last year's."""
+
+    name: str  # the placeholder the rule's message uses
+    cell: str
+    previous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CrossYearRule:
+    """One expanded instance of a cross-year rule (spec §8): Σlhs = Σrhs across two reports, e.g. X1[total].
+
+    Lives on the format of this year's report; `previous_formats` says which formats last year's report
+    may have, and `first_year` the first year it applies to.
+    """
+
+    rule: str
+    family: str
+    level: str  # strong | normal (spec §8.1: X1 is logically necessary)
+    binding: tuple[tuple[str, str], ...]
+    lhs: tuple[Term, ...]
+    rhs: tuple[Term, ...]
+    anchor: Term
+    previous_formats: tuple[str, ...]
+    first_year: int | None
+    zh: str
+    en: str
+    why_zh: str
+    why_en: str
+    check: str
+
+    @property
+    def terms(self) -> tuple[Term, ...]:
+        """Every term, the anchor first."""
+        return (self.anchor, *(t for t in (*self.lhs, *self.rhs) if t != self.anchor))
+
+    @property
+    def current_cells(self) -> tuple[str, ...]:
+        """This year's cells of the rule, the anchor first."""
+        return tuple(t.cell for t in self.terms if not t.previous)
+
+    @property
+    def previous_cells(self) -> tuple[str, ...]:
+        return tuple(t.cell for t in self.terms if t.previous)
+
+    def applies(self, previous_format: str, year: int | None) -> bool:
+        """Whether the rule checks this year's report (of `year`) against a report of `previous_format`."""
+        return previous_format in self.previous_formats and (
+            self.first_year is None or (year is not None and year >= self.first_year))
+
+    def values(self, current: Mapping[str, Any], previous: Mapping[str, Any]) -> dict[str, Any]:
+        """Term name → value (None when the cell is blank or missing on its side)."""
+        return {t.name: (previous if t.previous else current).get(t.cell) for t in self.terms}
+
+    def difference(self, current: Mapping[str, Any], previous: Mapping[str, Any]) -> Any:
+        """Σlhs − Σrhs (every term must have a value)."""
+        values = self.values(current, previous)
+        return sum(values[t.name] for t in self.lhs) - sum(values[t.name] for t in self.rhs)
+
+    def expected_anchor(self, current: Mapping[str, Any], previous: Mapping[str, Any]) -> Any:
+        """The anchor's value that would make the rule hold, given the other terms."""
+        values = self.values(current, previous)
+        lhs = sum(values[t.name] for t in self.lhs if t != self.anchor)
+        rhs = sum(values[t.name] for t in self.rhs if t != self.anchor)
+        return rhs - lhs if self.anchor in self.lhs else lhs - rhs
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedText:
+    """When a narrative counts as copied (年年雷同): the sections compared, the similarity and length limits."""
+
+    across_years: tuple[str, ...]
+    across_offices: tuple[str, ...]
+    ratio: float
+    min_chars: int
+
+
+@dataclass(frozen=True, slots=True)
 class CoverField:
     """A field of the cover: its defined name, printed label and role (office, year, credit_code …)."""
 
@@ -381,6 +462,8 @@ class Format:
     types: Mapping[str, ValueType]
     derived: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     key_figures: tuple[KeyFigure, ...] = ()
+    cross_year: tuple[CrossYearRule, ...] = ()  # rules checking a report of this format against last year's
+    copied_text: CopiedText | None = None
 
     def field(self, role: str) -> CoverField:
         """The cover field with `role` (office, credit_code, year, …): modules find fields by role."""
@@ -514,13 +597,16 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def build_formats(data: Mapping[str, Any]) -> dict[str, Format]:
     """Build and check every format from parsed format data (the contents of `data/formats.toml`)."""
     _keys(data, "top level", {"schema", "formats", "values", "types", "cover", "narratives", "sections",
-                              "sets", "identities", "rules", "key_figures", "template"})
+                              "sets", "identities", "rules", "key_figures", "template", "cross_year",
+                              "copied_text"})
     if data.get("schema") != 1:
         raise FormatDataError(f"unsupported schema {data.get('schema')!r}")
     ids = list(data["formats"])
     if sum(bool(f.get("current")) for f in data["formats"].values()) != 1:
         raise FormatDataError("exactly one format must be marked current")
-    return {fid: _build_format(fid, ids, data) for fid in ids}
+    formats = {fid: _build_format(fid, ids, data) for fid in ids}
+    _check_cross_year(formats)
+    return formats
 
 
 def _build_format(fid: str, ids: list[str], data: Mapping[str, Any]) -> Format:
@@ -557,6 +643,9 @@ def _build_format(fid: str, ids: list[str], data: Mapping[str, Any]) -> Format:
         types=types,
         derived=_derived(sections),
         key_figures=tuple(_key_figure(k, cells) for k in data.get("key_figures", ())),
+        cross_year=tuple(inst for spec in data.get("cross_year", ()) if _applies(spec, fid, ids)
+                         for inst in _cross_year(spec, sets, cells, ids)),
+        copied_text=_copied_text(data["copied_text"], data["narratives"]) if "copied_text" in data else None,
     )
     _check(fmt)
     return fmt
@@ -776,6 +865,65 @@ def _key_figure(spec: Mapping[str, Any], cells: Mapping[str, Cell]) -> KeyFigure
     if unknown or not (figure.cells or figure.denominator):
         raise FormatDataError(f"key figure {figure.key}: unknown cells {unknown}")
     return figure
+
+
+def _cross_year(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]], cells: Mapping[str, Cell],
+                ids: list[str]) -> Iterator[CrossYearRule]:
+    """Expand one cross-year rule for this year's format; last year's cells are checked by `_check_cross_year`."""
+    where = f"cross-year rule {spec.get('id')}"
+    _keys(spec, where, {"id", "level", "formats", "previous_formats", "first_year", "for_each", "terms", "lhs",
+                        "rhs", "anchor", "zh", "en", "why_zh", "why_en", "check"})
+    if spec.get("level") not in ("strong", "normal"):
+        raise FormatDataError(f"{where}: level must be strong or normal")
+    previous_formats = tuple(spec.get("previous_formats", ids))
+    if not set(previous_formats) <= set(ids):
+        raise FormatDataError(f"{where}: unknown previous formats {previous_formats}")
+    names = set(spec["terms"])
+    if not {*spec["lhs"], *spec["rhs"], spec["anchor"]} <= names or spec["anchor"] not in (*spec["lhs"], *spec["rhs"]):
+        raise FormatDataError(f"{where}: lhs, rhs and anchor must name its terms, the anchor among them")
+    for binding in _bindings(spec.get("for_each", {}), sets):
+        rule = _instance_name(spec["id"], binding)
+        terms = {}
+        for name, pattern in spec["terms"].items():
+            previous = pattern.startswith("last:")
+            bound = _PLACEHOLDER.sub(lambda m: binding.get(m.group(1), m.group(0)), pattern.removeprefix("last:"))
+            if _PLACEHOLDER.search(bound):
+                raise FormatDataError(f"{rule}: term {name} is not bound: {pattern!r}")
+            if not previous and bound not in cells:
+                raise FormatDataError(f"{rule}: term {name} names unknown cell {bound}")
+            terms[name] = Term(name, bound, previous)
+        if terms[spec["anchor"]].previous:
+            raise FormatDataError(f"{rule}: the anchor must be a cell of this year's report")
+        yield CrossYearRule(
+            rule=rule, family=spec["id"], level=spec["level"], binding=tuple(binding.items()),
+            lhs=tuple(terms[n] for n in spec["lhs"]), rhs=tuple(terms[n] for n in spec["rhs"]),
+            anchor=terms[spec["anchor"]], previous_formats=previous_formats, first_year=spec.get("first_year"),
+            zh=spec["zh"], en=spec["en"], why_zh=spec["why_zh"], why_en=spec["why_en"], check=spec["check"])
+
+
+def _check_cross_year(formats: Mapping[str, Format]) -> None:
+    """Last year's cells of every cross-year rule exist in every format last year's report may have."""
+    for fmt in formats.values():
+        for rule in fmt.cross_year:
+            for fid in rule.previous_formats:
+                unknown = [c for c in rule.previous_cells if c not in formats[fid].cells]
+                if unknown:
+                    raise FormatDataError(f"{rule.rule}: format {fid} has no cell {unknown[0]}")
+            placeholders = {t.name for t in rule.terms} | {"expected"}
+            for text in (rule.zh, rule.en):
+                used = set(_PLACEHOLDER.findall(text))
+                if not used <= placeholders:
+                    raise FormatDataError(f"{rule.rule}: unknown placeholders {sorted(used - placeholders)}")
+
+
+def _copied_text(spec: Mapping[str, Any], narratives: Iterable[Mapping[str, Any]]) -> CopiedText:
+    _keys(spec, "copied_text", set(CopiedText.__dataclass_fields__))
+    rule = CopiedText(tuple(spec["across_years"]), tuple(spec["across_offices"]), float(spec["ratio"]),
+                      int(spec["min_chars"]))
+    known = {n["name"] for n in narratives}
+    if not {*rule.across_years, *rule.across_offices} <= known or not 0 < rule.ratio <= 1:
+        raise FormatDataError("copied_text: unknown narrative sections or a ratio outside (0, 1]")
+    return rule
 
 
 # Where each of the tool's own words of the standard workbook lives in data/words/ (the rest is format data).

@@ -7,6 +7,7 @@ here; `a1()` turns them into Excel addresses.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,11 +16,11 @@ from functools import cache
 
 from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 
-from .catalog import CellRef, text
-from .formats import Format, Identity, Section, get_format
+from .catalog import CellRef, text, text_list
+from .formats import CrossYearRule, Format, Identity, Section, get_format
 
-__all__ = ["Box", "CheckSlot", "Layout", "SheetLayout", "Slot", "a1", "layout_for", "report_layout",
-           "standard_where", "text_lines"]
+__all__ = ["Box", "CheckSlot", "CrossCheckSlot", "LastYearSlot", "Layout", "SheetLayout", "Slot", "a1",
+           "last_year_layout", "layout_for", "report_layout", "standard_where", "text_lines"]
 
 TABLE_TOP = 2  # row of the first header row: the title is row 0, row 1 stays free
 LINE_HEIGHT = 14.5  # points per wrapped line at 10–11 pt
@@ -73,6 +74,27 @@ class CheckSlot:
     identity: Identity
 
 
+@dataclass(frozen=True, slots=True)
+class CrossCheckSlot:
+    """A live cell of one cross-year rule (a template made from last year's report): the check itself
+    (✓/✗), or, on the 上年数据 sheet, what this year's anchor should be or what was filled in."""
+
+    row: int
+    col: int
+    rule: CrossYearRule
+    show: str = "check"  # check | expected | current
+
+
+@dataclass(frozen=True, slots=True)
+class LastYearSlot:
+    """A locked cell holding one of last year's values (`key` is last year's cell id). It has no defined
+    name and sits on its own sheet after every table, so no reader takes it for this year's data."""
+
+    row: int
+    col: int
+    key: str
+
+
 @dataclass(frozen=True)
 class SheetLayout:
     key: str  # cover | narrative | a section key
@@ -84,6 +106,8 @@ class SheetLayout:
     heights: Mapping[int, float]
     freeze: tuple[int, int] | None = None  # first scrolling row and column
     breaks: tuple[int, ...] = ()  # rows that start a new printed page
+    cross_checks: tuple[CrossCheckSlot, ...] = ()  # only in a template made from last year's report
+    last_year: tuple[LastYearSlot, ...] = ()
 
     @property
     def title(self) -> str:
@@ -116,6 +140,12 @@ class Layout:
 
     def sheet(self, key: str) -> SheetLayout:
         return next(s for s in self.sheets if s.key == key)
+
+    def last_year_ref(self, key: str) -> str:
+        """`'Sheet'!$B$5` of the locked cell holding last year's value of cell id `key`."""
+        sheet = self.sheet(LAST_YEAR_KEY)
+        slot = next(s for s in sheet.last_year if s.key == key)
+        return f"{quote_sheetname(sheet.name)}!{a1(slot.row, slot.col, absolute=True)}"
 
 
 @cache
@@ -328,6 +358,103 @@ def _narratives(fmt: Format) -> SheetLayout:
         heights[row + 2] = 260.0
         row += 4
     return SheetLayout("narrative", fmt.words.narrative_sheet, tuple(boxes), tuple(slots), (), widths, heights)
+
+
+# ----------------------------------------------------------------------------------------------
+# A template made from last year's report (issue 14)
+
+LAST_YEAR_KEY = "last_year"
+
+
+@cache
+def last_year_layout(format_id: str, previous_format_id: str, rules: tuple[str, ...]) -> Layout:
+    """The standard layout plus what a template made from last year's report adds: a live check beside
+    the tables for each cross-year rule instance in `rules`, and the locked 上年数据 sheet (last year's
+    values, and per rule what this year's cell should be). Every input cell stays where `layout_for`
+    puts it, so the workbook reads exactly like the standard one."""
+    base = layout_for(format_id)
+    fmt = base.format
+    chosen = [r for r in fmt.cross_year if r.rule in rules]
+    sheets = [_with_cross_checks(s, [r for r in chosen if fmt.cells[r.anchor.cell].section == s.key])
+              for s in base.sheets]
+    sheets.append(_last_year_sheet(fmt, get_format(previous_format_id), base, chosen))
+    return Layout(fmt, tuple(sheets))
+
+
+def _with_cross_checks(sheet: SheetLayout, rules: list[CrossYearRule]) -> SheetLayout:
+    """Checks placed as the identities' are: a family whose anchors share a column gets a column right of
+    everything on the sheet (labelled above each run of anchors), any other family a row below it."""
+    if not rules:
+        return sheet
+    position = {s.key: (s.row, s.col) for s in sheet.slots}
+    right = max([b.last_col for b in sheet.boxes] + [c.col for c in sheet.checks] + [s.last_col for s in sheet.slots]) + 2
+    below = max([b.last_row for b in sheet.boxes] + [c.row for c in sheet.checks] + [s.row for s in sheet.slots]) + 2
+    widths, heights = list(sheet.widths), dict(sheet.heights)
+    boxes, checks = list(sheet.boxes), []
+    families: dict[str, list[CrossYearRule]] = {}
+    for rule in rules:
+        families.setdefault(rule.family, []).append(rule)
+    for family in families.values():
+        label = family[0].check
+        cells = [position[r.anchor.cell] for r in family]
+        if len({col for _, col in cells}) == 1:
+            rows = {row for row, _ in cells}
+            for rule, (row, _) in zip(family, cells, strict=True):
+                checks.append(CrossCheckSlot(row, right, rule))
+                if row - 1 not in rows:
+                    boxes.append(Box(row - 1, right, row - 1, right, label, "check_label"))
+                    heights[row - 1] = max(heights.get(row - 1, 15.0), LINE_HEIGHT * text_lines(label, 11.0) + 4)
+            widths += [2.0] * (right + 1 - len(widths))
+            widths[right] = 11.0
+            right += 1
+        else:
+            first = min(col for _, col in cells)
+            if first > 0:
+                boxes.append(Box(below, 0, below, first - 1, label, "check_label"))
+            checks += [CrossCheckSlot(below, col, rule) for rule, (_, col) in zip(family, cells, strict=True)]
+            heights[below] = max(18.0, LINE_HEIGHT * text_lines(label, sum(widths[:max(first, 1)])) + 4)
+            below += 1
+    return dataclasses.replace(sheet, boxes=tuple(boxes), widths=tuple(widths), heights=heights,
+                               cross_checks=tuple(checks))
+
+
+def _last_year_sheet(fmt: Format, previous: Format, base: Layout, rules: list[CrossYearRule]) -> SheetLayout:
+    """上年数据: last year's values (locked, unnamed), then per rule this year's cell, what it should be,
+    what was filled in and the check. The source line (file, office, year) is filled in when written."""
+    widths = (58.0, 12.0, 12.0, 12.0)
+    last = len(widths) - 1
+    boxes = [Box(0, 0, 0, last, text("crossyear.sheet.title"), "title"), Box(1, 0, 1, last, "", "source")]
+    heights: dict[int, float] = {0: 26.0, 1: 34.0}
+    row = 3
+    boxes.append(Box(row, 0, row, last, text("crossyear.sheet.values_heading"), "heading"))
+    row += 1
+    for col, header in enumerate(text_list("crossyear.sheet.values_headers")):
+        boxes.append(Box(row, col, row, col, header, "header"))
+    values: list[LastYearSlot] = []
+    for cid in dict.fromkeys(c for r in rules for c in r.previous_cells):
+        row += 1
+        cell = previous.cells[cid]
+        label = text("crossyear.sheet.cell_label", heading=previous.section(cell.section).heading, label=cell.label)
+        boxes.append(Box(row, 0, row, 0, label, "label"))
+        values.append(LastYearSlot(row, 1, cid))
+        heights[row] = max(18.0, LINE_HEIGHT * text_lines(label, widths[0]) + 4)
+    row += 2
+    boxes.append(Box(row, 0, row, last, text("crossyear.sheet.checks_heading"), "heading"))
+    row += 1
+    for col, header in enumerate(text_list("crossyear.sheet.checks_headers")):
+        boxes.append(Box(row, col, row, col, header, "header"))
+    checks: list[CrossCheckSlot] = []
+    for rule in rules:
+        row += 1
+        sheet, slot = base.slot(rule.anchor.cell)
+        label = text("crossyear.sheet.current_label", sheet=sheet.name, ref=a1(slot.row, slot.col),
+                     label=fmt.cells[rule.anchor.cell].label)
+        boxes.append(Box(row, 0, row, 0, label, "label"))
+        checks += [CrossCheckSlot(row, 1, rule, "expected"), CrossCheckSlot(row, 2, rule, "current"),
+                   CrossCheckSlot(row, 3, rule, "check")]
+        heights[row] = max(18.0, LINE_HEIGHT * text_lines(label, widths[0]) + 4)
+    return SheetLayout(LAST_YEAR_KEY, text("crossyear.sheet.name"), tuple(boxes), (), (), widths, heights,
+                       cross_checks=tuple(checks), last_year=tuple(values))
 
 
 REPORT_GRID_WIDTH = 6.4  # width of one column of the report sheet's shared grid

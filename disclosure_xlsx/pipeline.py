@@ -27,6 +27,7 @@ from .narrative import check_report
 
 if TYPE_CHECKING:
     import pandas as pd
+    from .crossyear import Pairing
 
 __all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
            "validate_checked", "validate_paths", "validate_workbook"]
@@ -46,6 +47,7 @@ class WorkbookResult:
     findings: list[Finding]
     cleaning: list[Cleaning] = field(default_factory=list)
     report: CleanReport | None = None  # None when the file could not be read
+    previous: Pairing | None = None  # how it was paired with last year's report (only with `previous=`)
 
     @property
     def status(self) -> str:
@@ -75,10 +77,14 @@ class WorkbookResult:
 
     def to_dict(self) -> dict[str, Any]:
         r = self.report
-        return {"file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
-                "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
-                "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
-                "cleaning": [c.to_dict() for c in self.cleaning]}
+        out: dict[str, Any] = {
+            "file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
+            "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
+            "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
+            "cleaning": [c.to_dict() for c in self.cleaning]}
+        if self.previous is not None:  # only with `previous=` (issue 14)
+            out["previous"] = self.previous.to_dict()
+        return out
 
 
 @dataclass
@@ -98,6 +104,7 @@ class BatchResult:
             frame = report_frame([self.workbooks[i].report for i in rows], fmt)  # type: ignore[misc]
             self.frames[fmt.id] = frame.set_axis(rows)
         return self.frames[fmt.id]
+    previous_unreadable: list[str] = field(default_factory=list)  # last year's files that could not be read
 
     @property
     def has_errors(self) -> bool:
@@ -110,8 +117,11 @@ class BatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (a stable contract, documented in README)."""
-        return {"version": REPORT_VERSION, "summary": self.summary(),
-                "workbooks": [w.to_dict() for w in self.workbooks]}
+        out: dict[str, Any] = {"version": REPORT_VERSION, "summary": self.summary(),
+                               "workbooks": [w.to_dict() for w in self.workbooks]}
+        if self.previous_unreadable:  # only with `previous=` (issue 14)
+            out["previous_unreadable"] = self.previous_unreadable
+        return out
 
 
 def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> list[Path]:
@@ -161,7 +171,8 @@ def check_file(path: str | Path) -> Checked:
 
 
 def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
-                   progress: Progress | None = None, exclude: Iterable[str | Path] = ()) -> BatchResult:
+                   progress: Progress | None = None, exclude: Iterable[str | Path] = (),
+                   previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None) -> BatchResult:
     """Check every workbook under `paths`: read, clean, then validate all of them at once.
 
     Args:
@@ -169,9 +180,25 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
         workers: reading processes (default: all cores); 1 reads in this process.
         progress: called with (done, total) after each file is read.
         exclude: folders to leave out of the search (the output folder).
+        previous: last year's workbooks or folders: each workbook is then paired with its office's
+            previous report and checked against it (crossyear.py); they are read in the same pool.
+        aliases: a CSV of renamed or merged offices (旧名称,新名称), used with `previous`.
     """
+    exclude = list(exclude)
     files = discover(paths, exclude=exclude)
-    return validate_checked(list(_read_all(files, workers, progress)))
+    if previous is None:
+        return validate_checked(list(_read_all(files, workers, progress)))
+    # Cross-year (issue 14): last year's files are read in the same pool; a file in both lists is read once.
+    renamed = _read_aliases(aliases)
+    earlier = discover(previous, exclude=exclude)
+    current = set(files)
+    earlier_only = [p for p in earlier if p not in current]
+    checked = list(_read_all([*files, *earlier_only], workers, progress))
+    batch = validate_checked(checked[:len(files)])
+    earlier_checked = checked[len(files):]
+    _add_cross_year(batch.workbooks, earlier, [c.report for c in earlier_checked if c.report is not None], renamed)
+    batch.previous_unreadable = [c.file for c in earlier_checked if c.report is None]
+    return batch
 
 
 def validate_workbook(source: str | Path | bytes, *, name: str | None = None) -> WorkbookResult:
@@ -214,6 +241,24 @@ def validate_checked(checked: Sequence[Checked]) -> BatchResult:
                 "others": {lang: text("catalog.enumeration", lang).join(others) for lang in LANGS}}))
     frames = {fid: frame.set_axis([positions[r] for r in frame.index]) for fid, frame in validation.frames.items()}
     return BatchResult(results, frames)
+
+
+def _read_aliases(path: str | Path | None) -> dict[str, tuple[str, ...]]:
+    from .crossyear import read_aliases
+
+    return read_aliases(path) if path is not None else {}
+
+
+def _add_cross_year(results: list[WorkbookResult], earlier: list[Path], earlier_only: list[CleanReport],
+                    aliases: dict[str, tuple[str, ...]] | None) -> None:
+    """Pair each workbook with last year's report and add the cross-year findings (issue 14)."""
+    from .crossyear import check_batch
+
+    wanted = {str(p) for p in earlier}
+    pool = [*(w.report for w in results if w.report is not None and w.file in wanted), *earlier_only]
+    for workbook, found in zip(results, check_batch([w.report for w in results], pool, aliases=aliases), strict=True):
+        workbook.previous = found.pairing
+        workbook.findings += found.findings
 
 
 def duplicate_groups(workbooks: Sequence[WorkbookResult]) -> list[list[WorkbookResult]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -18,11 +19,12 @@ from xlsxwriter.worksheet import Worksheet
 
 from ._xlsx import atomic_output, new_workbook, put
 from .catalog import text
-from .formats import Format, Identity, ValueType, get_format
-from .layout import CheckSlot, Layout, SheetLayout, Slot, a1, layout_for, report_layout
+from .formats import CrossYearRule, Format, Identity, ValueType, get_format
+from .layout import (CheckSlot, CrossCheckSlot, LastYearSlot, Layout, SheetLayout, Slot, a1, last_year_layout,
+                     layout_for, report_layout)
 
-__all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "add_report_sheet", "check_formula", "check_value", "fill_workbook",
-           "mark_cover", "write_template"]
+__all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "LastYear", "add_report_sheet", "check_formula", "check_value",
+           "cross_check_formula", "cross_check_value", "fill_workbook", "mark_cover", "write_template"]
 
 # Document properties that repeat what the cover's locked cells say, for tools that read those.
 PROPERTY_FORMAT = "disclosure_xlsx.format"
@@ -31,6 +33,7 @@ PROPERTY_VERSION = "disclosure_xlsx.template_version"
 FONT = text("template.fonts.body")
 TITLE_FONT = text("template.fonts.title")
 INPUT_FILL = "#FFF2CC"
+LAST_YEAR_FILL = "#EDEDED"
 _BASE = {"font_name": FONT, "font_size": 10, "valign": "vcenter"}
 _STYLES: dict[str, dict[str, object]] = {
     "title": {"font_name": TITLE_FONT, "font_size": 15, "bold": True, "align": "center"},
@@ -46,6 +49,8 @@ _STYLES: dict[str, dict[str, object]] = {
     "text": {"text_wrap": True},
     "meta": {"font_size": 11, "bold": True, "align": "left"},
     "check": {"bold": True, "align": "center", "font_size": 11},
+    "source": {"font_size": 10, "text_wrap": True, "font_color": "#1F4E79"},
+    "value": {"align": "right", "border": 1},
 }
 # The report sheet, as printed in a published report: 宋体 tables, 仿宋 section headings, thin borders.
 REPORT_HEADING_FONT = text("template.fonts.report_heading")
@@ -62,8 +67,21 @@ _REPORT_STYLES: dict[str, dict[str, object]] = {
 }
 
 
+@dataclass(frozen=True)
+class LastYear:
+    """Last year's report, as a template made from it needs it (`template --from`, issue 14)."""
+
+    file: str  # its file name, shown on the 上年数据 sheet
+    office: str | None
+    year: int | None
+    format_id: str
+    values: Mapping[str, int | float | None]  # last year's cells the rules need; None = blank there
+    rules: tuple[str, ...]  # the cross-year rule instances to check live
+
+
 def write_template(path: str | os.PathLike[str], format_id: str, *,
-                   values: Mapping[str, object] | None = None, created: datetime | None = None) -> Path:
+                   values: Mapping[str, object] | None = None, created: datetime | None = None,
+                   last_year: LastYear | None = None) -> Path:
     """Write the standard workbook of `format_id` to `path`, atomically.
 
     Args:
@@ -72,6 +90,7 @@ def write_template(path: str | os.PathLike[str], format_id: str, *,
         values: optional contents keyed by cell id (`s3.new.total`) or cover/narrative name
             (`meta_office`, `text_overview`); numbers are written as numbers, anything else as text.
         created: a fixed creation time, for byte-stable output.
+        last_year: last year's report: adds the locked 上年数据 sheet and live cross-year checks.
     Returns:
         The path written.
     """
@@ -82,18 +101,20 @@ def write_template(path: str | os.PathLike[str], format_id: str, *,
         raise KeyError(f"not cells or fields of format {fmt.id}: {sorted(unknown)[:5]}")
     with atomic_output(path) as tmp:
         workbook = new_workbook(tmp, created=created, title=fmt.words.title)
-        fill_workbook(workbook, format_id, values)
+        fill_workbook(workbook, format_id, values, last_year=last_year)
         workbook.close()
     return Path(path)
 
 
-def fill_workbook(workbook: Workbook, format_id: str, values: Mapping[str, object]) -> None:
+def fill_workbook(workbook: Workbook, format_id: str, values: Mapping[str, object], *,
+                  last_year: LastYear | None = None) -> None:
     """Add the standard template's sheets to an open workbook (for writers that add sheets of their own)."""
-    layout = layout_for(format_id)
+    layout = (last_year_layout(format_id, last_year.format_id, last_year.rules) if last_year
+              else layout_for(format_id))
     values = {key.replace(".", "_"): value for key, value in values.items()}
     workbook.set_custom_property(PROPERTY_FORMAT, layout.format.id)
     workbook.set_custom_property(PROPERTY_VERSION, layout.format.template_version)
-    _Writer(workbook, layout, values).write()
+    _Writer(workbook, layout, values, last_year).write()
 
 
 def mark_cover(workbook: Workbook, format_id: str, text: str) -> None:
@@ -186,6 +207,55 @@ def check_value(identity: Identity, layout: Layout, values: Mapping[str, object]
     return words.check_ok if holds else words.check_fail
 
 
+def _last_values(last_year: LastYear | None) -> Mapping[str, object]:
+    return last_year.values if last_year else {}
+
+
+def cross_check_formula(rule: CrossYearRule, layout: Layout, show: str = "check") -> str:
+    """A live cross-year cell: the check (待填 while a cell is blank, else ✓ or ✗), what this year's anchor
+    should be ("expected", blank until the other cells are filled) or what was filled in ("current").
+    This year's cells are referenced on their sheets, last year's on the 上年数据 sheet."""
+    words = layout.format.words
+    refs = {t.name: layout.last_year_ref(t.cell) if t.previous else layout.ref(t.cell, absolute=True)
+            for t in rule.terms}
+    anchor = refs[rule.anchor.name]
+    if show == "current":
+        return f'=IF(COUNT({anchor})=1,{anchor},"")'
+    if show == "expected":
+        others = [t for t in rule.terms if t != rule.anchor]
+        plus = [refs[t.name] for t in (rule.rhs if rule.anchor in rule.lhs else rule.lhs) if t in others]
+        minus = [refs[t.name] for t in (rule.lhs if rule.anchor in rule.lhs else rule.rhs) if t in others]
+        value = "".join(f"+{r}" for r in plus) + "".join(f"-{r}" for r in minus)
+        return f'=IF(COUNT({",".join(refs[t.name] for t in others)})<{len(others)},"",{value.lstrip("+") or "0"})'
+    lhs, rhs = (",".join(refs[t.name] for t in side) for side in (rule.lhs, rule.rhs))
+    return (f'=IF(COUNT({",".join(refs.values())})<{len(refs)},"{words.check_blank}",'
+            f'IF(SUM({lhs})=SUM({rhs}),"{words.check_ok}","{words.check_fail}"))')
+
+
+def cross_check_value(rule: CrossYearRule, layout: Layout, values: Mapping[str, object],
+                      last: Mapping[str, object], show: str = "check") -> object:
+    """What Excel shows in a live cross-year cell for these values (its cached result)."""
+    words = layout.format.words
+
+    def number(term_cell: str, previous: bool) -> float | None:
+        value = last.get(term_cell) if previous else values.get(term_cell.replace(".", "_"))
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    found = {t.name: number(t.cell, t.previous) for t in rule.terms}
+    if show == "current":
+        return found[rule.anchor.name] if found[rule.anchor.name] is not None else ""
+    if show == "expected":
+        if any(v is None for k, v in found.items() if k != rule.anchor.name):
+            return ""
+        filled = {t.cell: found[t.name] for t in rule.terms if not t.previous}
+        filled[rule.anchor.cell] = 0
+        return rule.expected_anchor(filled, {t.cell: found[t.name] for t in rule.terms if t.previous})
+    if any(v is None for v in found.values()):
+        return words.check_blank
+    holds = sum(found[t.name] for t in rule.lhs) == sum(found[t.name] for t in rule.rhs)  # type: ignore[misc]
+    return words.check_ok if holds else words.check_fail
+
+
 def _local_ref(layout: Layout, cell_id: str) -> str:
     return a1(layout.slot(cell_id)[1].row, layout.slot(cell_id)[1].col)
 
@@ -193,11 +263,13 @@ def _local_ref(layout: Layout, cell_id: str) -> str:
 class _Writer:
     """Writes one workbook; holds the formats so each style is created once."""
 
-    def __init__(self, workbook: Workbook, layout: Layout, values: Mapping[str, object]) -> None:
+    def __init__(self, workbook: Workbook, layout: Layout, values: Mapping[str, object],
+                 last_year: LastYear | None = None) -> None:
         self.workbook = workbook
         self.layout = layout
         self.fmt: Format = layout.format
         self.values = values
+        self.last_year = last_year
         self.styles = {name: workbook.add_format({**_BASE, **spec}) for name, spec in _STYLES.items()}
         self.inputs: dict[str, CellFormat] = {}
 
@@ -213,14 +285,17 @@ class _Writer:
             sheet.set_row(row, height)
         for box in sheet_layout.boxes:
             style = self.styles[box.style]
+            content = self._source_line() if box.style == "source" else box.text
             if (box.row, box.col) == (box.last_row, box.last_col):
-                put(sheet, box.row, box.col, box.text, style)
+                put(sheet, box.row, box.col, content, style)
             else:
-                sheet.merge_range(box.row, box.col, box.last_row, box.last_col, box.text, style)
+                sheet.merge_range(box.row, box.col, box.last_row, box.last_col, content, style)
         for slot in sheet_layout.slots:
             self._slot(sheet, sheet_layout, slot)
         self._validations(sheet, sheet_layout.slots)
         self._checks(sheet, sheet_layout.checks)
+        self._last_year_values(sheet, sheet_layout.last_year)
+        self._cross_checks(sheet, sheet_layout.cross_checks)
         if sheet_layout.freeze:
             sheet.freeze_panes(*sheet_layout.freeze)
         sheet.protect("", {"format_columns": True, "format_rows": True})
@@ -289,13 +364,57 @@ class _Writer:
             formula = check_formula(check.identity, self.layout)
             sheet.write_formula(check.row, check.col, formula, style,
                                 check_value(check.identity, self.layout, self.values))
+        self._check_colours(sheet, [(c.row, c.col) for c in checks])
+
+    def _source_line(self) -> str:
+        last = self.last_year
+        if last is None:
+            return ""
+        unknown = text("crossyear.sheet.unknown")
+        return text("crossyear.sheet.source", file=last.file, office=last.office or unknown,
+                    year=last.year if last.year is not None else unknown)
+
+    def _last_year_values(self, sheet: Worksheet, slots: tuple[LastYearSlot, ...]) -> None:
+        """Last year's values: locked, grey, unnamed (never read as this year's data)."""
+        values = _last_values(self.last_year)
+        for slot in slots:
+            vtype = self.fmt.types.get(self.fmt.cells[slot.key].type.key) if slot.key in self.fmt.cells else None
+            key = f"last:{vtype.number_format if vtype else '0'}"
+            if key not in self.inputs:
+                self.inputs[key] = self.workbook.add_format({**_BASE, "align": "right", "border": 1, "locked": True,
+                                                             "bg_color": LAST_YEAR_FILL,
+                                                             "num_format": vtype.number_format if vtype else "0"})
+            put(sheet, slot.row, slot.col, values.get(slot.key), self.inputs[key])
+
+    def _cross_checks(self, sheet: Worksheet, checks: tuple[CrossCheckSlot, ...]) -> None:
+        """Live cross-year cells; a rule whose last-year value was blank says it cannot be checked."""
+        if not checks:
+            return
+        last = _last_values(self.last_year)
+        marks = []
+        for check in checks:
+            rule = check.rule
+            style = self.styles["check"] if check.show == "check" else self.styles["value"]
+            if any(last.get(c) is None for c in rule.previous_cells):
+                put(sheet, check.row, check.col, text("crossyear.sheet.blank_previous") if check.show == "check"
+                    else "", self.styles["hint"])
+                continue
+            cached = cross_check_value(rule, self.layout, self.values, last, check.show)
+            sheet.write_formula(check.row, check.col, cross_check_formula(rule, self.layout, check.show), style,
+                                cached)
+            if check.show == "check":
+                marks.append((check.row, check.col))
+        if marks:
+            self._check_colours(sheet, marks)
+
+    def _check_colours(self, sheet: Worksheet, cells: list[tuple[int, int]]) -> None:
         words = self.fmt.words
-        spans = " ".join(_range((c.row, c.col, c.row, c.col)) for c in checks)
-        first = checks[0]
+        spans = " ".join(_range((row, col, row, col)) for row, col in cells)
+        first = cells[0]
         for mark, look in ((words.check_fail, {"bg_color": "#FFC7CE", "font_color": "#9C0006"}),
                            (words.check_ok, {"font_color": "#006100"}),
                            (words.check_blank, {"font_color": "#808080"})):
-            sheet.conditional_format(first.row, first.col, first.row, first.col, {
+            sheet.conditional_format(first[0], first[1], first[0], first[1], {
                 "type": "cell", "criteria": "==", "value": f'"{mark}"',
                 "format": self.workbook.add_format(look), "multi_range": spans})
 

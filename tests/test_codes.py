@@ -403,6 +403,34 @@ SCENARIOS.update({
     "other-share-high": _other_share,
     "row-not-split": _unsplit,
 })
+COPIED = ("本年度政务公开工作还存在一些不足：一是公开内容不够全面，部分栏目更新不及时；二是依申请公开答复的规范性有待提高；"
+          "三是工作人员业务培训不够。下一步将加强培训，完善制度，提升公开质量。")
+
+
+def _two_years(folder: Path) -> set[str]:
+    """Last year's report and this year's of one office: the carry-over does not follow, 五 is copied."""
+    last = _filled(folder / "last" / "甲.xlsx", seed=1, meta_year=2022, text_problems=COPIED,
+                   **{"s3.carried_out.natural_person": 7, "s3.carried_out.total": 7})
+    this = _filled(folder / "this" / "甲.xlsx", seed=2, meta_year=2023, text_problems=COPIED,
+                   **{"s3.carried_in.natural_person": 1})
+    return {f.code for w in validate_paths([this], workers=1, previous=[last]).workbooks for f in w.findings}
+
+
+def _no_year_template(folder: Path) -> set[str]:
+    from disclosure_xlsx.crossyear import last_year_template
+
+    source = _filled(folder / "noyear.xlsx", meta_year=None)
+    return _raised(lambda: last_year_template(folder / "new.xlsx", source))
+
+
+def _bad_aliases(folder: Path) -> set[str]:
+    from disclosure_xlsx.crossyear import read_aliases
+
+    return _raised(lambda: read_aliases(_bytes(folder / "aliases.csv", "旧名称,新名称\n甲镇\n".encode("gbk"))))
+
+
+SCENARIOS.update({"cross-year-mismatch": _two_years, "text-copied": _two_years,
+                  "previous-year-unknown": _no_year_template, "aliases-unreadable": _bad_aliases})
 SCENARIOS["document-no-text"] = _scanned_pdf
 SCENARIOS["table-unaligned"] = _relabelled_page
 
