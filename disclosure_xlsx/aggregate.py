@@ -21,6 +21,7 @@ from typing import Any
 from xlsxwriter.utility import xl_col_to_name
 
 from ._xlsx import atomic_output, new_workbook, put
+from .accept import AcceptanceFile, Review, apply_acceptances
 from .catalog import LANGS, DisclosureError, Finding, phrase, text
 from .formats import Format, current_format
 from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, validate_paths
@@ -55,6 +56,7 @@ class RollUp:
     missing: list[RosterEntry] = field(default_factory=list)  # on the roster, not submitted
     unexpected: list[WorkbookResult] = field(default_factory=list)  # submitted, not on the roster
     check: WorkbookResult | None = None  # the written total, validated again
+    acceptances: Review | None = None  # what the county's acceptance file did (accept.py)
 
     @property
     def format_id(self) -> str:
@@ -77,22 +79,32 @@ class RollUp:
                 "other_years": [brief(w) for w in self.other_years],
                 "missing": [{"office": e.office, "credit_code": e.credit_code} for e in self.missing],
                 "unexpected": [brief(w) for w in self.unexpected],
-                "totals": self.totals, "check": self.check.to_dict() if self.check else None}
+                "totals": self.totals, "check": self.check.to_dict() if self.check else None,
+                **({"acceptances": self.acceptances.to_dict()} if self.acceptances else {})}
 
 
 def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: str, year: int,
                     roster: str | Path | None = None, include_invalid: bool = False, workers: int | None = None,
-                    progress: Progress | None = None) -> RollUp:
+                    progress: Progress | None = None, accepted: AcceptanceFile | None = None) -> RollUp:
     """Validate every workbook under `paths`, add up the valid ones and write the total to `output`.
+
+    `accepted`: the county's acceptance file; the warnings it accepts do not count (accept.py).
 
     Raises:
         DisclosureError: the workbooks cannot be added up (or the roster cannot be read); nothing is written.
     """
     entries = read_roster(roster) if roster else None
     batch = validate_paths(paths, workers=workers, progress=progress, exclude=[output])
+    if accepted is not None:
+        apply_acceptances(batch, accepted)
     result = roll_up(batch, office=office, year=year, include_invalid=include_invalid, roster=entries)
     write_total(result, output)
-    (result.check,) = validate_paths([output], workers=1).workbooks
+    check = validate_paths([output], workers=1)
+    if accepted is not None:  # once more with the total: the roll-up's own warnings may be accepted too
+        both = BatchResult([*batch.workbooks, *check.workbooks])
+        apply_acceptances(both, accepted)
+        result.acceptances = both.review["acceptances"]
+    (result.check,) = check.workbooks
     return result
 
 

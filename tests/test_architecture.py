@@ -15,7 +15,7 @@ PACKAGE = Path(disclosure_xlsx.__file__).parent
 # Imports flow one way: a module may import only modules listed before it.
 ORDER = ["catalog", "formats", "_xlsx", "layout", "locate", "read", "clean", "validate", "suggest", "synthetic",
          "template",
-         "pipeline", "annotate", "feedback", "convert", "aggregate", "render", "publish", "cli", "__main__", "__init__"]
+         "pipeline", "acceptfile", "accept", "rounds", "annotate", "feedback", "convert", "aggregate", "render", "publish", "cli", "__main__", "__init__"]
 LABEL_FIELDS = {"label", "heading", "caption", "note", "sheet", "row_header", "aliases", "signals", "title",
                 "format_label", "version_label", "instructions_heading", "cover_sheet", "narrative_sheet"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
