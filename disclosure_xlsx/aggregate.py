@@ -19,6 +19,7 @@ from typing import Any
 from xlsxwriter.utility import xl_col_to_name
 
 from ._xlsx import atomic_output, new_workbook, put
+from .accept import AcceptanceFile, Review, apply_acceptances
 from .catalog import LANGS, DisclosureError, Finding, phrase, text
 from .formats import Format, current_format
 from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, validate_paths
@@ -48,6 +49,7 @@ class RollUp:
     unexpected: list[WorkbookResult] = field(default_factory=list)  # submitted, not on the roster
     check: WorkbookResult | None = None  # the written total, validated again
     roster_match: RosterMatch[Any] | None = None  # how the roster was matched (near misses, suggestions)
+    acceptances: Review | None = None  # what the county's acceptance file did (accept.py)
 
     @property
     def format_id(self) -> str:
@@ -70,14 +72,18 @@ class RollUp:
                 "other_years": [brief(w) for w in self.other_years],
                 "missing": [{"office": e.office, "credit_code": e.credit_code} for e in self.missing],
                 "unexpected": [brief(w) for w in self.unexpected],
-                "totals": self.totals, "check": self.check.to_dict() if self.check else None}
+                "totals": self.totals, "check": self.check.to_dict() if self.check else None,
+                **({"acceptances": self.acceptances.to_dict()} if self.acceptances else {})}
 
 
 def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: str, year: int,
                     roster: str | Path | Roster | None = None, include_invalid: bool = False,
                     workers: int | None = None, progress: Progress | None = None,
-                    previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None) -> RollUp:
+                    previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None,
+                    accepted: AcceptanceFile | None = None) -> RollUp:
     """Validate every workbook under `paths`, add up the valid ones and write the total to `output`.
+
+    `accepted`: the county's acceptance file; the warnings it accepts do not count (accept.py).
 
     Raises:
         DisclosureError: the workbooks cannot be added up, or the roster cannot be used (it is read before any
@@ -86,9 +92,16 @@ def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: 
     roster = read_roster(roster) if isinstance(roster, str | Path) else roster
     batch = validate_paths(paths, workers=workers, progress=progress, exclude=[output], previous=previous,
                            aliases=aliases)  # cross-year findings are warnings: they never leave an office out
+    if accepted is not None:
+        apply_acceptances(batch, accepted)
     result = roll_up(batch, office=office, year=year, include_invalid=include_invalid, roster=roster)
     write_total(result, output)
-    (result.check,) = validate_paths([output], workers=1).workbooks
+    check = validate_paths([output], workers=1)
+    if accepted is not None:  # once more with the total: the roll-up's own warnings may be accepted too
+        both = BatchResult([*batch.workbooks, *check.workbooks])
+        apply_acceptances(both, accepted)
+        result.acceptances = both.review["acceptances"]
+    (result.check,) = check.workbooks
     return result
 
 

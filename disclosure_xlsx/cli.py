@@ -27,6 +27,7 @@ from .catalog import DisclosureError, severity_text, status_text, text
 from .formats import all_formats, current_format, format_for_year, get_format
 
 if TYPE_CHECKING:
+    from .accept import AcceptanceFile
     from .pipeline import BatchResult
     from .roster import Roster
 
@@ -132,6 +133,8 @@ class Lang(str, Enum):
 
 
 LangOption = Annotated[Lang, typer.Option("--lang", help=_help("lang"))]
+AcceptedOption = Annotated[Path | None, typer.Option("--accepted", dir_okay=False, metavar=_metavar("file"),
+                                                     help=_help("validate_accepted"))]
 WorkersOption = Annotated[int | None, typer.Option(min=1, metavar=_metavar("n"), help=_help("workers"))]
 PathsArgument = Annotated[list[Path], typer.Argument(metavar=_metavar("paths"), help=_help("paths"),
                                                      show_default=False)]
@@ -262,6 +265,7 @@ def validate(
     lang: LangOption = Lang.zh,
     out: Annotated[Path | None, typer.Option("--out", file_okay=False, metavar=_metavar("folder"),
                                              help=_help("validate_out"))] = None,
+    accepted: AcceptedOption = None,
     workers: WorkersOption = None,
     previous: PreviousOption = None,
     aliases: AliasesOption = None,
@@ -270,12 +274,14 @@ def validate(
 
     language = lang.value
     _existing(paths, language)
+    review = _acceptance_file(accepted, language)
     files = discover(paths, exclude=[out] if out is not None else [])
     if not files:
         _fail("none_found", language)
     cross = _cross_year(previous, aliases, language)
     with _stages(language, enabled=not as_json) as stage:
         result = _validate(files, workers, stage, exclude=[out] if out is not None else [], **cross)
+        notices = _apply_review(result, review)
         if out is not None:
             from .feedback import write_outputs
 
@@ -287,6 +293,7 @@ def validate(
         _print_result(result, language)
         if cross:
             _print_pairing(result, language)
+        _print_review(result, notices, language, out)
         if out is not None:
             err.print(escape(_say("written", language, path=out)))
     raise typer.Exit(1 if result.has_errors else 0)
@@ -331,6 +338,8 @@ def _validate(files: list[Path], workers: int | None, stage: Callable[[str, int 
 
 
 def _print_result(result: BatchResult, lang: str) -> None:
+    from .accept import severity_word
+
     console = Console(highlight=False)
     table = Table(show_lines=False)
     for key in ("file", "office", "year", "format", "errors", "warnings", "status"):
@@ -354,7 +363,7 @@ def _print_result(result: BatchResult, lang: str) -> None:
             if finding.code == "blank-cell" and blanks.index(finding) >= BLANKS_SHOWN:
                 continue
             style = {"error": "red", "warning": "yellow"}.get(finding.severity, "cyan")
-            severity = severity_text(finding.severity, lang)
+            severity = severity_word(finding, lang)  # 已认可 for an accepted warning
             console.print(f"  [{style}]{escape(severity)}[/] {escape(finding.message(lang))}")
         if len(blanks) > BLANKS_SHOWN:
             refs = text("catalog.enumeration", lang).join(f"{c.sheet}!{c.ref}" for f in blanks[BLANKS_SHOWN:]
@@ -412,6 +421,7 @@ def aggregate(
     include_invalid: Annotated[bool, typer.Option("--include-invalid", help=_help("aggregate_include_invalid"))] = False,
     force: Annotated[bool, typer.Option("--force", help=_help("force"))] = False,
     as_json: Annotated[bool, typer.Option("--json", help=_help("aggregate_json"))] = False,
+    accepted: AcceptedOption = None,
     lang: LangOption = Lang.zh,
     workers: WorkersOption = None,
     previous: PreviousOption = None,
@@ -423,6 +433,7 @@ def aggregate(
     language = lang.value
     _existing(paths, language)
     names = _read_roster(roster, language) if roster is not None else None  # before any workbook
+    review = _acceptance_file(accepted, language)
     if output.exists() and not force:
         _fail("exists", language, path=output)
     if not discover(paths, exclude=[output]):
@@ -431,7 +442,7 @@ def aggregate(
         with _stages(language, enabled=not as_json) as stage, stage("reading", None) as tick:
             result = aggregate_paths(paths, output, office=office, year=year, roster=names,
                                      include_invalid=include_invalid, workers=workers, progress=tick,
-                                     **_cross_year(previous, aliases, language))
+                                     accepted=review, **_cross_year(previous, aliases, language))
     except DisclosureError as refused:
         if as_json:
             sys.stdout.write(json.dumps({"version": 1, "refused": refused.finding.to_dict()}, ensure_ascii=False) + "\n")
@@ -444,6 +455,8 @@ def aggregate(
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
         raise typer.Exit(1 if problems else 0)
+    if result.acceptances is not None:
+        _print_notices(result.acceptances.notices, language)
     console = Console(highlight=False)
     console.print(escape(text("aggregate.written", language, path=output, n=len(result.included),
                               format=_format_title(result.format, language))))
@@ -634,3 +647,136 @@ def _password(server: str, user: str, lang: str) -> str:
         err.print(escape(text("mail.command.password_missing", lang, server=server, env=PASSWORD_ENV)))
         raise typer.Exit(2)
     return getpass.getpass(text("mail.command.password_prompt", lang, user=user, server=server))
+
+
+# ------------------------------------------------------------------------------------------------
+# The county's review (accept.py, rounds.py): --accepted, the round printed by validate, and `accept`
+
+
+def _acceptance_file(path: Path | None, lang: str) -> AcceptanceFile | None:
+    """The acceptance file, read before any workbook: an unusable one is a usage error (exit 2)."""
+    if path is None:
+        return None
+    from .accept import read_acceptances
+
+    _existing([path], lang)
+    try:
+        return read_acceptances(path)
+    except DisclosureError as refused:
+        err.print(escape(refused.finding.message(lang)), soft_wrap=True)  # one problem per line, never wrapped
+        raise typer.Exit(2) from refused
+
+
+def _apply_review(result: BatchResult, review: AcceptanceFile | None) -> list[Any]:
+    if review is None:
+        return []
+    from .accept import apply_acceptances
+
+    return apply_acceptances(result, review)
+
+
+def _print_notices(notices: Sequence[Any], lang: str) -> None:
+    for notice in notices:
+        err.print(f"[yellow]{escape(severity_text('warning', lang))}[/] "
+                  + escape(text("accept.cli.notice", lang, message=notice.message(lang))), soft_wrap=True)
+
+
+def _print_review(result: BatchResult, notices: Sequence[Any], lang: str, out: Path | None) -> None:
+    """After the table: the acceptance file's notices, the accepted warnings, and the round."""
+    from .accept import is_accepted
+    from .rounds import Changes, changes_text, round_folder
+
+    _print_notices(notices, lang)
+    console = Console(highlight=False)
+    accepted = sum(is_accepted(f) for w in result.workbooks for f in w.findings)
+    if accepted:
+        console.print(escape(text("accept.cli.summary", lang, n=accepted)))
+    info = result.review.get("round")
+    if info is None or out is None:
+        return
+    if info.repeat:
+        console.print(escape(text("rounds.cli.repeat", lang, round=info.number)))
+    if info.previous is None and not info.repeat:
+        console.print(escape(text("rounds.cli.first", lang, history=round_folder(out, 1).parent)))
+    elif info.previous is not None:
+        counts = [w.review["changes"] for w in result.workbooks if isinstance(w.review.get("changes"), Changes)
+                  and w.review["changes"].matched_by]
+        total = Changes(info.number, info.previous, "batch", *(sum(getattr(c, k) for c in counts) for k in
+                                                              ("previous", "fixed", "open", "new", "accepted")))
+        console.print(escape(text("rounds.cli.summary", lang, round=info.number, previous=info.previous,
+                                  changes=changes_text(total, lang))))
+    if info.not_resubmitted:
+        names = text("catalog.enumeration", lang).join(str(e.get("office") or e.get("file") or "")
+                                                       for e in info.not_resubmitted)
+        console.print(escape(text("rounds.cli.not_resubmitted", lang, n=len(info.not_resubmitted), names=names)))
+
+
+def _date_option(value: str | None, lang: str, param: str) -> Any:
+    from .accept import parse_date
+
+    if value is None:
+        return None
+    parsed = parse_date(value)
+    if parsed is None:
+        _fail("bad_value", lang, param=param, detail=value, command="disclosure-xlsx accept")
+    return parsed
+
+
+@app.command(help=_help("accept"))
+def accept(
+    accepted: Annotated[Path, typer.Option("--accepted", dir_okay=False, metavar=_metavar("file"),
+                                           help=_help("accept_accepted"))],
+    by: Annotated[str, typer.Option("--by", metavar=_metavar("text"), help=_help("accept_by"))],
+    paths: Annotated[list[Path] | None, typer.Argument(metavar=_metavar("paths"), help=_help("accept_paths"),
+                                                       show_default=False)] = None,
+    from_overview: Annotated[Path | None, typer.Option("--from", dir_okay=False, metavar=_metavar("file"),
+                                                       help=_help("accept_from"))] = None,
+    rule: Annotated[str | None, typer.Option("--rule", metavar=_metavar("text"), help=_help("accept_rule"))] = None,
+    cell: Annotated[str | None, typer.Option("--cell", metavar=_metavar("text"), help=_help("accept_cell"))] = None,
+    office: Annotated[str | None, typer.Option("--office", metavar=_metavar("text"), help=_help("accept_office"))
+                      ] = None,
+    credit_code: Annotated[str | None, typer.Option("--credit-code", metavar=_metavar("text"),
+                                                    help=_help("accept_credit_code"))] = None,
+    year: Annotated[int | None, typer.Option("--year", min=1990, max=2100, metavar=_metavar("year"),
+                                             help=_help("accept_year"))] = None,
+    reason: Annotated[str | None, typer.Option("--reason", metavar=_metavar("text"), help=_help("accept_reason"))
+                      ] = None,
+    date: Annotated[str | None, typer.Option("--date", metavar=_metavar("date"), help=_help("accept_date"))] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar=_metavar("date"), help=_help("accept_until"))
+                     ] = None,
+    lang: LangOption = Lang.zh,
+    workers: WorkersOption = None,
+) -> None:
+    from .accept import accept_in_batch, acceptances_from_overview, add_acceptances
+    from .pipeline import discover, validate_paths
+
+    language = lang.value
+    since, end = _date_option(date, language, "--date"), _date_option(until, language, "--until")
+    if from_overview is None and (not paths or rule is None):
+        err.print(escape(text("accept.cli.needs", language)))
+        raise typer.Exit(2)
+    try:
+        if from_overview is not None:
+            _existing([from_overview], language)
+            new = acceptances_from_overview(from_overview, by=by, date=since, until=end)
+        else:
+            _existing(paths or [], language)
+            files = discover(paths or [])
+            if not files:
+                _fail("none_found", language)
+            batch = validate_paths(files, workers=workers)
+            new = accept_in_batch(batch, rule=rule or "", cell=cell, reason=reason or "", by=by, office=office,
+                                  credit_code=credit_code, year=year, date=since, until=end)
+        if not new:
+            typer.echo(text("accept.cli.none", language))
+            raise typer.Exit(0)
+        written, outcome = add_acceptances(accepted, new)
+    except DisclosureError as refused:
+        err.print(escape(refused.finding.message(language)), soft_wrap=True)
+        raise typer.Exit(2) from refused
+    console = Console(highlight=False, soft_wrap=True)
+    for entry, how in zip(new, outcome, strict=True):
+        what = " ".join(filter(None, (entry.rule, entry.cell)))
+        console.print(escape(text("accept.cli.kept" if how == "kept" else "accept.cli.added", language,
+                                  office=entry.who, year=entry.year, what=what, reason=entry.reason)))
+    console.print(escape(text("accept.cli.written", language, path=accepted, n=len(written.entries))))

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
+from .accept import add_overview_columns, severity_word
 from .annotate import annotate_workbook
 from .catalog import Finding, cleaning_text, number_text, severity_text, status_text, text
 from .formats import current_format
 from .pipeline import BatchResult, Progress, WorkbookResult
+from .rounds import add_round_columns, begin_round, review_header
 
 __all__ = ["FEEDBACK_DIR", "OVERVIEW", "REPORT", "feedback_text", "output_name", "safe_name", "write_outputs"]
 
@@ -48,6 +50,7 @@ def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = 
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    round_ = begin_round(batch, out)  # the round of resubmission, compared with the previous one (rounds.py)
     folders = _write_feedback_tree(batch, out, workers, progress)
     _write_overview(batch.workbooks, out / OVERVIEW)
     report = batch.to_dict()
@@ -55,6 +58,7 @@ def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = 
         entry["feedback_dir"] = f"{FEEDBACK_DIR}/{folder}"  # relative to `out`, "/" on every system
     with atomic_output(out / REPORT) as tmp:
         tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
+    round_.finish()
     return out
 
 
@@ -177,7 +181,8 @@ def _header(workbook: WorkbookResult, lang: str) -> list[tuple[str, str]]:
             (text("template.format_label", lang), report.format.title if report else "—"),
             (text("feedback.file", lang), Path(workbook.file).name),
             (text("feedback.result", lang), text("feedback.result_value", lang, status=status_text(workbook.status, lang),
-                                                 errors=workbook.errors, warnings=workbook.warnings))]
+                                                 errors=workbook.errors, warnings=workbook.warnings)),
+            *review_header(workbook, lang)]  # round, changes since the last one, accepted warnings
 
 
 def _where(finding: Finding) -> str:
@@ -201,7 +206,7 @@ def feedback_text(workbook: WorkbookResult, lang: str = "zh") -> str:
         for finding in findings:
             number += 1
             place = text("feedback.place", lang, place=_where(finding)) if finding.cells else ""
-            lines.append(text("feedback.item", lang, number=number, severity=severity_text(finding.severity, lang),
+            lines.append(text("feedback.item", lang, number=number, severity=severity_word(finding, lang),
                               place=place, message=finding.message(lang)))
     interpreted = _interpreted(workbook, lang)
     if interpreted:
@@ -218,7 +223,7 @@ def _html_page(workbook: WorkbookResult, lang: str = "zh") -> str:
     body = [f"<table class='head'>{rows}</table>"]
     for group, findings in _groups(workbook, lang):
         items = "".join(
-            f"<li class='{f.severity}'><span class='tag'>{e(severity_text(f.severity, lang))}</span>"
+            f"<li class='{f.severity}'><span class='tag'>{e(severity_word(f, lang))}</span>"
             f"{'<code>' + e(_where(f)) + '</code> ' if f.cells else ''}{e(f.message(lang))}</li>" for f in findings)
         body.append(f"<h2>{e(group)}</h2><ol>{items}</ol>")
     interpreted = _interpreted(workbook, lang)
@@ -270,14 +275,17 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
         _sheet(summary, headers, rows, bold, wrap, top, (24, 30, 7, 8, 9, 6, 6, 70))
         for r, w in enumerate(ordered, 1):
             put(summary, r, 4, status_text(w.status), look[w.status])
+        add_round_columns(book, summary, ordered, len(headers), bold)  # round and changes (rounds.py)
         details = book.add_worksheet(word("details_sheet"))
         headers = [office, text("feedback.file"), year, word("severity"), word("sheet"), word("cell"),
                    word("message"), word("expected"), word("actual"), word("code")]
         rows = [[_office(w), Path(w.file).name, w.report.year if w.report else None,
-                 severity_text(f.severity), f.cells[0].sheet if f.cells else "",
+                 severity_word(f), f.cells[0].sheet if f.cells else "",
                  f.cells[0].ref if f.cells else "", f.message("zh"), _number(f.expected), _number(f.actual),
                  " ".join(filter(None, (f.code, f.rule)))] for w in ordered for f in w.findings]
         _sheet(details, headers, rows, bold, wrap, top, (22, 26, 6, 7, 14, 7, 70, 7, 7, 18))
+        # the reviewer's 是否认可 / 理由 and what `accept --from` reads back (accept.py)
+        add_overview_columns(book, details, [(w, f) for w in ordered for f in w.findings], len(headers), bold)
         book.close()
 
 

@@ -48,6 +48,8 @@ class WorkbookResult:
     cleaning: list[Cleaning] = field(default_factory=list)
     report: CleanReport | None = None  # None when the file could not be read
     previous: Pairing | None = None  # how it was paired with last year's report (only with `previous=`)
+    # The county's review (accept.py, rounds.py): records with to_dict(), added to the JSON entry by key.
+    review: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -73,7 +75,8 @@ class WorkbookResult:
 
     @property
     def warnings(self) -> int:
-        return sum(f.severity == "warning" for f in self.findings)
+        """Warnings that count: one a county reviewer accepted (accept.py) does not."""
+        return sum(f.severity == "warning" and getattr(f, "accepted", None) is None for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         r = self.report
@@ -81,7 +84,8 @@ class WorkbookResult:
             "file": self.file, "office": r.office if r else None, "credit_code": r.credit_code if r else None,
             "year": r.year if r else None, "format": r.format_id if r else None, "status": self.status,
             "located_by": r.located_by if r else None, "findings": [f.to_dict() for f in self.findings],
-            "cleaning": [c.to_dict() for c in self.cleaning]}
+            "cleaning": [c.to_dict() for c in self.cleaning],
+            **{key: record.to_dict() for key, record in self.review.items()}}
         if self.previous is not None:  # only with `previous=` (issue 14)
             out["previous"] = self.previous.to_dict()
         return out
@@ -94,6 +98,7 @@ class BatchResult:
 
     workbooks: list[WorkbookResult]
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    review: dict[str, Any] = field(default_factory=dict)  # the county's review of the batch, as in WorkbookResult
 
     def frame(self, fmt: Format) -> pd.DataFrame:
         """The values of the batch's workbooks of `fmt` (blank = <NA>), built once."""
@@ -118,6 +123,7 @@ class BatchResult:
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (a stable contract, documented in README)."""
         out: dict[str, Any] = {"version": REPORT_VERSION, "summary": self.summary(),
+                               **{key: record.to_dict() for key, record in self.review.items()},
                                "workbooks": [w.to_dict() for w in self.workbooks]}
         if self.previous_unreadable:  # only with `previous=` (issue 14)
             out["previous_unreadable"] = self.previous_unreadable

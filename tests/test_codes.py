@@ -431,6 +431,30 @@ def _bad_aliases(folder: Path) -> set[str]:
 
 SCENARIOS.update({"cross-year-mismatch": _two_years, "text-copied": _two_years,
                   "previous-year-unknown": _no_year_template, "aliases-unreadable": _bad_aliases})
+def _review(folder: Path) -> set[str]:
+    """A county's acceptance file: a line that matches nothing, one that names an error, one unusable file,
+    and an acceptance asked for an error."""
+    import datetime as dt
+
+    from disclosure_xlsx.accept import apply_acceptances, accept_in_batch
+    from disclosure_xlsx.acceptfile import Acceptance, AcceptanceFile, read_acceptances
+
+    path = _edit(_filled(folder / "甲.xlsx"), "s3_granted_total", 999)
+    batch = validate_paths([path], workers=1)
+    entry = dict(office="甲镇", credit_code=None, year=2021, rule="identity-mismatch", cell="s3.granted.total", reason="属实",
+                 by="张三", date=dt.date(2025, 3, 1), until=None, fingerprint=None)
+    with _recorded() as codes:
+        apply_acceptances(batch, AcceptanceFile(folder / "a.csv", [
+            Acceptance(**entry, at=2), Acceptance(**{**entry, "office": "乙镇", "rule": "blank-cell"}, at=3)]))
+        with pytest.raises(DisclosureError):
+            read_acceptances(_write(folder / "b.csv", "单位名称,说明\n甲镇,x\n"))
+        with pytest.raises(DisclosureError):
+            accept_in_batch(batch, rule="identity-mismatch", cell=None, reason="", by="张三")
+    return codes
+
+
+SCENARIOS.update({code: _review for code in ("acceptance-file-invalid", "acceptance-invalid", "acceptance-unmatched",
+                                              "acceptance-refused")})
 SCENARIOS["document-no-text"] = _scanned_pdf
 SCENARIOS["table-unaligned"] = _relabelled_page
 

@@ -13,6 +13,7 @@ import pytest
 from disclosure_xlsx.annotate import FILLS, RESULT_SHEET
 from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, REPORT, safe_name, write_outputs
 from disclosure_xlsx.pipeline import validate_paths
+from disclosure_xlsx.rounds import HISTORY
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 
@@ -167,7 +168,8 @@ def test_rerunning_replaces_the_outputs_cleanly(tmp_path: Path) -> None:
     (inputs / second.name).write_bytes(second.read_bytes())
     write_outputs(validate_paths([inputs], workers=1), tmp_path / "out")
     assert [p.name for p in (tmp_path / "out" / FEEDBACK_DIR).iterdir()] == ["示例县审计局_2024"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([FEEDBACK_DIR, OVERVIEW, REPORT])
+    # history/ keeps each round's report.json (rounds.py)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([FEEDBACK_DIR, OVERVIEW, REPORT, HISTORY])
 
 
 @pytest.mark.parametrize("text, safe", [
