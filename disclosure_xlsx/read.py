@@ -11,32 +11,31 @@ finding; nothing here crashes a batch.
 from __future__ import annotations
 
 import html
+import io
 import re
 import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from python_calamine import CalamineWorkbook
+from python_calamine import CalamineWorkbook, PasswordError
 
-from .catalog import CellRef, Finding, bilingual
+from .catalog import CellRef, DisclosureError, Finding, bilingual
 from .formats import Format, all_formats, get_format
 from .layout import a1
+from .limits import MAX_LABEL_CHARS, ZIP_ERRORS, check_archive, check_loaded_sheet, read_regular
 from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells, matches
 
-__all__ = ["MAX_FILE_BYTES", "MAX_UNZIPPED_BYTES", "RawReport", "Unreadable", "read_workbook"]
+__all__ = ["RawReport", "Unreadable", "read_workbook"]
 
-MAX_FILE_BYTES = 20 * 2**20  # a filled report is ~20 KB; anything this large is not one
-MAX_UNZIPPED_BYTES = 100 * 2**20  # refuses zip bombs before any XML is inflated
-MAX_SHEET_ROWS = 5_000  # a report sheet has < 60 rows; a sheet with a million rows is refused
-MAX_SHEET_XML_BYTES = 10 * 2**20  # a report sheet's XML is ~60 KB; a million rows is 15 MB or more
 _NAME_XML = re.compile(r'<definedName\b([^>]*)>([^<]*)</definedName>')
 _ODS_NAME = re.compile(r"<table:named-range\b([^>]*)/?>")
 _ATTR = re.compile(r'([\w:.-]+)="([^"]*)"')
 _A1 = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the compound-file signature (.xls, encrypted .xlsx)
+_ENCRYPTED = "EncryptionInfo".encode("utf-16-le")  # the stream an encrypted OOXML package keeps its key in
 
 
 class Unreadable(Exception):
@@ -66,13 +65,21 @@ def read_workbook(path: str | Path) -> RawReport:
         Unreadable: the file is not a readable workbook, too large, or holds no report.
     """
     path = Path(path)
-    block = _inspect(path)
+    data, block, is_zip = _inspect(path)
+    if data.startswith(_OLE) and _ENCRYPTED in data:  # an encrypted .xlsx is an OLE file: calamine
+        raise Unreadable(_unreadable(path, PasswordError("encrypted")))  # sees its content, not its name
     try:
-        workbook = CalamineWorkbook.from_path(str(path))
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
         sheets = _sheets(workbook)
     except Unreadable:
         raise
-    except Exception as exc:  # calamine raises many kinds (zip, xml, password, io): all mean unreadable
+    except DisclosureError as exc:
+        raise Unreadable(exc.finding) from exc
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:  # calamine raises many kinds (zip, xml, password, io), and panics
+        if is_zip and "Cannot detect file format" in str(exc):  # (pyo3's PanicException is no Exception)
+            exc = zipfile.BadZipFile(str(exc))  # a zip none of calamine's readers takes: a damaged workbook
         raise Unreadable(_unreadable(path, exc)) from exc
     findings: list[Finding] = []
     plan = _named_plan(block, path.suffix.lower() == ".ods", frozenset(sheets), sheets) if block else None
@@ -124,7 +131,7 @@ def _printed_format(fmt: Format, positions: Mapping[str, Position], sheets: Mapp
     Only the sheets that hold the format's tables are scanned; each distinct text is folded once.
     """
     tables = {positions[c.id].sheet for s in fmt.sections for c in fmt.section_cells(s.key)[:1]}
-    texts = {v for name in tables for row in sheets[name] for v in row if v.__class__ is str}
+    texts = {v for name in tables for row in sheets[name] for v in row if v.__class__ is str and len(v) <= MAX_LABEL_CHARS}
     folded = {fold(t) for t in texts}
     for other in all_formats().values():
         shown = [s for s in other.signals if other.id != fmt.id and fold(s) in folded and s not in fmt.signals]
@@ -141,9 +148,10 @@ def _fields_from_title(fmt: Format, index: LabelIndex, report: RawReport) -> Non
         return
     name = fold(fmt.words.report_name)
     for pos, text in index.texts:
-        folded = "".join(text.split())
-        found = re.match(rf"^(.*?)((19|20)\d\d)年度?(.*?){re.escape(fmt.words.report_name)}", folded)
-        if found and name in fold(text):
+        if len(text) > MAX_LABEL_CHARS or name not in fold(text):  # a title line is short: bounded work
+            continue
+        found = _title_match(fmt.words.report_name, "".join(text.split()))
+        if found:
             office = found.group(1) or found.group(4) or None
             ref = _cell_ref(f"title:{pos.sheet}:{pos.row}:{pos.col}", pos)
             if report.raw.get("meta_office") in (None, "") and office:
@@ -153,6 +161,12 @@ def _fields_from_title(fmt: Format, index: LabelIndex, report: RawReport) -> Non
                 report.raw["meta_year"] = found.group(2)
                 report.where["meta_year"] = CellRef("meta_year", ref.sheet, ref.ref)
             return
+
+
+def _title_match(report_name: str, folded: str) -> re.Match[str] | None:
+    """〈机关〉〈YYYY〉年〈…〉report name, on a text of at most MAX_LABEL_CHARS characters (the lazy groups
+    make this quadratic in the length, hence the bound)."""
+    return re.match(rf"^(.*?)((19|20)\d\d)年度?(.*?){re.escape(report_name)}", folded)
 
 
 def _report(path: Path, fmt: Format, located_by: str, positions: dict[str, Position],
@@ -171,41 +185,21 @@ def _cell_ref(key: str, pos: Position) -> CellRef:
     return CellRef(key, pos.sheet, a1(pos.row, pos.col))
 
 
-def _inspect(path: Path) -> str | None:
-    """Refuse files too large to be a report before anything is inflated; return the names XML.
-
-    Limits, all read from the zip directory: the file itself, everything it unzips to (zip bombs) and
-    each sheet's XML (a sheet with a million used rows); the rows of each sheet are checked again as
-    calamine loads it. Returns the defined-names XML block of an .xlsx/.xlsm/.ods, or None.
-    """
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise Unreadable(_too_large(_mib(size), _mib(MAX_FILE_BYTES)))
+def _inspect(path: Path) -> tuple[bytes, str | None, bool]:
+    """The file's bytes, once every limit of `limits.py` holds, the defined-names XML block of an
+    .xlsx/.xlsm/.ods (None otherwise), and whether it is a zip. Every reader works on these bytes, not on
+    the path."""
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        return None  # not a zip: a .xls (OLE), or no workbook at all; calamine will tell
-    except OSError as exc:
-        raise Unreadable(_unreadable(path, exc)) from exc
-    try:
+        data = read_regular(path)
+        archive = check_archive(data)
+        if archive is None:
+            return data, None, False  # not a zip: a .xls (OLE), or no workbook at all; calamine will tell
         with archive:
-            infos = archive.infolist()
-            unzipped = sum(info.file_size for info in infos)
-            if unzipped > MAX_UNZIPPED_BYTES:
-                raise Unreadable(_too_large(bilingual(f"解压后 {_mib(unzipped)}", f"{_mib(unzipped)} unzipped"),
-                                            _mib(MAX_UNZIPPED_BYTES)))
-            for info in infos:  # a million-row sheet is tens of MB of XML: refused from the directory
-                if info.filename.startswith("xl/worksheets/") and info.file_size > MAX_SHEET_XML_BYTES:
-                    raise Unreadable(_too_large(bilingual(f"工作表数据 {_mib(info.file_size)}",
-                                                          f"sheet data {_mib(info.file_size)}"),
-                                                _mib(MAX_SHEET_XML_BYTES)))
-            return _names_block(archive, path.suffix.lower())
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            return data, _names_block(archive, path.suffix.lower()), True
+    except DisclosureError as exc:
+        raise Unreadable(exc.finding) from exc
+    except ZIP_ERRORS as exc:  # the names part could not be inflated: damage
         raise Unreadable(_unreadable(path, exc)) from exc
-
-
-def _too_large(size: object, limit: object) -> Finding:
-    return Finding("file-too-large", params={"size": size, "limit": limit})
 
 
 _NAMES_XML = {".xlsx": ("xl/workbook.xml", "<definedNames", "</definedNames>"),
@@ -236,10 +230,6 @@ def _names_block(archive: zipfile.ZipFile, suffix: str) -> str | None:
     return _BLOCKS[key]
 
 
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
-
-
 def _unreadable(path: Path, exc: BaseException) -> Finding:
     kind = type(exc).__name__
     reasons = {"PasswordError": ("文件设置了打开密码，请取消密码后重新保存", "the file is password-protected; remove the password"),
@@ -255,11 +245,7 @@ def _sheets(workbook: CalamineWorkbook) -> dict[str, Grid]:
     out: dict[str, Grid] = {}
     for name in workbook.sheet_names:
         sheet = workbook.get_sheet_by_name(name)
-        if sheet.total_height > MAX_SHEET_ROWS:  # as declared by the sheet, before its rows are converted
-            raise Unreadable(Finding("file-too-large", params={
-                "size": bilingual(f"工作表“{name}”有 {sheet.total_height} 行", f"sheet “{name}” has "
-                                  f"{sheet.total_height} rows"),
-                "limit": bilingual(f"每表 {MAX_SHEET_ROWS} 行", f"{MAX_SHEET_ROWS} rows per sheet")}))
+        check_loaded_sheet(name, sheet.total_height + 1, sheet.total_width + 1)  # before its cells are converted
         out[name] = sheet.to_python(skip_empty_area=False)
     return out
 

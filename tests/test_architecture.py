@@ -13,7 +13,7 @@ import disclosure_xlsx
 
 PACKAGE = Path(disclosure_xlsx.__file__).parent
 # Imports flow one way: a module may import only modules listed before it.
-ORDER = ["formats", "catalog", "_xlsx", "layout", "locate", "read", "clean", "validate", "synthetic", "template",
+ORDER = ["formats", "catalog", "_xlsx", "layout", "limits", "workers", "locate", "read", "clean", "validate", "synthetic", "template",
          "pipeline", "annotate", "feedback", "convert", "aggregate", "cli", "__main__", "__init__"]
 LABEL_FIELDS = {"label", "heading", "caption", "note", "sheet", "row_header", "aliases", "signals", "title",
                 "format_label", "version_label", "instructions_heading", "cover_sheet", "narrative_sheet"}
