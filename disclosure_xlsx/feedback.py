@@ -83,7 +83,7 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None) -> 
         if workbook.findings and workbook.report is not None:
             source = Path(workbook.file)
             suffix = ".xlsm" if source.suffix.lower() == ".xlsm" else ".xlsx"
-            copies.append((workbook.file, workbook.report.format_id, workbook.findings, workbook.cleaning,
+            copies.append((workbook.report.file, workbook.report.format_id, workbook.findings, workbook.cleaning,
                            folder / f"{safe_name(source.stem)}_校验标注{suffix}"))
     _annotate_all(copies, workers)
     final = out / FEEDBACK_DIR

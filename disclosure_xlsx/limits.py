@@ -106,6 +106,8 @@ def read_regular(path: str | os.PathLike[str]) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError as exc:
         raise DisclosureError(unreadable(_both("reason.vanished"))) from exc
+    except PermissionError as exc:
+        raise DisclosureError(unreadable(_both("reason.denied"))) from exc
     except OSError as exc:
         raise DisclosureError(unreadable(_both("reason.os_error", detail=_detail(exc)))) from exc
     try:

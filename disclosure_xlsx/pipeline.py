@@ -97,10 +97,10 @@ def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ())
 
     Office lock files (`~$x.xlsx`), hidden files and anything under `exclude` (the output folder)
     are skipped; each file is listed once, sorted within each folder so that a batch is processed in
-    the same order every time. Nothing else is left out silently: a folder that cannot be listed (or a
-    link to a folder, which is not followed) is listed itself, and anything named like a workbook that
-    is no regular file (a pipe, a device, a broken link), so that `check_file` reports each. Names are
-    kept as the file system gives them (undecodable bytes as surrogates: `os.fsencode` gives them back).
+    the same order every time. Nothing else is left out silently: a folder that cannot be listed is
+    listed itself, and so is anything named like a workbook that is no regular file (a pipe, a device, a
+    broken link), so that `check_file` reports each. Links to folders are followed. Names are kept as
+    the file system gives them (undecodable bytes as surrogates: `os.fsencode` gives them back).
     """
     skip = [Path(p).resolve() for p in exclude]
     found: dict[Path, None] = {}
@@ -114,12 +114,18 @@ def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ())
 
 
 def _walk(root: Path, skip: Sequence[Path]) -> Iterator[Path]:
-    """Depth first, each folder's entries sorted by name (the order of sorting the whole paths)."""
+    """Depth first, each folder's entries sorted by name (the order of sorting the whole paths). Links
+    to folders are followed, each folder once (a link back up is not a loop)."""
+    seen: set[tuple[int, int]] = set()
     stack: list[Iterator[os.DirEntry[str]] | Path] = [root]
     while stack:
         top = stack.pop()
         if isinstance(top, Path):
             try:
+                info = top.stat()
+                if (info.st_dev, info.st_ino) in seen:
+                    continue
+                seen.add((info.st_dev, info.st_ino))
                 with os.scandir(top) as listing:
                     entries = sorted(listing, key=lambda e: e.name)
             except OSError:
@@ -135,13 +141,12 @@ def _walk(root: Path, skip: Sequence[Path]) -> Iterator[Path]:
         if _skipped((entry.name,)) or any(_inside(child, s) for s in skip):
             continue
         try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-            is_link = not is_dir and entry.is_symlink() and child.is_dir()
+            is_dir = entry.is_dir()
         except OSError:
-            is_dir = is_link = False
+            is_dir = False
         if is_dir:
             stack.append(child)
-        elif is_link or child.suffix.lower() in EXTENSIONS:
+        elif child.suffix.lower() in EXTENSIONS:
             yield child
 
 
@@ -190,7 +195,7 @@ def check_file(path: str | Path) -> tuple[str, CleanReport | None, Finding | Non
     """
     file = shown_name(path)
     try:
-        if os.path.isdir(path) or os.path.islink(path) and os.path.isdir(os.path.realpath(path)):
+        if os.path.isdir(path):
             return file, None, _folder_finding(Path(path), file)
         return file, clean_report(read_workbook(path)), None
     except (Unreadable, DisclosureError) as exc:
@@ -205,16 +210,15 @@ def check_file(path: str | Path) -> tuple[str, CleanReport | None, Finding | Non
 
 
 def _folder_finding(folder: Path, shown: str) -> Finding:
-    if os.path.islink(folder):
-        reason = _words("folder.link")
-    else:
-        try:
-            os.listdir(folder)
-            reason = _words("folder.unlisted")
-        except FileNotFoundError:
-            reason = _words("folder.vanished")
-        except OSError as exc:
-            reason = _words("folder.unlistable", detail=exc.strerror or type(exc).__name__)
+    try:
+        os.listdir(folder)
+        reason = _words("folder.unlisted")
+    except FileNotFoundError:
+        reason = _words("folder.vanished")
+    except PermissionError:
+        reason = _words("folder.denied")
+    except OSError as exc:
+        reason = _words("folder.unlistable", detail=exc.strerror or type(exc).__name__)
     return Finding("folder-unreadable", params={"folder": shown, "reason": reason})
 
 

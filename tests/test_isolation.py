@@ -6,6 +6,7 @@ workbooks plus one hostile file through `validate --json` as a subprocess, with 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -293,6 +294,7 @@ def test_document_types_and_entities_are_refused_wherever_they_hide(template_byt
     assert "over-long declarations" in _refusal(padded)
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_zip_directory_limits(template_bytes: bytes) -> None:
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(template_bytes)) as src, zipfile.ZipFile(out, "w") as dst:
@@ -478,24 +480,26 @@ def test_a_folder_that_cannot_be_listed_is_a_finding(tmp_path: Path, monkeypatch
     monkeypatch.setattr(os, "scandir", scandir)
     monkeypatch.setattr(os, "listdir", lambda path: scandir(path))
     assert discover([tmp_path]) == [tmp_path / "a.xlsx", inner]
+    assert discover(discover([tmp_path])) == [tmp_path / "a.xlsx", inner]
     file, report, problem = check_file(inner)
     assert report is None and problem is not None and problem.code == "folder-unreadable"
-    assert "Permission denied" in problem.message("en") and "sub" in problem.message("zh")
+    assert "permission denied" in problem.message("en") and "没有访问权限" in problem.message("zh")
 
 
 def test_nothing_named_like_a_workbook_is_skipped_silently(tmp_path: Path) -> None:
     real = tmp_path / "real"
     real.mkdir()
     _good(real / "x.xlsx", 3)
-    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)  # followed, each folder once
     (tmp_path / "broken.xlsx").symlink_to(tmp_path / "missing.xlsx")
     os.mkfifo(tmp_path / "pipe.xlsx")
     (tmp_path / ".hidden.xlsx").write_bytes(b"")
     (tmp_path / "~$lock.xlsx").write_bytes(b"")
     found = discover([tmp_path])
-    assert [p.name for p in found] == ["broken.xlsx", "link", "pipe.xlsx", "x.xlsx"]
-    codes = {Path(f).name: p.code for f, _, p in map(check_file, found[:3]) if p}
-    assert codes == {"broken.xlsx": "file-unreadable", "link": "folder-unreadable", "pipe.xlsx": "file-unreadable"}
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["broken.xlsx", "link/x.xlsx", "pipe.xlsx"]
+    assert discover(found) == found  # what the command line passes on is found again as it was
+    codes = {Path(f).name: p.code if p else None for f, _, p in map(check_file, found)}
+    assert codes == {"broken.xlsx": "file-unreadable", "x.xlsx": None, "pipe.xlsx": "file-unreadable"}
 
 
 def test_ordinary_damage_is_unreadable_not_an_internal_error(tmp_path: Path, template_bytes: bytes,
@@ -527,6 +531,24 @@ def test_ordinary_damage_is_unreadable_not_an_internal_error(tmp_path: Path, tem
     monkeypatch.setattr(read.CalamineWorkbook, "from_filelike", interrupted)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C still stops the run
         check_file(tmp_path / "panics.xls")
+
+
+# ------------------------------------------------------------------------------------------------
+# Fuzzing as a habit: a small seeded run of scripts/fuzz.py (README quotes a large one)
+
+
+def test_a_small_seeded_fuzz_run_has_no_batch_crash_and_no_internal_error(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("fuzz", ROOT / "scripts" / "fuzz.py")
+    assert spec is not None and spec.loader is not None
+    fuzz = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "fuzz", fuzz)  # the workers find its functions by name
+    spec.loader.exec_module(fuzz)
+    report = fuzz.run(200, batch=100, seed=3, workers=2, keep=tmp_path / "fuzz")
+    assert (report.files, report.batches) == (200, 2)
+    assert report.batch_crashes == [] and report.internal_errors == [] and report.timeouts == []
+    assert 0 < report.slowest_seconds < 10
+    assert report.codes.get("file-unreadable", 0) < 200 and len(report.codes) > 5  # damage of many kinds
 
 
 # ------------------------------------------------------------------------------------------------
