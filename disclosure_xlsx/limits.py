@@ -381,6 +381,27 @@ def _scan_xlsx(xml: bytes, part: str, archive: zipfile.ZipFile) -> int:
     """Every <row r>, <c r> (a cell without r counts on from the previous one, as readers do) and the
     <dimension ref> of one sheet must lie within the limits; returns the sheet's grid size.
 
+    Only the sheet's skeleton matters: without its cell values (`<v>` holds no tag) and value types,
+    the sheets of a batch made from one template are mostly the same bytes, so each skeleton is looked
+    at once.
+    """
+    skeleton = _TYPES.sub(b"", _VALUES.sub(b"", xml))
+    known = _SKELETONS.get(skeleton)
+    if known is None:
+        known = _scan_skeleton(skeleton, part, archive)
+        if len(_SKELETONS) > 256:
+            _SKELETONS.clear()
+        _SKELETONS[skeleton] = known
+    return known
+
+
+_VALUES, _TYPES = re.compile(rb"<v>[^<]*</v>"), re.compile(rb' t="[a-z]+"')  # hide no tag, no r attribute
+_SKELETONS: dict[bytes, int] = {}  # sheet skeletons within the limits → their grid size
+
+
+def _scan_skeleton(xml: bytes, part: str, archive: zipfile.ZipFile) -> int:
+    """`_scan_xlsx` on one skeleton.
+
     Office programs write every cell and row as `<c r="B5"` / `<row r="5"`, r first. When the sheet has
     only such cells and rows, and no other r attribute, the references are taken with two C-speed
     patterns and a few counts; anything else (prefixed tags, other quotes or spacing, character
@@ -485,6 +506,20 @@ def _scan_ods(xml: bytes, part: str, archive: zipfile.ZipFile) -> int:
     """Rows and cells that hold something must lie within the limits, repeats counted; returns the grid size
     of all tables. Empty repeats (LibreOffice ends every sheet with a million empty rows) cost a reader
     nothing and are not counted."""
+    skeleton = _ODS_VALUES.sub(b"", _ODS_TEXTS.sub(b"<text:p/>", xml))  # as for xlsx: values hide no tag
+    known = _SKELETONS.get(skeleton)
+    if known is None:
+        known = _scan_ods_skeleton(skeleton)
+        if len(_SKELETONS) > 256:
+            _SKELETONS.clear()
+        _SKELETONS[skeleton] = known
+    return known
+
+
+_ODS_TEXTS, _ODS_VALUES = re.compile(rb"<text:p>[^<]*</text:p>"), re.compile(rb' office:value="[^"<]*"')
+
+
+def _scan_ods_skeleton(xml: bytes) -> int:
     total = 0
     for name, far_row, far_col in _ods_tables(xml):
         if far_col >= MAX_SHEET_COLUMNS or far_row >= MAX_SHEET_ROWS:

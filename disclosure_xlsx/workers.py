@@ -13,6 +13,7 @@ will not abort on it, and a child costs one fork per call and ~0.1 ms per job.
 from __future__ import annotations
 
 import collections
+import faulthandler
 import multiprocessing
 import os
 import re
@@ -195,6 +196,7 @@ def _stop(pool: ProcessPool) -> None:
 def _init_worker(memory_limit: int | None, errors: str) -> None:
     """In each worker, before any job: the memory limit, and standard error into a file of its own (a
     library's panic message or abort note is kept for the outcome instead of reaching the user's screen)."""
+    faulthandler.disable()  # a crash is reported as the job's outcome, not dumped on the user's screen
     try:
         os.environ["RUST_BACKTRACE"] = "0"
         fd = os.open(os.path.join(errors, f"{os.getpid()}.err"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
