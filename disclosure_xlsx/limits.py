@@ -276,7 +276,7 @@ def _sheet_targets(info: zipfile.ZipInfo, raw: bytes, archive: zipfile.ZipFile) 
     if key not in _TARGETS:
         xml = _as_utf8(_inflate(raw, info, archive, info.file_size))
         _check_prolog(xml, info.filename)
-        found = set()
+        found: set[str] = set()
         for match in _RELATIONSHIP.finditer(xml):
             attrs = _attrs(match.group(1))
             if "sheet" in attrs.get("Type", "").lower() and attrs.get("Target"):
