@@ -159,41 +159,36 @@ def check_archive(data: bytes) -> zipfile.ZipFile | None:
         return None
     except ZIP_ERRORS as exc:
         raise DisclosureError(unreadable(_both("reason.damaged", detail=_detail(exc)))) from exc
-    try:
-        _check_directory(archive)
-        sheets = _sheet_parts(data, archive)
-        grid = 0
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            scan = sheets.get(info.filename)
-            raw = _compressed(data, info)
-            if scan is None:
-                key = (info.compress_type, info.file_size, raw)
-                if key not in _CLEAN_PARTS:  # a batch's workbooks share their template's other parts
-                    _check_prolog(_as_utf8(_inflate(raw, info, archive, _PROLOG_BYTES)), info.filename)
-                    if len(_CLEAN_PARTS) > 1024:
-                        _CLEAN_PARTS.clear()
-                    _CLEAN_PARTS[key] = None
-                continue
-            if info.file_size > MAX_SHEET_XML_BYTES:
-                raise DisclosureError(too_large(_both("size.sheet_xml", size=mib(info.file_size)),
-                                                _both("limit.bytes", size=mib(MAX_SHEET_XML_BYTES))))
+    _check_directory(archive)
+    sheets = _sheet_parts(data, archive)
+    grid = 0
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        scan = sheets.get(info.filename)
+        raw = _compressed(data, info)
+        if scan is None:
             key = (info.compress_type, info.file_size, raw)
-            if key not in _CLEAN_SHEETS:  # sheets without values (the narratives') repeat in a batch
-                xml = _as_utf8(_inflate(raw, info, archive, info.file_size))
-                _check_prolog(xml, info.filename)
-                if len(_CLEAN_SHEETS) > 1024:
-                    _CLEAN_SHEETS.clear()
-                _CLEAN_SHEETS[key] = scan(xml, info.filename, archive)
-            grid += _CLEAN_SHEETS[key]
-            if grid > MAX_GRID_CELLS:
-                raise DisclosureError(too_large(_both("size.grid", cells=grid),
-                                                _both("limit.grid", cells=MAX_GRID_CELLS)))
-    except DisclosureError:
-        raise
-    except ZIP_ERRORS as exc:
-        raise DisclosureError(unreadable(_both("reason.damaged", detail=_detail(exc)))) from exc
+            if key not in _CLEAN_PARTS:  # a batch's workbooks share their template's other parts
+                _check_prolog(_as_utf8(_inflate(raw, info, archive, _PROLOG_BYTES)), info.filename)
+                if len(_CLEAN_PARTS) > 1024:
+                    _CLEAN_PARTS.clear()
+                _CLEAN_PARTS[key] = None
+            continue
+        if info.file_size > MAX_SHEET_XML_BYTES:
+            raise DisclosureError(too_large(_both("size.sheet_xml", size=mib(info.file_size)),
+                                            _both("limit.bytes", size=mib(MAX_SHEET_XML_BYTES))))
+        sheet_key = (scan, info.compress_type, info.file_size, raw)
+        if sheet_key not in _CLEAN_SHEETS:  # sheets without values (the narratives') repeat in a batch
+            xml = _as_utf8(_inflate(raw, info, archive, info.file_size))
+            _check_prolog(xml, info.filename)
+            if len(_CLEAN_SHEETS) > 1024:
+                _CLEAN_SHEETS.clear()
+            _CLEAN_SHEETS[sheet_key] = scan(xml, info.filename, archive)
+        grid += _CLEAN_SHEETS[sheet_key]
+        if grid > MAX_GRID_CELLS:
+            raise DisclosureError(too_large(_both("size.grid", cells=grid),
+                                            _both("limit.grid", cells=MAX_GRID_CELLS)))
     return archive
 
 
@@ -218,14 +213,14 @@ def _check_directory(archive: zipfile.ZipFile) -> None:
 # Parts already seen without declarations, by their compressed bytes themselves (not a checksum, which a
 # file could forge): identical bytes inflate to identical XML.
 _CLEAN_PARTS: dict[tuple[int, int, bytes], None] = {}
-_CLEAN_SHEETS: dict[tuple[int, int, bytes], int] = {}  # sheet parts within the limits → their grid size
+_CLEAN_SHEETS: dict[tuple[object, int, int, bytes], int] = {}  # sheet parts within the limits → grid size
 
 
 def _compressed(data: bytes, info: zipfile.ZipInfo) -> bytes:
     """A part's bytes as stored, found from its local header as every zip reader finds them."""
     header = data[info.header_offset:info.header_offset + 30]
     if len(header) < 30 or header[:4] != b"PK\x03\x04" or info.flag_bits & 0x1:
-        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+        raise DisclosureError(unreadable(_both("reason.damaged", detail=f"bad local header for {info.filename}")))
     name_length, extra_length = struct.unpack("<HH", header[26:30])
     start = info.header_offset + 30 + name_length + extra_length
     return data[start:start + info.compress_size]
@@ -235,15 +230,19 @@ def _inflate(raw: bytes, info: zipfile.ZipInfo, archive: zipfile.ZipFile, size: 
     """The first `size` bytes of a part (all of it when `size` is its size), inflated straight from its
     stored bytes: opening each part through zipfile costs more than looking at it. A part that inflates
     to more than the directory says is damage (zipfile and python-calamine refuse it too)."""
-    if info.compress_type == zipfile.ZIP_STORED:
-        out = raw[:size + 1]
-    elif info.compress_type == zipfile.ZIP_DEFLATED:
-        out = zlib.decompressobj(-15).decompress(raw, size + 1)
-    else:  # bzip2, lzma: rare; zipfile knows them
-        with archive.open(info) as part:
-            out = part.read(size + 1)
+    try:
+        if info.compress_type == zipfile.ZIP_STORED:
+            out = raw[:size + 1]
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            out = zlib.decompressobj(-15).decompress(raw, size + 1)
+        else:  # bzip2, lzma, or a method no reader knows: zipfile says which
+            with archive.open(info) as part:
+                out = part.read(size + 1)
+    except ZIP_ERRORS as exc:  # the part's damage, never a defect of ours
+        raise DisclosureError(unreadable(_both("reason.damaged", detail=_detail(exc)))) from exc
     if len(out) > info.file_size:
-        raise zipfile.BadZipFile(f"{info.filename} is larger than its directory entry says")
+        raise DisclosureError(unreadable(_both(
+            "reason.damaged", detail=f"{info.filename} is larger than its directory entry says")))
     return out[:size]
 
 
@@ -488,7 +487,7 @@ def _xlsx_sheet_name(archive: zipfile.ZipFile, part: str) -> str:
     try:
         rels = archive.read("xl/_rels/workbook.xml.rels")
         book = archive.read("xl/workbook.xml")
-    except ZIP_ERRORS:
+    except ZIP_ERRORS:  # only to name the sheet in the message: its part name will do
         return part
     ids = set()
     for match in _RELATIONSHIP.finditer(rels):
