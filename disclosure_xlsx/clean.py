@@ -81,7 +81,8 @@ def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
         body = raw.strip().lstrip("+-")
         number = body.replace(".", "", 1).isdigit()
         whole = body.split(".", 1)[0].lstrip("0")
-        return Parsed(None, (), "number-too-large" if number and len(whole) > len(str(MAX_ABS)) else "value-unparseable")
+        too_large = number and len(whole) > len(str(MAX_ABS))
+        return Parsed(None, (), "number-too-large" if too_large else "value-unparseable")
     rules: list[str] = []
     visible = "".join(c for c in raw if not (c.isspace() or c in _INVISIBLE))  # NBSP, U+3000, zero-width
     if visible != raw:

@@ -22,15 +22,14 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from .catalog import DisclosureError, Finding, bilingual, text
 from .layout import a1
 
-__all__ = ["ZIP_ERRORS", "FILE_TIMEOUT_SECONDS", "MAX_FILE_BYTES", "MAX_GRID_CELLS", "MAX_LABEL_CANDIDATES", "MAX_FUZZY_TEXTS",
-           "MAX_NUMBER_CHARS", "MAX_SHEET_COLUMNS", "MAX_SHEET_ROWS", "MAX_SHEET_XML_BYTES", "MAX_LABEL_CHARS",
-           "MAX_UNZIPPED_BYTES", "MAX_ZIP_MEMBERS", "WORKER_MEMORY_BYTES", "check_archive", "check_loaded_sheet",
-           "mib", "read_regular", "too_large", "unreadable"]
+__all__ = ["FILE_TIMEOUT_SECONDS", "MAX_FILE_BYTES", "MAX_FUZZY_TEXTS", "MAX_GRID_CELLS", "MAX_LABEL_CANDIDATES",
+           "MAX_LABEL_CHARS", "MAX_NUMBER_CHARS", "MAX_SHEET_COLUMNS", "MAX_SHEET_ROWS", "MAX_SHEET_XML_BYTES",
+           "MAX_UNZIPPED_BYTES", "MAX_ZIP_MEMBERS", "WORKER_MEMORY_BYTES", "ZIP_ERRORS", "check_archive",
+           "check_loaded_sheet", "mib", "read_regular", "too_large", "unreadable"]
 
 # What a file may be, checked before any reader runs.
 MAX_FILE_BYTES = 20 * 2**20  # a filled report is ~20 KB; anything this large is not one
@@ -597,11 +596,3 @@ def check_loaded_sheet(name: str, height: int, width: int) -> None:
         raise DisclosureError(too_large(_both("size.rows_loaded", sheet=name, rows=height), _sheet_limit()))
     if width > MAX_SHEET_COLUMNS:
         raise DisclosureError(too_large(_both("size.columns_loaded", sheet=name, columns=width), _sheet_limit()))
-
-
-def is_regular(path: Path) -> bool:
-    """Whether `path` is a regular file (following links), without opening it."""
-    try:
-        return stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return False

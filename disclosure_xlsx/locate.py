@@ -133,7 +133,7 @@ class LabelIndex:
     def _bare(self) -> dict[str, list[str]]:
         if self._by_bare is None:
             self._by_bare = {}
-            for pos, text in self.texts:
+            for _, text in self.texts:
                 folded = fold(text)
                 if folded:
                     self._by_bare.setdefault(_fold_bare(text), []).append(folded)

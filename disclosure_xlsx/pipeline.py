@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field

@@ -131,7 +131,8 @@ def _printed_format(fmt: Format, positions: Mapping[str, Position], sheets: Mapp
     Only the sheets that hold the format's tables are scanned; each distinct text is folded once.
     """
     tables = {positions[c.id].sheet for s in fmt.sections for c in fmt.section_cells(s.key)[:1]}
-    texts = {v for name in tables for row in sheets[name] for v in row if v.__class__ is str and len(v) <= MAX_LABEL_CHARS}
+    texts = {v for name in tables for row in sheets[name] for v in row
+             if v.__class__ is str and len(v) <= MAX_LABEL_CHARS}
     folded = {fold(t) for t in texts}
     for other in all_formats().values():
         shown = [s for s in other.signals if other.id != fmt.id and fold(s) in folded and s not in fmt.signals]

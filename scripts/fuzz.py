@@ -64,7 +64,8 @@ SNIPPETS = [
     '<x:c xmlns:x="urn:x" r="{ref}"><v>3</v></x:c>', '<dimension ref="A1:{ref}"/>', '<row r="{row}"/>',
     '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>',
     '<!ENTITY e SYSTEM "file:///etc/passwd">', "&e;", "<a>" * 2000 + "</a>" * 2000, "<c r=", '"', "<",
-    "\x00", "\ufeff", '<?xml version="1.0" encoding="UTF-16"?>', "<![CDATA[<c r=\"XFD1\">]]>", "<!-- <c r=\"XFD1\"> -->",
+    "\x00", "\ufeff", '<?xml version="1.0" encoding="UTF-16"?>', "<![CDATA[<c r=\"XFD1\">]]>",
+    "<!-- <c r=\"XFD1\"> -->",
     '<mergeCell ref="A1:{ref}"/>', '<definedName name="x">Sheet1!$A$1:${ref}</definedName>', '<f>SUM(A1:{ref})</f>',
     '<c r="B2" t="inlineStr"><is><t>{text}</t></is></c>', '<si><t>{text}</t></si>', '<v>{number}</v>',
     '<table:table-row table:number-rows-repeated="1048576"><table:table-cell office:value-type="float" '
@@ -115,7 +116,8 @@ def _zip(parts: list[tuple[str, bytes]]) -> bytes:
 
 
 def _snippet(rng: random.Random) -> str:
-    return rng.choice(SNIPPETS).format(ref=rng.choice(FAR), row=rng.choice(["1048576", "5001", "0", "-3", "x", "70000"]),
+    rows = ["1048576", "5001", "0", "-3", "x", "70000"]
+    return rng.choice(SNIPPETS).format(ref=rng.choice(FAR), row=rng.choice(rows),
                                        text=rng.choice(TEXTS)[:50_000].replace("<", "&lt;"), number=rng.choice(NUMBERS))
 
 
@@ -183,7 +185,8 @@ def _xml_mutation(xml: bytes, rng: random.Random) -> bytes:
     ends = [m.end() for m in re.finditer(rb">", xml[:200_000])]
     at = rng.choice(ends) if ends and rng.random() < 0.8 else rng.randrange(len(xml) + 1)  # mostly between tags
     if choice < 0.55:
-        return xml[:at] + "".join(_snippet(rng) for _ in range(rng.randint(1, 3))).encode("utf-8", "surrogatepass") + xml[at:]
+        snippets = "".join(_snippet(rng) for _ in range(rng.randint(1, 3)))
+        return xml[:at] + snippets.encode("utf-8", "surrogatepass") + xml[at:]
     if choice < 0.7:
         return xml[:at] + xml[at + rng.randint(1, 500):]
     if choice < 0.8:
