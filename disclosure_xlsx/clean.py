@@ -20,6 +20,7 @@ from typing import Any
 from .catalog import CellRef, Cleaning, Finding, phrase, where
 from .formats import Cell, Format, format_for_year, notation
 from .layout import standard_where
+from .limits import MAX_NUMBER_CHARS
 from .read import RawReport
 
 __all__ = ["MAX_ABS", "CleanReport", "Cover", "Parsed", "cell_where", "clean_cover_text", "clean_report",
@@ -74,6 +75,12 @@ def clean_value(raw: object, cell: Cell, *, unit_stated: bool) -> Parsed:
 
 
 def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
+    if len(raw) > MAX_NUMBER_CHARS:  # bounded before any cleaning or Decimal (a million digits overflows)
+        body = raw.strip().lstrip("+-")
+        digits = body.replace(".", "", 1).isdigit()
+        whole = body.split(".", 1)[0].lstrip("0")
+        too_large = digits and len(whole) > len(str(MAX_ABS))
+        return Parsed(None, (), "number-too-large" if too_large else "value-unparseable")
     rules: list[str] = []
     visible = "".join(c for c in raw if not (c.isspace() or c in _INVISIBLE))  # NBSP, U+3000, zero-width
     if visible != raw:
@@ -278,7 +285,8 @@ def _raw_text(raw: object) -> str:
         return str(int(raw))
     if isinstance(raw, dt.date | dt.time):
         return raw.isoformat()
-    return str(raw)
+    text = str(raw)
+    return text if len(text) <= MAX_NUMBER_CHARS else text[:MAX_NUMBER_CHARS] + "\u2026"  # a message stays short
 
 
 def _cover(fmt: Format, raw: RawReport, findings: list[Finding], cleaning: list[Cleaning]) -> Cover:

@@ -31,17 +31,13 @@ from typing import Any
 
 from .catalog import LANGS, Finding, bilingual, phrase, text, text_list
 from .formats import Format, Narrative, Section, all_formats
+from .limits import (MAX_DOCUMENT_XML_BYTES, MAX_PDF_INFLATED_BYTES, MAX_PDF_PAGES, MAX_TABLE_COLUMNS,
+                     MAX_TABLE_ROWS)
 from .locate import Grid, Located, fold, matches
 
-__all__ = ["MAX_INFLATED_BYTES", "MAX_PDF_PAGES", "MAX_TABLE_COLS", "MAX_TABLE_ROWS", "MAX_XML_BYTES", "SUFFIXES",
-           "Document", "read_document", "unaligned_tables"]
+__all__ = ["SUFFIXES", "Document", "read_document", "unaligned_tables"]
 
 SUFFIXES = (".docx", ".html", ".htm", ".txt", ".pdf")
-MAX_XML_BYTES = 20 * 2**20  # a report's word/document.xml is ~0.1–0.5 MB
-MAX_PDF_PAGES = 200  # a report prints on 5–15 pages
-MAX_INFLATED_BYTES = 100 * 2**20  # a PDF's streams, inflated: as a workbook's unzipped size
-MAX_TABLE_ROWS = 5_000  # as for a workbook sheet; a report table has < 40 rows
-MAX_TABLE_COLS = 200  # a report table has ≤ 15 columns (HTML allows colspan up to 1000)
 _NUMBER = re.compile(r"[-+]?\d+(\.\d+)?")  # a plain number, as a spreadsheet would hold it
 _VALUE = re.compile(r"[-+]?[\d.,]*\d[\d.,]*\w{0,2}")  # a number, maybe with a unit (件, 万元): not a label
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # what HTML collapses; NBSP is kept, as a browser shows it
@@ -390,9 +386,9 @@ def _docx(path: Path) -> tuple[list[Item], str | None]:
             size = max((i.file_size for i in archive.infolist() if i.filename.endswith(".xml")), default=0)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise _unreadable("doc", exc) from exc
-    if size > MAX_XML_BYTES:
+    if size > MAX_DOCUMENT_XML_BYTES:
         raise _error(Finding("file-too-large", params={
-            "size": _both("documents.reason.xml_too_large", size=_mib(size)), "limit": _mib(MAX_XML_BYTES)}))
+            "size": _both("documents.reason.xml_too_large", size=_mib(size)), "limit": _mib(MAX_DOCUMENT_XML_BYTES)}))
     try:
         import docx
 
@@ -471,7 +467,7 @@ def _docx_grid(tbl: Any) -> list[list[object]]:
             continued = prop(tc, "tcPr", "vMerge") == "continue"  # <w:vMerge/> without a value continues
             cell = "" if continued else "\n".join(str(p.text) for p in tc.findall(names["p"]))
             row += [cell] + [""] * (span - 1)
-        if len(row) > MAX_TABLE_COLS or len(rows) >= MAX_TABLE_ROWS:
+        if len(row) > MAX_TABLE_COLUMNS or len(rows) >= MAX_TABLE_ROWS:
             raise _too_large(len(trs), len(row))
         rows.append(row)
     return _square(rows)
@@ -639,7 +635,7 @@ def _html_grid(table: Any) -> list[list[object]]:
             cols = _span(td.get("colspan"), 1000)
             rows = min(_span(td.get("rowspan"), 65534), len(trs) - r)
             area += rows * cols
-            if col + cols > MAX_TABLE_COLS or area > MAX_TABLE_ROWS * MAX_TABLE_COLS:  # spans that claim too much
+            if col + cols > MAX_TABLE_COLUMNS or area > MAX_TABLE_ROWS * MAX_TABLE_COLUMNS:  # spans that claim too much
                 raise _too_large(len(trs), col + cols)
             for rr in range(r, r + rows):
                 taken[rr].update(range(col, col + cols))
@@ -737,7 +733,7 @@ def _txt_grid(rows: list[list[str]]) -> list[list[object]]:
     of filled cells below sits under one cell of this row (split evenly when this row has more cells).
     """
     width = max(len(r) for r in rows)
-    if width > MAX_TABLE_COLS or len(rows) > MAX_TABLE_ROWS:
+    if width > MAX_TABLE_COLUMNS or len(rows) > MAX_TABLE_ROWS:
         raise _too_large(len(rows), width)
     layouts: list[list[tuple[int, int]]] = [[] for _ in rows]
     for i in range(len(rows) - 1, -1, -1):
@@ -790,10 +786,10 @@ def _over(count: int, below: Sequence[str], layout: Sequence[tuple[int, int]], w
 
 
 def _pdf(path: Path) -> list[Item]:
-    inflated = _pdf_inflated(path.read_bytes(), MAX_INFLATED_BYTES)
-    if inflated > MAX_INFLATED_BYTES:
+    inflated = _pdf_inflated(path.read_bytes(), MAX_PDF_INFLATED_BYTES)
+    if inflated > MAX_PDF_INFLATED_BYTES:
         raise _error(Finding("file-too-large", params={
-            "size": _both("documents.reason.inflated", size=_mib(inflated)), "limit": _mib(MAX_INFLATED_BYTES)}))
+            "size": _both("documents.reason.inflated", size=_mib(inflated)), "limit": _mib(MAX_PDF_INFLATED_BYTES)}))
     try:
         import pdfplumber
 
@@ -858,7 +854,7 @@ def _pdf_page(page: Any) -> list[Item]:
 def _pdf_grid(rows: list[list[str | None]]) -> list[list[object]]:
     """pdfplumber's table: None where a merged cell covers the position, as a workbook's ""."""
     grid: list[list[object]] = [[cell or "" for cell in row] for row in rows]
-    if len(grid) > MAX_TABLE_ROWS or any(len(r) > MAX_TABLE_COLS for r in grid):
+    if len(grid) > MAX_TABLE_ROWS or any(len(r) > MAX_TABLE_COLUMNS for r in grid):
         raise _too_large(len(grid), max(len(r) for r in grid))
     return _square(grid)
 
@@ -909,7 +905,7 @@ def _unreadable(kind: str, exc: BaseException) -> Exception:
 def _too_large(rows: int, cols: int) -> Exception:
     return _error(Finding("file-too-large", params={
         "size": _both("documents.reason.table_size", rows=rows, cols=cols),
-        "limit": _both("documents.reason.table_limit", rows=MAX_TABLE_ROWS, cols=MAX_TABLE_COLS)}))
+        "limit": _both("documents.reason.table_limit", rows=MAX_TABLE_ROWS, cols=MAX_TABLE_COLUMNS)}))
 
 
 def _both(key: str, **params: object) -> dict[str, str]:

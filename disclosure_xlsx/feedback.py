@@ -95,7 +95,7 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, pro
             source = Path(workbook.file)
             suffix = ".xlsm" if source.suffix.lower() == ".xlsm" else ".xlsx"
             target = folder / f"{safe_name(source.stem)}{text('feedback.annotated_suffix')}{suffix}"
-            copies.append((workbook.file, workbook.report.format_id, workbook.findings, workbook.cleaning, target))
+            copies.append((workbook.report.file, workbook.report.format_id, workbook.findings, workbook.cleaning, target))
     _annotate_all(copies, workers)
     if progress:
         progress(total, total)

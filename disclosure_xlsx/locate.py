@@ -22,6 +22,7 @@ from .catalog import CellRef, Finding, bilingual, number_text
 from .catalog import text as words  # `text` is a label here
 from .formats import Format, Node, Section
 from .layout import a1
+from .limits import MAX_FUZZY_TEXTS, MAX_LABEL_CANDIDATES, MAX_LABEL_CHARS
 
 __all__ = ["Grid", "Position", "Located", "LabelIndex", "detect_format", "dropped_run", "fold", "locate_cells",
            "matches"]
@@ -85,7 +86,12 @@ class Located:
 
 
 class LabelIndex:
-    """Every text cell of a workbook, folded once, for label look-ups."""
+    """Every text cell of a workbook short enough to be a label, folded once, for label look-ups.
+
+    A look-up costs at most one pass over the workbook's distinct texts per label, however many cells
+    repeat a label or resemble one (`find` is memoised; typos are sought among at most MAX_FUZZY_TEXTS
+    distinct texts of about the label's length).
+    """
 
     def __init__(self, sheets: Mapping[str, Grid]) -> None:
         self.sheets = sheets
@@ -94,10 +100,13 @@ class LabelIndex:
         for name, grid in sheets.items():
             for r, row in enumerate(grid):
                 for c, value in enumerate(row):
-                    if isinstance(value, str) and value.strip():
+                    if isinstance(value, str) and value.strip() and len(value) <= MAX_LABEL_CHARS:
                         pos = Position(name, r, c)
                         self.texts.append((pos, value))
                         self.by_fold.setdefault(fold(value), []).append(pos)
+        self._found: dict[tuple[str, tuple[str, ...]], list[tuple[Position, bool]]] = {}
+        self._by_length: dict[int, list[str]] | None = None
+        self._by_bare: dict[str, list[str]] | None = None
 
     def text(self, pos: Position) -> str:
         value = self.sheets[pos.sheet][pos.row][pos.col]
@@ -105,18 +114,54 @@ class LabelIndex:
 
     def find(self, label: str, aliases: Iterable[str] = ()) -> list[tuple[Position, bool]]:
         """Cells showing `label`: (position, exact) pairs, exact ones first."""
+        key = (label, tuple(aliases))
+        if key not in self._found:
+            self._found[key] = self._find(label, key[1])
+        return self._found[key]
+
+    def _find(self, label: str, aliases: tuple[str, ...]) -> list[tuple[Position, bool]]:
         exact = [(p, True) for p in self.by_fold.get(fold(label), [])]
         if exact:
             return exact
         out = [(p, False) for alias in aliases for p in self.by_fold.get(fold(alias), [])]
         if out:
             return out
-        return [(pos, False) for pos, text in self.texts if matches(text, label) == "variant"]
+        # what `matches(text, label) == "variant"` accepts: the label with a gloss added, or a typo
+        variants = set(self._bare().get(_fold_bare(label), [])) if _fold_bare(label) else set()
+        target = fold(label)
+        if len(target) >= FUZZY_MIN_LENGTH:
+            pool = [t for n in range(len(target) - 2, len(target) + 3) for t in self._lengths().get(n, [])]
+            variants.update(t for t in pool[:MAX_FUZZY_TEXTS] if t != target and _similar(t, target))
+        return [(pos, False) for pos, text in self.texts if fold(text) in variants] if variants else []
+
+    def _lengths(self) -> dict[int, list[str]]:
+        if self._by_length is None:
+            self._by_length = {}
+            for folded in self.by_fold:
+                self._by_length.setdefault(len(folded), []).append(folded)
+        return self._by_length
+
+    def _bare(self) -> dict[str, list[str]]:
+        if self._by_bare is None:
+            self._by_bare = {}
+            for _, text in self.texts:
+                folded = fold(text)
+                if folded:
+                    self._by_bare.setdefault(_fold_bare(text), []).append(folded)
+        return self._by_bare
+
+
+def _similar(folded: str, target: str) -> bool:
+    """A near-miss typo (spec §11.2 E4, E5); the cheap upper bound first, the same answer as `ratio()`."""
+    matcher = difflib.SequenceMatcher(None, folded, target)
+    return matcher.quick_ratio() >= FUZZY_RATIO and matcher.ratio() >= FUZZY_RATIO
 
 
 def matches(text: str, label: str, aliases: Iterable[str] = ()) -> str | None:
     """"exact" when `text` is `label` up to whitespace and punctuation, "variant" for an alias, an
-    added parenthetical or a near-miss typo, else None."""
+    added parenthetical or a near-miss typo, else None. A text longer than any label is none."""
+    if len(text) > MAX_LABEL_CHARS:
+        return None
     folded = fold(text)
     if not folded:
         return None
@@ -128,8 +173,7 @@ def matches(text: str, label: str, aliases: Iterable[str] = ()) -> str | None:
     if bare and _fold_bare(text) == bare:
         return "variant"
     target = fold(label)
-    if len(target) >= FUZZY_MIN_LENGTH and abs(len(folded) - len(target)) <= 2 \
-            and difflib.SequenceMatcher(None, folded, target).ratio() >= FUZZY_RATIO:
+    if len(target) >= FUZZY_MIN_LENGTH and abs(len(folded) - len(target)) <= 2 and _similar(folded, target):
         return "variant"
     if dropped_run(folded, target):
         return "variant"
@@ -191,11 +235,18 @@ def _grid(fmt: Format, section: Section, index: LabelIndex, found: Located) -> N
     leaves = section.leaves("columns")
     depth = section.depth("columns")
     header = None
-    for start, exact0 in index.find(leaves[0].label, leaves[0].aliases):
+    # each later leaf's cells by (sheet, column): a candidate start looks up only its own next columns
+    later = []
+    for leaf in leaves[1:]:
+        by_column: dict[tuple[str, int], list[tuple[Position, bool]]] = {}
+        for pos, exact in index.find(leaf.label, leaf.aliases):
+            by_column.setdefault((pos.sheet, pos.col), []).append((pos, exact))
+        later.append(by_column)
+    for start, exact0 in index.find(leaves[0].label, leaves[0].aliases)[:MAX_LABEL_CANDIDATES]:
         cols = [(start, exact0)]
-        for i, leaf in enumerate(leaves[1:], 1):
-            near = [(p, e) for p, e in index.find(leaf.label, leaf.aliases)
-                    if p.sheet == start.sheet and p.col == start.col + i and abs(p.row - start.row) <= depth]
+        for i, by_column in enumerate(later, 1):
+            near = [(p, e) for p, e in by_column.get((start.sheet, start.col + i), [])
+                    if abs(p.row - start.row) <= depth]
             if not near:
                 break
             cols.append(near[0])
@@ -298,7 +349,7 @@ def _blocks(fmt: Format, section: Section, index: LabelIndex, found: Located) ->
     for block in section.blocks:
         columns = [c for c in section.columns if block.key in c.blocks]
         rows = [r for r in section.rows if r.block == block.key]
-        for caption_pos, caption_exact in index.find(block.caption):
+        for caption_pos, caption_exact in index.find(block.caption)[:MAX_LABEL_CANDIDATES]:
             located = _block_at(section, block.key, columns, rows, caption_pos, captions, index, found)
             if located:
                 _note(found, section, caption_pos, block.caption, caption_exact, index)

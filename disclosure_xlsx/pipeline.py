@@ -8,12 +8,10 @@ finding for that file and the batch goes on.
 from __future__ import annotations
 
 import importlib
-import multiprocessing
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, text
 from .clean import CleanReport, clean_report
 from .formats import Format
+from .limits import FILE_TIMEOUT_SECONDS, WORKER_MEMORY_BYTES, mib, too_large
 from .read import read_workbook
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .narrative import check_report
+from .workers import Outcome, run_isolated
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,20 +135,64 @@ def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ())
 
     Office lock files (`~$x.xlsx`), hidden files and anything under `exclude` (the output folder)
     are skipped; each file is listed once, sorted within each folder so that a batch is processed in
-    the same order every time.
+    the same order every time. Nothing else is left out silently: a folder that cannot be listed is
+    listed itself, and so is anything named like a workbook that is no regular file (a pipe, a device, a
+    broken link), so that `check_file` reports each. Links to folders are followed. Names are kept as
+    the file system gives them (undecodable bytes as surrogates: `os.fsencode` gives them back).
     """
     skip = [Path(p).resolve() for p in exclude]
     found: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                relative = child.relative_to(path).parts
-                if child.is_file() and child.suffix.lower() in FOLDER_EXTENSIONS and not _skipped(relative) \
-                        and not any(child.resolve().is_relative_to(s) for s in skip):
-                    found.setdefault(child, None)
+            for item in _walk(path, skip):
+                found.setdefault(item, None)
         elif not _skipped((path.name,)):
             found.setdefault(path, None)
     return list(found)
+
+
+def _walk(root: Path, skip: Sequence[Path]) -> Iterator[Path]:
+    """Depth first, each folder's entries sorted by name (the order of sorting the whole paths). Links
+    to folders are followed, each folder once (a link back up is not a loop)."""
+    seen: set[tuple[int, int]] = set()
+    stack: list[Iterator[os.DirEntry[str]] | Path] = [root]
+    while stack:
+        top = stack.pop()
+        if isinstance(top, Path):
+            try:
+                info = top.stat()
+                if (info.st_dev, info.st_ino) in seen:
+                    continue
+                seen.add((info.st_dev, info.st_ino))
+                with os.scandir(top) as listing:
+                    entries = sorted(listing, key=lambda e: e.name)
+            except OSError:
+                yield top  # check_file says why it cannot be listed
+                continue
+            stack.append(iter(entries))
+            continue
+        entry = next(top, None)
+        if entry is None:
+            continue
+        stack.append(top)
+        child = Path(entry.path)
+        if _skipped((entry.name,)) or any(_inside(child, s) for s in skip):
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            stack.append(child)
+        elif child.suffix.lower() in FOLDER_EXTENSIONS:
+            yield child
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    try:
+        return child.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):
+        return False
 
 
 def _skipped(parts: Sequence[str]) -> bool:
@@ -157,23 +201,98 @@ def _skipped(parts: Sequence[str]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """What reading and cleaning one file gave: its cleaned report, or the finding that stopped it."""
+    """What reading and cleaning one file gave: its cleaned report, or the finding that stopped it.
+    `file` is the name shown to people (`shown_name`); the report keeps the path it was read from."""
 
     file: str
     report: CleanReport | None
     problem: Finding | None = None
 
 
-def check_file(path: str | Path) -> Checked:
-    """Read and clean one file; never raises for a bad file (it becomes the returned finding)."""
-    file = str(path)
+def shown_name(path: str | Path) -> str:
+    """A path as people can read it. A name the file system gives as undecodable bytes (GBK from a
+    Windows zip unpacked on Linux) is decoded as GB18030, part by part, else with replacement marks;
+    the path itself (for opening) is kept by whoever holds it."""
+    text_ = str(path)
     try:
+        text_.encode("utf-8")
+        return text_
+    except UnicodeEncodeError:
+        pass
+    parts = []
+    for part in text_.split(os.sep):
+        try:
+            part.encode("utf-8")
+            parts.append(part)
+        except UnicodeEncodeError:
+            raw = os.fsencode(part)
+            try:
+                parts.append(raw.decode("gb18030"))
+            except UnicodeDecodeError:
+                parts.append(raw.decode("utf-8", "replace"))
+    return os.sep.join(parts)
+
+
+def check_file(path: str | Path) -> Checked:
+    """Read and clean one file; never raises for a bad file (it becomes the returned finding).
+
+    A folder (one `discover` could not list) gives `folder-unreadable`. Damage to the file is
+    `file-unreadable`, running out of memory `file-too-large`; `internal-error` is left for a defect of
+    this tool.
+    """
+    file = shown_name(path)
+    try:
+        if os.path.isdir(path):
+            return Checked(file, None, _folder_finding(Path(path), file))
         return Checked(file, clean_report(read_workbook(path)))
     except DisclosureError as exc:
         return Checked(file, None, exc.finding)
-    except Exception as exc:  # a file that breaks the reader must not stop the batch; it is reported
+    except MemoryError:
+        return Checked(file, None, _memory_finding(""))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a file that breaks the reader must not stop the batch; it is reported
         reason = f"{type(exc).__name__}: {str(exc)[:160]}"
         return Checked(file, None, Finding("internal-error", params={"reason": bilingual(reason, reason)}))
+
+
+def _folder_finding(folder: Path, shown: str) -> Finding:
+    try:
+        os.listdir(folder)
+        reason = _words("folder.unlisted")
+    except FileNotFoundError:
+        reason = _words("folder.vanished")
+    except PermissionError:
+        reason = _words("folder.denied")
+    except OSError as exc:
+        reason = _words("folder.unlistable", detail=exc.strerror or type(exc).__name__)
+    return Finding("folder-unreadable", params={"folder": shown, "reason": reason})
+
+
+def _words(key: str, **params: object) -> dict[str, str]:
+    return bilingual(text(f"pipeline.{key}", "zh", **params), text(f"pipeline.{key}", "en", **params))
+
+
+def _memory_finding(detail: str) -> Finding:
+    """file-too-large for a file whose reading ran out of memory (the worker's limit, or the machine's)."""
+    size = f"{int(detail.split()[2]) / 2**30:.1f} GiB" if detail.startswith("allocation of ") else ""
+    return too_large(_limit_words("size.memory", size=size or mib(WORKER_MEMORY_BYTES)),
+                     _limit_words("limit.memory", size=mib(WORKER_MEMORY_BYTES)))
+
+
+def _limit_words(key: str, **params: object) -> dict[str, str]:
+    return bilingual(text(f"limits.{key}", "zh", **params), text(f"limits.{key}", "en", **params))
+
+
+def _isolation_finding(outcome: Outcome[Any]) -> Finding:
+    """What the county reads for a file whose worker crashed, ran out of memory, hung, or failed."""
+    if outcome.failure == "memory":
+        return _memory_finding(outcome.detail)
+    if outcome.failure == "timeout":
+        return Finding("file-timeout", params={"seconds": f"{FILE_TIMEOUT_SECONDS:g}"})
+    if outcome.failure == "crashed":
+        return Finding("file-reader-crashed", params={"reason": bilingual(outcome.detail, outcome.detail)})
+    return Finding("internal-error", params={"reason": bilingual(outcome.detail, outcome.detail)})
 
 
 def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
@@ -282,21 +401,22 @@ def duplicate_groups(workbooks: Sequence[WorkbookResult]) -> list[list[WorkbookR
 
 
 def _read_all(files: list[Path], workers: int | None, progress: Progress | None) -> Iterator[Checked]:
-    workers = workers or os.cpu_count() or 1
-    total = len(files)
-    if workers <= 1 or total < 2 * workers:
-        for done, path in enumerate(files, 1):
-            yield check_file(path)
-            if progress:
-                progress(done, total)
-        return
-    chunk = max(1, min(64, total // (workers * 4)))
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        results = pool.map(check_file, files, chunksize=chunk)  # submits every file: the workers now exist
-        # While the workers read, load pandas and pandera (about a second) for the validation that follows.
-        threading.Thread(target=importlib.import_module, args=(f"{__package__}.validate",), daemon=True).start()
-        for done, result in enumerate(results, 1):
-            yield result
-            if progress:
-                progress(done, total)
+    """`check_file` for every file in worker processes (workers.py), so that a reader that aborts, runs
+    out of memory or hangs costs only its file: one finding, and the batch goes on. Always in workers,
+    even with `workers=1` (no look at a file beforehand can prove that a reader will not abort on it)."""
+    importing: list[threading.Thread] = []
+
+    def done(count: int, total: int) -> None:
+        if not importing:  # the workers exist now: load pandas and pandera meanwhile, for the validation
+            importing.append(threading.Thread(target=importlib.import_module, args=(f"{__package__}.validate",),
+                                              daemon=True))
+            importing[0].start()
+        if progress:
+            progress(count, total)
+
+    for outcome in run_isolated(check_file, files, workers=workers, timeout=FILE_TIMEOUT_SECONDS,
+                                memory_limit=WORKER_MEMORY_BYTES, on_done=done):
+        if outcome.value is not None:
+            yield outcome.value
+        else:
+            yield Checked(shown_name(files[outcome.index]), None, _isolation_finding(outcome))

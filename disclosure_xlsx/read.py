@@ -11,34 +11,33 @@ finding for that file; nothing here crashes a batch.
 from __future__ import annotations
 
 import html
+import io
 import re
 import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from python_calamine import CalamineWorkbook
+from python_calamine import CalamineWorkbook, PasswordError
 
 from .catalog import CellRef, DisclosureError, Finding, phrase
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .documents import read_document, unaligned_tables
 from .formats import Format, all_formats, get_format
 from .layout import a1
+from .limits import MAX_LABEL_CHARS, ZIP_ERRORS, check_archive, check_loaded_sheet, read_regular
 from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells, matches
 
-__all__ = ["MAX_FILE_BYTES", "MAX_UNZIPPED_BYTES", "RawReport", "ReadPlan", "read_workbook"]
+__all__ = ["RawReport", "ReadPlan", "read_workbook"]
 
-MAX_FILE_BYTES = 20 * 2**20  # a filled report is ~20 KB; anything this large is not one
-MAX_UNZIPPED_BYTES = 100 * 2**20  # refuses zip bombs before any XML is inflated
-MAX_SHEET_ROWS = 5_000  # a report sheet has < 60 rows; a sheet with a million rows is refused
-MAX_SHEET_XML_BYTES = 10 * 2**20  # a report sheet's XML is ~60 KB; a million rows is 15 MB or more
 _NAME_XML = re.compile(r'<definedName\b([^>]*)>([^<]*)</definedName>')
 _ODS_NAME = re.compile(r"<table:named-range\b([^>]*)/?>")
 _ATTR = re.compile(r'([\w:.-]+)="([^"]*)"')
 _A1 = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the compound-file signature (.xls, encrypted .xlsx)
+_ENCRYPTED = "EncryptionInfo".encode("utf-16-le")  # the stream an encrypted OOXML package keeps its key in
 
 
 @dataclass
@@ -71,15 +70,21 @@ def read_workbook(path: str | Path) -> RawReport:
         DisclosureError: the file is not a readable workbook, too large, or holds no report.
     """
     path = Path(path)
-    block = _inspect(path)
+    data, block, is_zip = _inspect(path)
     if path.suffix.lower() in DOCUMENT_SUFFIXES:  # a published report (documents.py), after the size limits
         return _read_document(path)
+    if data.startswith(_OLE) and _ENCRYPTED in data:  # an encrypted .xlsx is an OLE file: calamine
+        raise DisclosureError(_unreadable(path, PasswordError("encrypted")))  # sees its content, not its name
     try:
-        workbook = CalamineWorkbook.from_path(str(path))
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
         sheets = _sheets(workbook)
     except DisclosureError:
         raise
-    except Exception as exc:  # calamine raises many kinds (zip, xml, password, io): all mean unreadable
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:  # calamine raises many kinds (zip, xml, password, io), and panics
+        if is_zip and "Cannot detect file format" in str(exc):  # (pyo3's PanicException is no Exception)
+            exc = zipfile.BadZipFile(str(exc))  # a zip none of calamine's readers takes: a damaged workbook
         raise DisclosureError(_unreadable(path, exc)) from exc
     findings: list[Finding] = []
     plan = _named_plan(block, path.suffix.lower() == ".ods", frozenset(sheets), sheets) if block else None
@@ -131,7 +136,8 @@ def _printed_format(fmt: Format, positions: Mapping[str, Position], sheets: Mapp
     Only the sheets that hold the format's tables are scanned; each distinct text is folded once.
     """
     tables = {positions[c.id].sheet for s in fmt.sections for c in fmt.section_cells(s.key)[:1]}
-    texts = {v for name in tables for row in sheets[name] for v in row if v.__class__ is str}
+    texts = {v for name in tables for row in sheets[name] for v in row
+             if v.__class__ is str and len(v) <= MAX_LABEL_CHARS}
     folded = {fold(t) for t in texts}
     for other in all_formats().values():
         shown = [s for s in other.signals if other.id != fmt.id and fold(s) in folded and s not in fmt.signals]
@@ -151,8 +157,10 @@ def _fields_from_title(fmt: Format, index: LabelIndex, report: RawReport) -> Non
     report_name = fold(fmt.words.report_name)
     pattern = re.compile(fmt.words.title_pattern)
     for pos, text in index.texts:
-        found = pattern.match("".join(text.split()))
-        if found and report_name in fold(text):
+        if len(text) > MAX_LABEL_CHARS or report_name not in fold(text):  # a title line is short: bounded work
+            continue
+        found = _title_match(pattern, "".join(text.split()))
+        if found:
             ref = _cell_ref(f"title:{pos.sheet}:{pos.row}:{pos.col}", pos)
             body = found.group("before") or found.group("after") or None
             if report.raw.get(office) in (None, "") and body:
@@ -162,6 +170,12 @@ def _fields_from_title(fmt: Format, index: LabelIndex, report: RawReport) -> Non
                 report.raw[year] = found.group("year")
                 report.where[year] = CellRef(year, ref.sheet, ref.ref)
             return
+
+
+def _title_match(pattern: re.Pattern[str], folded: str) -> re.Match[str] | None:
+    """The title pattern on a text of at most MAX_LABEL_CHARS characters (its lazy groups make the match
+    quadratic in the length, hence the bound)."""
+    return pattern.match(folded)
 
 
 def _report(path: Path, fmt: Format, located_by: str, positions: dict[str, Position],
@@ -180,40 +194,19 @@ def _cell_ref(key: str, pos: Position) -> CellRef:
     return CellRef(key, pos.sheet, a1(pos.row, pos.col))
 
 
-def _inspect(path: Path) -> str | None:
-    """Refuse files too large to be a report before anything is inflated; return the names XML.
-
-    Limits, all read from the zip directory: the file itself, everything it unzips to (zip bombs) and
-    each sheet's XML (a sheet with a million used rows); the rows of each sheet are checked again as
-    calamine loads it. Returns the defined-names XML block of an .xlsx/.xlsm/.ods, or None.
-    """
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise DisclosureError(_too_large(_mib(size), _mib(MAX_FILE_BYTES)))
+def _inspect(path: Path) -> tuple[bytes, str | None, bool]:
+    """The file's bytes, once every limit of `limits.py` holds, the defined-names XML block of an
+    .xlsx/.xlsm/.ods (None otherwise), and whether it is a zip. Every reader works on these bytes, not on
+    the path."""
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        return None  # not a zip: a .xls (OLE), or no workbook at all; calamine will tell
-    except OSError as exc:
-        raise DisclosureError(_unreadable(path, exc)) from exc
-    try:
+        data = read_regular(path)
+        archive = check_archive(data)
+        if archive is None:
+            return data, None, False  # not a zip: a .xls (OLE), or no workbook at all; calamine will tell
         with archive:
-            infos = archive.infolist()
-            unzipped = sum(info.file_size for info in infos)
-            if unzipped > MAX_UNZIPPED_BYTES:
-                raise DisclosureError(_too_large(phrase("read.too_large.unzipped", size=_mib(unzipped)),
-                                                 _mib(MAX_UNZIPPED_BYTES)))
-            for info in infos:  # a million-row sheet is tens of MB of XML: refused from the directory
-                if info.filename.startswith("xl/worksheets/") and info.file_size > MAX_SHEET_XML_BYTES:
-                    raise DisclosureError(_too_large(phrase("read.too_large.sheet_data", size=_mib(info.file_size)),
-                                                     _mib(MAX_SHEET_XML_BYTES)))
-            return _names_block(archive, path.suffix.lower())
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            return data, _names_block(archive, path.suffix.lower()), True
+    except ZIP_ERRORS as exc:  # the names part could not be inflated: damage
         raise DisclosureError(_unreadable(path, exc)) from exc
-
-
-def _too_large(size: object, limit: object) -> Finding:
-    return Finding("file-too-large", params={"size": size, "limit": limit})
 
 
 _NAMES_XML = {".xlsx": ("xl/workbook.xml", "<definedNames", "</definedNames>"),
@@ -244,10 +237,6 @@ def _names_block(archive: zipfile.ZipFile, suffix: str) -> str | None:
     return _BLOCKS[key]
 
 
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
-
-
 def _unreadable(path: Path, exc: BaseException) -> Finding:
     kind = type(exc).__name__
     reason = kind if kind in _REASONS else "other"
@@ -262,9 +251,7 @@ def _sheets(workbook: CalamineWorkbook) -> dict[str, Grid]:
     out: dict[str, Grid] = {}
     for name in workbook.sheet_names:
         sheet = workbook.get_sheet_by_name(name)
-        if sheet.total_height > MAX_SHEET_ROWS:  # as declared by the sheet, before its rows are converted
-            raise DisclosureError(_too_large(phrase("read.too_large.sheet_rows", name=name, rows=sheet.total_height),
-                                             phrase("read.too_large.rows_limit", rows=MAX_SHEET_ROWS)))
+        check_loaded_sheet(name, sheet.total_height + 1, sheet.total_width + 1)  # before its cells are converted
         out[name] = sheet.to_python(skip_empty_area=False)
     return out
 

@@ -455,6 +455,55 @@ def _review(folder: Path) -> set[str]:
 
 SCENARIOS.update({code: _review for code in ("acceptance-file-invalid", "acceptance-invalid", "acceptance-unmatched",
                                               "acceptance-refused")})
+def _misbehaving(path: str | Path):  # type: ignore[no-untyped-def]
+    """A reader that aborts on one file and hangs on another (forked into the workers with the batch)."""
+    import os
+
+    from disclosure_xlsx.pipeline import check_file
+
+    if Path(path).name == "abort.xlsx":
+        os.abort()
+    if Path(path).name == "hang.xlsx":
+        while True:
+            pass
+    return check_file(path)
+
+
+def _isolated(folder: Path) -> set[str]:
+    from disclosure_xlsx import pipeline
+
+    _filled(folder / "abort.xlsx")
+    _filled(folder / "hang.xlsx")
+    real = (pipeline.check_file, pipeline.FILE_TIMEOUT_SECONDS)
+    pipeline.check_file, pipeline.FILE_TIMEOUT_SECONDS = _misbehaving, 1.0  # type: ignore[assignment]
+    try:
+        return {f.code for w in validate_paths([folder], workers=2).workbooks for f in w.findings}
+    finally:
+        pipeline.check_file, pipeline.FILE_TIMEOUT_SECONDS = real  # type: ignore[assignment]
+
+
+def _locked_folder(folder: Path) -> set[str]:
+    import os
+
+    from disclosure_xlsx.pipeline import check_file, discover
+
+    inner = folder / "sub"
+    _filled(inner / "b.xlsx")
+    real = os.scandir, os.listdir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if Path(path) == inner:
+            raise PermissionError(13, "Permission denied")
+        return real[0](path)
+
+    os.scandir, os.listdir = scandir, scandir  # type: ignore[assignment]
+    try:
+        return {c.problem.code for c in map(check_file, discover([folder])) if c.problem}
+    finally:
+        os.scandir, os.listdir = real
+
+
+SCENARIOS.update({"file-reader-crashed": _isolated, "file-timeout": _isolated, "folder-unreadable": _locked_folder})
 SCENARIOS["document-no-text"] = _scanned_pdf
 SCENARIOS["table-unaligned"] = _relabelled_page
 

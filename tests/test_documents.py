@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from disclosure_xlsx import documents as documents_module
-from disclosure_xlsx import read as read_module
+from disclosure_xlsx import limits as limits_module
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.documents import SUFFIXES, read_document
 from disclosure_xlsx.formats import Format, get_format
@@ -611,20 +611,20 @@ def test_limits_of_workbooks_apply_to_documents(tmp_path: Path, monkeypatch: pyt
     fmt = get_format("2021")
     word = write_docx(tmp_path / "r.docx", fmt, printed_values(fmt, report_values(fmt.id, 1)),
                       title=title_of(fmt, 2022), texts=TEXTS)
-    monkeypatch.setattr(read_module, "MAX_UNZIPPED_BYTES", 1000)  # a .docx is a zip: the zip-bomb check
+    monkeypatch.setattr(limits_module, "MAX_UNZIPPED_BYTES", 1000)  # a .docx is a zip: the zip-bomb check
     assert _code(word) == "file-too-large"
     monkeypatch.undo()
     with zipfile.ZipFile(tmp_path / "bomb.docx", "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("word/document.xml", b" " * (21 * 2**20))  # 21 MiB of XML, 20 KB zipped
+        archive.writestr("word/document.xml", b"<w:document>" + b" " * (21 * 2**20))  # 21 MiB of XML, 20 KB zipped
     assert _code(tmp_path / "bomb.docx") == "file-too-large"
     (tmp_path / "wide.html").write_text('<table><tr><td colspan="100000">一、总体情况</td></tr></table>', "utf-8")
     assert _code(tmp_path / "wide.html") == "file-too-large"
     bomb = zlib.compress(b"\0" * (3 * 2**20))  # a PDF stream inflating to 3 MiB, refused beyond 2 MiB
     head = f"%PDF-1.4\n1 0 obj\n<< /Length {len(bomb)} /Filter /FlateDecode >>\nstream\n".encode()
     (tmp_path / "bomb.pdf").write_bytes(head + bomb + b"\nendstream\nendobj\n%%EOF\n")
-    monkeypatch.setattr(documents_module, "MAX_INFLATED_BYTES", 2 * 2**20)
+    monkeypatch.setattr(documents_module, "MAX_PDF_INFLATED_BYTES", 2 * 2**20)
     assert _code(tmp_path / "bomb.pdf") == "file-too-large"
-    monkeypatch.setattr(read_module, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(limits_module, "MAX_FILE_BYTES", 100)
     assert _code(SEED_TEXT if SEED_TEXT.exists() else word) == "file-too-large"
 
 
