@@ -18,10 +18,9 @@ import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
-from .annotate import annotate_workbook
+from .annotate import AnnotationJob, AnnotationOutcome, annotate, copy_suffix
 from .catalog import Finding, number_text, status_text
 from .formats import current_format, get_format
 from .pipeline import BatchResult, WorkbookResult
@@ -69,23 +68,22 @@ def safe_name(text: str, fallback: str = "未命名") -> str:
     return cleaned
 
 
-def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None) -> None:
+def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None) -> list[AnnotationOutcome]:
     for stale in out.glob(f".{FEEDBACK_DIR}.*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
     staging = out / f".{FEEDBACK_DIR}.new-{os.getpid()}"
     staging.mkdir()
     used: set[str] = set()
-    copies = []
+    jobs = []
     for workbook in batch.workbooks:
         folder = staging / output_name(workbook, used)
         folder.mkdir()
         _write_summaries(workbook, folder)
         if workbook.findings and workbook.report is not None:
             source = Path(workbook.file)
-            suffix = ".xlsm" if source.suffix.lower() == ".xlsm" else ".xlsx"
-            copies.append((workbook.file, workbook.report.format_id, workbook.findings, workbook.cleaning,
-                           folder / f"{safe_name(source.stem)}_校验标注{suffix}"))
-    _annotate_all(copies, workers)
+            jobs.append(AnnotationJob(workbook.report, tuple(workbook.findings),
+                                      folder / f"{safe_name(source.stem)}_校验标注{copy_suffix(source)}"))
+    outcomes = _annotate_all(jobs, workers)
     final = out / FEEDBACK_DIR
     if final.exists():
         trash = out / f".{FEEDBACK_DIR}.old-{os.getpid()}"
@@ -94,6 +92,7 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None) -> 
         shutil.rmtree(trash, ignore_errors=True)
     else:
         staging.rename(final)
+    return outcomes
 
 
 def output_name(workbook: WorkbookResult, used: set[str]) -> str:
@@ -117,21 +116,15 @@ def _write_summaries(workbook: WorkbookResult, folder: Path) -> None:
     (folder / PAGE).write_text(_html_page(workbook), "utf-8")
 
 
-def _annotate_all(copies: list[tuple[Any, ...]], workers: int | None) -> None:
-    """The annotated copies (openpyxl, ~0.1 s each), in a process pool when there are several."""
+def _annotate_all(jobs: list[AnnotationJob], workers: int | None) -> list[AnnotationOutcome]:
+    """The annotated copies (a few ms each), in a process pool when there are several; one outcome per
+    job, in order (a copy that cannot be made is an outcome saying why, never an exception)."""
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(copies) < 2 * workers:
-        for job in copies:
-            annotate_workbook(*job)
-        return
+    if workers <= 1 or len(jobs) < 2 * workers:
+        return [annotate(job) for job in jobs]
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for _ in pool.map(_annotate_job, copies, chunksize=max(1, len(copies) // (workers * 4))):
-            pass
-
-
-def _annotate_job(job: tuple[Any, ...]) -> Path:
-    return annotate_workbook(*job)
+        return list(pool.map(annotate, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
 
 
 def _groups(workbook: WorkbookResult) -> list[tuple[str, list[Finding]]]:
