@@ -13,8 +13,9 @@ import disclosure_xlsx
 
 PACKAGE = Path(disclosure_xlsx.__file__).parent
 # Imports flow one way: a module may import only modules listed before it.
-ORDER = ["formats", "catalog", "_xlsx", "layout", "locate", "read", "clean", "validate", "synthetic", "template",
-         "pipeline", "annotate", "feedback", "convert", "aggregate", "cli", "__main__", "__init__"]
+ORDER = ["formats", "catalog", "_xlsx", "_opc", "_sheetml", "xlsxpatch", "layout", "locate", "read", "clean",
+         "validate", "synthetic", "template", "pipeline", "annotate", "feedback", "convert", "aggregate", "cli",
+         "__main__", "__init__"]
 LABEL_FIELDS = {"label", "heading", "caption", "note", "sheet", "row_header", "aliases", "signals", "title",
                 "format_label", "version_label", "instructions_heading", "cover_sheet", "narrative_sheet"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
