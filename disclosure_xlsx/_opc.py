@@ -224,9 +224,10 @@ class Rels:
     def _all(self) -> list[etree._Element]:
         return [] if self.root is None else [r for r in self.root if isinstance(r.tag, str)]
 
-    def target(self, rid: str) -> str | None:
+    def target(self, rid: str, rel_type: str | None = None) -> str | None:
+        """The part relationship `rid` points at (None for an external target, or one of another type)."""
         for rel in self._all():
-            if rel.get("Id") == rid and rel.get("TargetMode") != "External":
+            if rel.get("Id") == rid and rel.get("TargetMode") != "External" and rel_type in (None, rel.get("Type")):
                 return resolve(self.folder, rel.get("Target", ""))
         return None
 

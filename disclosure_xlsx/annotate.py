@@ -26,8 +26,8 @@ from .layout import standard_where, text_lines
 from .template import write_template
 from .xlsxpatch import MAX_TEXT, Cell, Link, Mark, NewSheet, PatchError, Style, patch_workbook
 
-__all__ = ["EDITABLE", "MARK_FILLS", "AnnotationJob", "AnnotationOutcome", "Suspect", "annotate", "copy_suffix",
-           "rule_text"]
+__all__ = ["EDITABLE", "MARK_FILLS", "AnnotationJob", "AnnotationOutcome", "Suspect", "annotate", "copy_name",
+           "copy_suffix", "rule_text"]
 
 EDITABLE = (".xlsx", ".xlsm")
 # Mark colours, chosen to differ from the template's input shading (#FFF2CC) and from one another in
@@ -94,6 +94,11 @@ class AnnotationOutcome:
 def copy_suffix(file: str | Path) -> str:
     """The annotated copy's suffix: .xlsm keeps its macros; everything else comes back as .xlsx."""
     return ".xlsm" if Path(file).suffix.lower() == ".xlsm" else ".xlsx"
+
+
+def copy_name(stem: str, file: str | Path, lang: str = "zh") -> str:
+    """The annotated copy's file name for an input `file` whose (safe) stem is `stem`: "<stem>_校验标注.xlsx"."""
+    return text("annotate.copy_name", lang, stem=stem) + copy_suffix(file)
 
 
 def annotate(job: AnnotationJob) -> AnnotationOutcome:

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ._xlsx import atomic_output, new_workbook, put
-from .annotate import AnnotationJob, AnnotationOutcome, annotate, copy_suffix
+from .annotate import AnnotationJob, AnnotationOutcome, annotate, copy_name
 from .catalog import Finding, number_text, status_text
 from .formats import current_format, get_format
 from .pipeline import BatchResult, WorkbookResult
@@ -82,7 +82,7 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None) -> 
         if workbook.findings and workbook.report is not None:
             source = Path(workbook.file)
             jobs.append(AnnotationJob(workbook.report, tuple(workbook.findings),
-                                      folder / f"{safe_name(source.stem)}_校验标注{copy_suffix(source)}"))
+                                      folder / copy_name(safe_name(source.stem), source)))
     outcomes = _annotate_all(jobs, workers)
     final = out / FEEDBACK_DIR
     if final.exists():

@@ -153,13 +153,13 @@ class _Book(Package):
         if etree.QName(workbook).namespace != MAIN:
             raise PatchError("not a transitional SpreadsheetML workbook (strict OOXML is not patched)")
         self.book_rels = self.rels(self.workbook_part)
-        self.sheets: dict[str, str] = {}  # sheet name → part
-        self.sheet_list: list[tuple[str, str]] = []
+        self.sheets: dict[str, str] = {}  # worksheet name → part (chart and macro sheets are never marked)
+        self.sheet_list: list[tuple[str, str]] = []  # every sheet in order, with its part
         for el in workbook.iterfind(f"{{{MAIN}}}sheets/{{{MAIN}}}sheet"):
-            target = self.book_rels.target(el.get(f"{{{REL}}}id", ""))
-            name = el.get("name", "")
-            if target is not None and self.name(target) is not None:
-                self.sheets[name] = self.name(target) or target
+            rid, name = el.get(f"{{{REL}}}id", ""), el.get("name", "")
+            target = self.book_rels.target(rid)
+            if self.book_rels.target(rid, REL_TYPES["worksheet"]) is not None and self.name(target or "") is not None:
+                self.sheets[name] = self.name(target or "") or ""
             self.sheet_list.append((name, target or ""))
 
     # the work -----------------------------------------------------------------------------
@@ -542,12 +542,15 @@ def _sheet_xml(sheet: NewSheet, name: str, styles: Styles) -> bytes:
         w("</cols>")
     w("<sheetData>")
     links = []
+    known: dict[int, int] = {}  # style object → format index (the same few styles serve every cell)
     for r, cells in enumerate(sheet.rows, 1):
         height = sheet.heights.get(r)
         w(f'<row r="{r}"' + (f' ht="{min(float(height), 409.0):g}" customHeight="1"' if height else "") + ">")
         for c, cell in enumerate(cells, 1):
             ref = a1(r, c)
-            s = styles.of(cell.style)
+            s = known.get(id(cell.style))
+            if s is None:
+                s = known[id(cell.style)] = styles.of(cell.style)
             value = cell.value
             if isinstance(value, bool) or value is None or (isinstance(value, float) and not math.isfinite(value)):
                 w(f'<c r="{ref}" s="{s}"/>')
