@@ -167,7 +167,7 @@ class _Entry:
     @classmethod
     def deflated(cls, name: str, date_time: tuple[int, int, int, int, int, int], data: bytes,
                  external: int) -> _Entry:
-        packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+        packer = zlib.compressobj(1, zlib.DEFLATED, -15)  # level 1: twice as fast, parts ~15 % larger
         raw = packer.compress(data) + packer.flush()
         return cls(name, date_time, zipfile.ZIP_DEFLATED, 0, zlib.crc32(data), raw, len(data), external)
 

@@ -112,8 +112,12 @@ def sheet_name(name: str) -> str:
 
 
 def is_ref(text: str) -> bool:
-    """Whether `text` is an A1 cell address."""
-    return _REF.match(text) is not None
+    """Whether `text` is an A1 cell address inside the sheet's limits."""
+    try:
+        split(text)
+    except PatchError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same addresses come back in every copy of a template

@@ -11,6 +11,7 @@ id, and no finding code or cell id appears in a comment or on the first sheet.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -148,7 +149,7 @@ def rule_text(fmt: Format, rule: str | None, lang: str = "zh") -> str:
     """A rule in plain words: an identity or plausibility rule from the format data, a ruling from words."""
     if not rule:
         return ""
-    described = _described(fmt)
+    described = _described(fmt.id)
     if rule in described:
         zh, en = described[rule]
         return zh if lang == "zh" else en
@@ -158,7 +159,10 @@ def rule_text(fmt: Format, rule: str | None, lang: str = "zh") -> str:
         return ""
 
 
-def _described(fmt: Format) -> dict[str, tuple[str, str]]:
+@functools.cache
+def _described(format_id: str) -> dict[str, tuple[str, str]]:
+    """Rule instance → its plain words (zh, en), from the format data."""
+    fmt = get_format(format_id)
     out = {i.rule: (i.zh, i.en) for i in fmt.identities}
     out.update({r.rule: (r.zh, r.en) for r in fmt.rules})
     return out
@@ -274,16 +278,19 @@ def _marks(fmt: Format, findings: Sequence[Finding], cleaning: Sequence[Cleaning
     for suspect in suspects:
         add(suspect.cell, "suspect", _suspect_text(suspect, lang))
     for finding in findings:
-        for i, cell in enumerate(finding.cells):
-            if i == 0:
-                add(cell, finding.severity, _anchor_text(finding, lang))
-            else:
-                add(cell, f"{finding.severity}_involved", _involved_text(fmt, finding, lang))
+        if not finding.cells:
+            continue
+        add(finding.cells[0], finding.severity, _anchor_text(finding, lang))
+        involved = _involved_text(fmt, finding, lang) if len(finding.cells) > 1 else ""
+        for cell in finding.cells[1:]:
+            add(cell, f"{finding.severity}_involved", involved)
     for record in cleaning:
         add(CellRef(record.id, record.sheet, record.ref), "cleaned", _cleaned_text(record, lang))
     marks = []
-    for (sheet, a1), entries in notes.items():
+    for entries in notes.values():
         entries.sort(key=lambda e: PRIORITY.index(e[0]))
+    # most important first: the cells of one merged range share its top-left cell, which takes the first fill
+    for (sheet, a1), entries in sorted(notes.items(), key=lambda item: PRIORITY.index(item[1][0][0])):
         marks.append(Mark(sheet, a1, MARK_FILLS[entries[0][0]], "\n".join(note for _, note in entries)))
     return marks
 

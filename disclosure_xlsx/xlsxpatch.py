@@ -60,7 +60,8 @@ _WORKBOOK_AFTER_SHEETS = ("sheets", "functionGroups", "externalReferences")
 class Mark:
     """One cell of an existing sheet: the fill it gets and the text added to its comment.
 
-    A cell inside a merged range is marked on the range's top-left cell (the one Excel shows).
+    A cell inside a merged range is marked on the range's top-left cell (the one Excel shows); when
+    several marks land on one cell, the first one's fill is used and their comments follow one another.
     """
 
     sheet: str
@@ -104,7 +105,8 @@ class NewSheet:
 
 @dataclass(frozen=True, slots=True)
 class PatchResult:
-    """What was written: the new sheet's final name, cells marked, and marks whose sheet does not exist."""
+    """What was written: the new sheet's final name, cells filled, cells commented, and the marks left out
+    (no such worksheet, or not a cell address)."""
 
     sheet_name: str | None
     marked: int
@@ -270,19 +272,16 @@ def _mark_sheet(package: _Book, part: str, marks: Sequence[Mark], styles: Styles
     grid = _Grid(data)
     fills: dict[tuple[int, int], str] = {}
     notes: dict[tuple[int, int], list[str]] = {}
-    for mark in marks:
+    for mark in marks:  # several marks on one merged range: the first fill wins, the comments add up
         row, col = _top_left(split(mark.ref), merges)
         if mark.fill:
-            fills[(row, col)] = mark.fill
-        else:
-            fills.setdefault((row, col), "")
+            fills.setdefault((row, col), mark.fill)
         if mark.comment:
             notes.setdefault((row, col), []).append(mark.comment)
     for (row, col), rgb in fills.items():
-        if rgb:
-            cell = grid.cell(row, col)
-            old = cell.get("s", "0")
-            cell.set("s", str(styles.with_fill(int(old) if old.isdigit() else 0, rgb)))
+        cell = grid.cell(row, col)
+        old = cell.get("s", "0")
+        cell.set("s", str(styles.with_fill(int(old) if old.isdigit() else 0, rgb)))
     _extend_dimension(root, fills)
     if notes:
         _comment_sheet(package, part, root, notes, author, blocks)
@@ -476,14 +475,7 @@ def _add_shapes(package: _Book, part: str, root: etree._Element, rels: Rels,
                      for i, (row, col, text) in enumerate(cells))
     if vml_part is not None and package.name(vml_part) is not None:
         data = package.read(vml_part)  # VML is often not well-formed XML: edited as text, not parsed
-        if b"_x0000_t202" not in data:
-            shapes = _SHAPETYPE + shapes
-        data = _IDMAP.sub(lambda m: m.group(1) + m.group(2) + b"," + ",".join(map(str, id_blocks)).encode()
-                          + m.group(3), data, count=1)
-        end = data.rfind(b"</xml>")
-        if end < 0:
-            raise PatchError(f"{vml_part} is not a VML drawing")
-        package.changed[package.name(vml_part) or vml_part] = data[:end] + shapes.encode() + data[end:]
+        package.changed[package.name(vml_part) or vml_part] = _with_shapes(data, shapes, id_blocks, vml_part)
         return
     vml = (_VML_HEAD.format(blocks=",".join(map(str, id_blocks))) + _SHAPETYPE + shapes + "</xml>").encode()
     package.ensure_default("vml", CONTENT_TYPES["vml"])
@@ -495,6 +487,31 @@ def _add_shapes(package: _Book, part: str, root: etree._Element, rels: Rels,
     legacy.set(f"{{{REL}}}id", rid)
 
 
+def _with_shapes(data: bytes, shapes: str, id_blocks: Sequence[int], part: str) -> bytes:
+    """An existing VML drawing (Excel's, LibreOffice's, a button's) with our note shapes appended."""
+    start = _VML_ROOT.search(data)
+    end = data.rfind(b"</xml>")
+    if start is None or end < start.end():
+        raise PatchError(f"{part} is not a VML drawing")
+    head = start.group()
+    for prefix, uri in _VML_NS.items():  # our shapes use these prefixes: declare any the drawing lacks
+        if b"xmlns:" + prefix not in head:
+            head = head[:-1] + b' xmlns:%s="%s">' % (prefix, uri)
+    blocks = ",".join(map(str, id_blocks)).encode()
+    body = data[start.end():end]
+    if _IDMAP.search(body):
+        body = _IDMAP.sub(lambda m: m.group(1) + b",".join(x for x in (m.group(2).strip(), blocks) if x)
+                          + m.group(3), body, count=1)
+    else:  # LibreOffice writes none: declare the id blocks our shapes use
+        body = b'<o:shapelayout v:ext="edit"><o:idmap v:ext="edit" data="%s"/></o:shapelayout>' % blocks + body
+    if b"_x0000_t202" not in data:
+        shapes = _SHAPETYPE + shapes
+    return data[:start.start()] + head + body + shapes.encode() + data[end:]
+
+
+_VML_ROOT = re.compile(rb"<xml\b[^>]*>")
+_VML_NS = {b"v": b"urn:schemas-microsoft-com:vml", b"o": b"urn:schemas-microsoft-com:office:office",
+           b"x": b"urn:schemas-microsoft-com:office:excel"}
 _IDMAP = re.compile(rb'(<o:idmap\b[^>]*\bdata\s*=\s*")([\d,\s]*)(")')
 _VML_HEAD = ('<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
              'xmlns:x="urn:schemas-microsoft-com:office:excel"><o:shapelayout v:ext="edit">'
