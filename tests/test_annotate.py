@@ -220,6 +220,31 @@ def through_libreoffice(rich, soffice, tmp_path_factory: pytest.TempPathFactory)
     return {"xlsx": xlsx, "xlsm": xlsm, "hostile": again, "ods": ods}
 
 
+def test_rows_and_cells_without_their_address_keep_their_place(tmp_path: Path) -> None:
+    """A writer may leave out `r` on rows and cells (each is then "the next one"); inserting must not shift them."""
+    plain = tmp_path / "plain.xlsx"
+    wb = xlsxwriter.Workbook(str(plain))
+    ws = wb.add_worksheet("S")
+    for r in (0, 1, 3):
+        ws.write_row(r, 0, [f"r{r}c{c}" for c in range(3)])
+    wb.close()
+    bare = tmp_path / "bare.xlsx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(bare, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":  # rows 1 and 2 lose their numbers, every cell its address
+                data = re.sub(rb'<row r="[12]"', b"<row", re.sub(rb'<c r="[A-Z]+\d+"', b"<c", data))
+            dst.writestr(item, data)
+    assert _cells(bare) == _cells(plain)  # the reader agrees: the implicit places are the same
+    out = tmp_path / "out.xlsx"
+    patch_workbook(bare, out, [Mark("S", "A3", "FF7C80", "new row between"), Mark("S", "E2", "FF7C80", None),
+                               Mark("S", "B1", "FFBDC4", "existing cell")])
+    assert _cells(out) == _cells(plain)
+    marked = openpyxl.load_workbook(out)["S"]
+    assert marked["A3"].comment.text == "new row between" and marked["E2"].fill.fgColor.rgb == "FFFF7C80"
+    assert marked["B1"].value == "r0c1" and marked["B1"].fill.fgColor.rgb == "FFFFBDC4"
+
+
 @pytest.mark.soffice
 def test_libreoffice_opens_the_patched_copies_with_everything_in_them(through_libreoffice) -> None:
     for path in (through_libreoffice["xlsx"], through_libreoffice["xlsm"]):
