@@ -24,7 +24,7 @@ from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
 from .accept import add_overview_columns, severity_word
-from .annotate import annotate_workbook
+from .annotate import AnnotationJob, AnnotationOutcome, annotate, copy_name
 from .catalog import Finding, cleaning_text, number_text, severity_text, status_text, text
 from .formats import current_format
 from .pipeline import BatchResult, Progress, WorkbookResult
@@ -51,7 +51,7 @@ def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     round_ = begin_round(batch, out)  # the round of resubmission, compared with the previous one (rounds.py)
-    folders = _write_feedback_tree(batch, out, workers, progress)
+    folders, outcomes = _write_feedback_tree(batch, out, workers, progress)
     _write_overview(batch.workbooks, out / OVERVIEW)
     report = batch.to_dict()
     for entry, folder in zip(report["workbooks"], folders, strict=True):
@@ -75,13 +75,13 @@ def safe_name(name: str, fallback: str | None = None) -> str:
 
 
 def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, progress: Progress | None
-                         ) -> list[str]:
+                         ) -> tuple[list[str], list[AnnotationOutcome]]:
     for stale in out.glob(f".{FEEDBACK_DIR}.*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
     staging = out / f".{FEEDBACK_DIR}.new-{os.getpid()}"
     staging.mkdir()
     used: set[str] = set()
-    copies = []
+    jobs = []
     names = []
     total = len(batch.workbooks)
     for done, workbook in enumerate(batch.workbooks, 1):
@@ -93,10 +93,9 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, pro
             progress(done, total)
         if workbook.findings and workbook.report is not None:
             source = Path(workbook.file)
-            suffix = ".xlsm" if source.suffix.lower() == ".xlsm" else ".xlsx"
-            target = folder / f"{safe_name(source.stem)}{text('feedback.annotated_suffix')}{suffix}"
-            copies.append((workbook.report.file, workbook.report.format_id, workbook.findings, workbook.cleaning, target))
-    _annotate_all(copies, workers)
+            jobs.append(AnnotationJob(workbook.report, tuple(workbook.findings),
+                                      folder / copy_name(safe_name(source.stem), source)))
+    outcomes = _annotate_all(jobs, workers)
     if progress:
         progress(total, total)
     final = out / FEEDBACK_DIR
@@ -107,7 +106,7 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, pro
         shutil.rmtree(trash, ignore_errors=True)
     else:
         staging.rename(final)
-    return names
+    return names, outcomes
 
 
 def output_name(workbook: WorkbookResult, used: set[str]) -> str:
@@ -132,21 +131,15 @@ def _write_summaries(workbook: WorkbookResult, folder: Path) -> None:
     (folder / PAGE).write_text(_html_page(workbook), "utf-8")
 
 
-def _annotate_all(copies: list[tuple[Any, ...]], workers: int | None) -> None:
-    """The annotated copies (openpyxl, ~0.1 s each), in a process pool when there are several."""
+def _annotate_all(jobs: list[AnnotationJob], workers: int | None) -> list[AnnotationOutcome]:
+    """The annotated copies (a few ms each), in a process pool when there are several; one outcome per
+    job, in order (a copy that cannot be made is an outcome saying why, never an exception)."""
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(copies) < 2 * workers:
-        for job in copies:
-            annotate_workbook(*job)
-        return
+    if workers <= 1 or len(jobs) < 2 * workers:
+        return [annotate(job) for job in jobs]
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for _ in pool.map(_annotate_job, copies, chunksize=max(1, len(copies) // (workers * 4))):
-            pass
-
-
-def _annotate_job(job: tuple[Any, ...]) -> Path:
-    return annotate_workbook(*job)
+        return list(pool.map(annotate, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
 
 
 def _groups(workbook: WorkbookResult, lang: str) -> list[tuple[str, list[Finding]]]:

@@ -21,6 +21,11 @@ SHARED = ROOT.parent / "shared"
 FORMAT_IDS = list(all_formats())
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite the expected dumps under tests/golden/ instead of comparing with them")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "soffice: needs LibreOffice (soffice) on PATH")
     config.addinivalue_line("markers", "slow: a benchmark-sized run; CI runs it separately (-m slow)")
@@ -33,6 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="session")
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """True with `pytest --update-golden`: golden tests write their expectation instead of checking it."""
     return bool(request.config.getoption("--update-golden"))
 
 

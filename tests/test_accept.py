@@ -19,13 +19,14 @@ from typer.testing import CliRunner
 
 from disclosure_xlsx.accept import (Acceptance, AcceptanceFile, apply_acceptances, fingerprint, read_acceptances,
                                     write_acceptances)
-from disclosure_xlsx.annotate import RESULT_SHEET
-from disclosure_xlsx.catalog import DisclosureError
+from disclosure_xlsx.catalog import DisclosureError, text
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, REPORT, write_outputs
 from disclosure_xlsx.formats import Format, format_for_year, get_format
 from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.rounds import round_folder
+
+RESULT_SHEET = text("annotate.sheet_name")
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 

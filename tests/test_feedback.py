@@ -10,7 +10,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from disclosure_xlsx.annotate import FILLS, RESULT_SHEET
+from disclosure_xlsx.catalog import text
 from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, REPORT, safe_name, write_outputs
 from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.rounds import HISTORY
@@ -22,23 +22,6 @@ from .conftest import SAMPLES
 
 def _digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def _snapshot(path: Path) -> dict:
-    """Everything of a workbook that annotation must keep: values, formulas, formats, merges, names."""
-    wb = openpyxl.load_workbook(path)
-    cells = {}
-    for ws in wb.worksheets:
-        for row in ws.iter_rows():
-            for c in row:
-                if c.value is not None or c.number_format != "General":
-                    cells[(ws.title, c.coordinate)] = (c.value, c.data_type, c.number_format, c.font.name,
-                                                       c.protection.locked, c.alignment.wrap_text)
-    return {"sheets": wb.sheetnames, "cells": cells,
-            "merged": {ws.title: sorted(str(r) for r in ws.merged_cells.ranges) for ws in wb.worksheets},
-            "names": {n: d.attr_text for n, d in wb.defined_names.items()},
-            "validations": {ws.title: len(ws.data_validations.dataValidation) for ws in wb.worksheets},
-            "protected": {ws.title: ws.protection.sheet for ws in wb.worksheets}}
 
 
 @pytest.fixture(scope="module")
@@ -73,50 +56,6 @@ def test_each_office_gets_a_folder_and_only_failures_get_a_marked_copy(outputs) 
     assert _annotated(out / FEEDBACK_DIR / "示例镇（I2 错误）_2024")
 
 
-def test_the_marked_copy_changes_nothing_but_flagged_cells(outputs) -> None:
-    inputs, out, batch = outputs
-    for workbook in batch.workbooks:
-        if not workbook.findings or workbook.report is None:
-            continue
-        folder = next(f for f in (out / FEEDBACK_DIR).iterdir()
-                      if f"文件：{Path(workbook.file).name}\n" in (f / "反馈.txt").read_text("utf-8"))
-        (copy,) = _annotated(folder)
-        original, marked = _snapshot(Path(workbook.file)), _snapshot(copy)
-        assert marked["sheets"] == [RESULT_SHEET, *original["sheets"]]
-        for key in ("merged", "names", "validations", "protected"):
-            assert {k: v for k, v in marked[key].items() if k != RESULT_SHEET} == original[key], key
-        assert {k: v for k, v in marked["cells"].items() if k[0] != RESULT_SHEET} == original["cells"]
-        flagged = {(c.sheet, c.ref) for f in workbook.findings for c in f.cells}
-        wb, src = openpyxl.load_workbook(copy), openpyxl.load_workbook(workbook.file)
-        for ws in src.worksheets:
-            for row in ws.iter_rows():
-                for c in row:
-                    new = wb[ws.title][c.coordinate]
-                    changed = new.fill.fgColor.rgb != c.fill.fgColor.rgb
-                    commented = new.comment is not None
-                    assert (changed and commented) == ((ws.title, c.coordinate) in flagged), (ws.title, c.coordinate)
-        for finding in workbook.findings:
-            for i, ref in enumerate(finding.cells):
-                on_cell = [(f, f.cells.index(c) == 0) for f in workbook.findings for c in f.cells
-                           if (c.sheet, c.ref) == (ref.sheet, ref.ref)]
-                worst = "error" if any(f.severity == "error" for f, _ in on_cell) else "warning"
-                cell = wb[ref.sheet][ref.ref]
-                assert cell.fill.fgColor.rgb.endswith(FILLS[(worst, any(a for _, a in on_cell))])
-                if i == 0:
-                    assert finding.message("zh") in cell.comment.text
-
-
-def test_the_result_sheet_lists_and_links_every_finding(outputs) -> None:
-    _, out, batch = outputs
-    workbook = next(w for w in batch.workbooks if w.file.endswith("2021格式_I3错误.xlsx"))
-    (copy,) = _annotated(out / FEEDBACK_DIR / "示例镇（I3 错误）_2024")
-    ws = openpyxl.load_workbook(copy)[RESULT_SHEET]
-    links = [c.hyperlink.location for row in ws.iter_rows() for c in row if c.hyperlink]
-    assert links == [f"'{f.cells[0].sheet}'!{f.cells[0].ref}" for f in workbook.findings]
-    texts = [c.value for row in ws.iter_rows() for c in row]
-    assert all(f.message("zh") in texts for f in workbook.findings)
-
-
 def test_summaries_name_every_finding_cell(outputs) -> None:
     _, out, batch = outputs
     for folder in (out / FEEDBACK_DIR).iterdir():
@@ -141,7 +80,7 @@ def test_workbook_text_stays_text_everywhere(outputs) -> None:
     offices = [(c.value, c.data_type) for c in overview["汇总"]["A"]]
     assert (hostile, "s") in offices
     (copy,) = _annotated(folder)
-    result = openpyxl.load_workbook(copy)[RESULT_SHEET]
+    result = openpyxl.load_workbook(copy)[text("annotate.sheet_name")]
     assert all(c.data_type != "f" for row in result.iter_rows() for c in row)
 
 
@@ -177,36 +116,3 @@ def test_rerunning_replaces_the_outputs_cleanly(tmp_path: Path) -> None:
     ("tab\there\x00", "tab_here"), ("  .. ", "未命名"), ("某镇人民政府_2024", "某镇人民政府_2024")])
 def test_safe_names_never_escape_the_folder(text: str, safe: str) -> None:
     assert safe_name(text) == safe
-
-
-def test_xls_and_ods_come_back_as_annotated_templates(tmp_path: Path, soffice) -> None:
-    source = next(SAMPLES.glob("2024_2021格式_I2*.xlsx"))
-    copies = [*soffice([source], "xls", tmp_path / "in"), *soffice([source], "ods", tmp_path / "in")]
-    batch = validate_paths(copies, workers=1)
-    write_outputs(batch, tmp_path / "out")
-    for workbook in batch.workbooks:
-        folder = next(f for f in (tmp_path / "out" / FEEDBACK_DIR).iterdir()
-                      if f"文件：{Path(workbook.file).name}\n" in (f / "反馈.txt").read_text("utf-8"))
-        (copy,) = _annotated(folder)
-        assert copy.suffix == ".xlsx"
-        wb = openpyxl.load_workbook(copy)
-        finding = workbook.findings[0]
-        assert finding.message("zh") in wb[finding.cells[0].sheet][finding.cells[0].ref].comment.text
-        if copy.stem.startswith(Path(workbook.file).stem) and Path(workbook.file).suffix == ".xls":
-            note = wb[RESULT_SHEET]["A1"].value
-            assert ".xls" in note and "标准模板" in note
-
-
-def test_a_marked_copy_says_when_pictures_could_not_be_kept(tmp_path: Path) -> None:
-    source = tmp_path / "with-chart.xlsx"
-    wb = openpyxl.load_workbook(next(SAMPLES.glob("2024_2021格式_I5*.xlsx")))
-    from openpyxl.chart import BarChart, Reference
-
-    chart = BarChart()
-    sheet = wb.worksheets[3]
-    chart.add_data(Reference(sheet, min_col=1, min_row=6, max_col=5, max_row=6))
-    sheet.add_chart(chart, "A10")
-    wb.save(source)
-    write_outputs(validate_paths([source], workers=1), tmp_path / "out")
-    (copy,) = [p for p in (tmp_path / "out" / FEEDBACK_DIR).rglob("*.xlsx")]
-    assert "图片或图表" in openpyxl.load_workbook(copy)[RESULT_SHEET]["A1"].value
