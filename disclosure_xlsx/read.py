@@ -22,10 +22,12 @@ from typing import Any
 
 from python_calamine import CalamineWorkbook
 
+from .access import access_problem, scrub_paths
 from .catalog import CellRef, DisclosureError, Finding, phrase
 from .formats import Format, all_formats, get_format
 from .layout import a1
 from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells, matches
+from .stray import stray_numbers
 
 __all__ = ["MAX_FILE_BYTES", "MAX_UNZIPPED_BYTES", "RawReport", "ReadPlan", "read_workbook"]
 
@@ -82,7 +84,8 @@ def read_workbook(path: str | Path) -> RawReport:
         if _names_agree_with_labels(plan.format, plan.positions, sheets):
             raw = {key: _value(sheets, pos) for key, pos in plan.positions.items()}
             return RawReport(str(path), plan.format, "names", raw, plan.where,
-                             _printed_format(plan.format, plan.positions, sheets))
+                             _printed_format(plan.format, plan.positions, sheets)
+                             + stray_numbers(plan.format, plan.positions, sheets))
         findings.append(Finding("names-stale"))
     index = LabelIndex(sheets)
     fmt = _format_by_labels(index)
@@ -182,7 +185,10 @@ def _inspect(path: Path) -> str | None:
     each sheet's XML (a sheet with a million used rows); the rows of each sheet are checked again as
     calamine loads it. Returns the defined-names XML block of an .xlsx/.xlsm/.ods, or None.
     """
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DisclosureError(_unreadable(path, exc)) from exc
     if size > MAX_FILE_BYTES:
         raise DisclosureError(_too_large(_mib(size), _mib(MAX_FILE_BYTES)))
     try:
@@ -244,9 +250,12 @@ def _mib(size: int) -> str:
 
 
 def _unreadable(path: Path, exc: BaseException) -> Finding:
+    problem = access_problem(exc)  # this machine cannot reach the file: told to the county, not the office
+    if problem is not None:
+        return problem
     kind = type(exc).__name__
     reason = kind if kind in _REASONS else "other"
-    detail = str(exc).splitlines()[0][:160] if str(exc) else kind
+    detail = scrub_paths(str(exc).splitlines()[0][:160], path) if str(exc) else kind
     return Finding("file-unreadable", params={"reason": phrase(f"read.unreadable.{reason}", detail=detail)})
 
 
