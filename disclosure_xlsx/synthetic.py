@@ -82,4 +82,7 @@ def _repair_rules(fmt: Format, values: dict[str, int | float], rng: random.Rando
             elif rule.kind == "max_decimals":
                 for cid in rule.cells:
                     values[cid] = round(values[cid], rule.max or 0)
+            elif rule.kind == "magnitude":  # as if written in 元: brought back to 万元
+                for cid in rule.cells:
+                    values[cid] = values[cid] / 10_000 + 0.5
     raise ValueError(f"format {fmt.id}: plausibility rules cannot all be satisfied")

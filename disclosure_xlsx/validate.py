@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from decimal import Decimal
+from functools import cache, partial
 from typing import Any
 
 import pandas as pd
@@ -22,9 +23,9 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 from .catalog import LANGS, Finding, bilingual, number_text, phrase, text
 from .clean import CleanReport, cell_where
-from .formats import Format, Identity, Rule
+from .formats import ANY_LEVEL, Format, Identity, Rule, notation
 
-__all__ = ["Validation", "checked_frame", "report_frame", "schema_for", "validate_reports"]
+__all__ = ["Validation", "checked_frame", "office_level", "report_frame", "schema_for", "validate_reports"]
 
 NEGATIVE = "count-negative"
 
@@ -58,8 +59,22 @@ def schema_for(fmt: Format) -> pa.DataFrameSchema:
 
 
 def _frame_check(rule: Identity | Rule) -> pa.Check:
-    """A dataframe-level check named by the rule instance (it comes back in failure_cases["check"])."""
-    return pa.Check(rule.holds, error=rule.rule, ignore_na=False)
+    """A dataframe-level check named by the rule instance (it comes back in failure_cases["check"]).
+
+    A rule that depends on the office's level is checked here at its loosest threshold, and each failure
+    is then confirmed on the report's own values with its own level (`_findings`)."""
+    holds = partial(rule.holds, level=ANY_LEVEL) if isinstance(rule, Rule) else rule.holds
+    return pa.Check(holds, error=rule.rule, ignore_na=False)
+
+
+def office_level(fmt: Format, report: CleanReport) -> str | None:
+    """The office's body level (单位层级) from its cover, when the format has that field; else None
+    (nothing is inferred: rules that depend on it then use their conservative threshold)."""
+    try:
+        name = fmt.field("level").name
+    except KeyError:
+        return None
+    return report.texts.get(name) or None
 
 
 @dataclass
@@ -119,9 +134,11 @@ def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, ca
             if identity.rule in failed[position] and identity.defer_to not in families \
                     and not set(identity.cells) & report.unusable:
                 out[position].append(_identity_finding(fmt, identity, report, row))
+        level = office_level(fmt, report)
         for rule in fmt.rules:
-            if rule.rule in failed[position] and not set(rule.involved) & report.unusable:
-                out[position].append(_rule_finding(fmt, rule, report, row))
+            if rule.rule in failed[position] and not set(rule.involved) & report.unusable \
+                    and not rule.holds(row, level=level):  # confirmed with the office's own level
+                out[position].append(_rule_finding(fmt, rule, report, row, level))
     return out
 
 
@@ -141,15 +158,31 @@ def _identity_finding(fmt: Format, identity: Identity, report: CleanReport, row:
                    params=params)
 
 
-def _rule_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, Any]) -> Finding:
+def _rule_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, Any], level: str | None) -> Finding:
     refs = [report.where[c] for c in rule.involved]
     anchor = fmt.cells[rule.involved[0]]
+    if rule.kind == "magnitude":
+        return _magnitude_finding(fmt, rule, report, row, level)
     details = {lang: text("validate.detail_separator", lang).join(
         text("validate.detail", lang, label=fmt.cells[c].label, value=number_text(row[c])) for c in rule.involved)
         for lang in LANGS}
     return Finding("implausible-value", cells=tuple(refs), rule=rule.rule, actual=report.values[anchor.id],
                    params={"where": cell_where(fmt, anchor, refs[0]), "rule_text": bilingual(rule.zh, rule.en),
                            "details": details})
+
+
+def _magnitude_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, Any],
+                       level: str | None) -> Finding:
+    """An amount in 万元 that looks like 元: say what was probably meant (125000 元 = 12.5 万元)."""
+    cid = next(c for c in rule.cells if not rule.holds({**row, **{o: 0 for o in rule.cells if o != c}}, level))
+    value = row[cid]
+    factors = {u.rule: u.factor for u in notation().money_units}  # to 万元: 元 × 0.0001, 亿元 × 10000
+    exact = Decimal(repr(float(value)))
+    scope = phrase("validate.magnitude.scope_level", level=level) if level else phrase("validate.magnitude.scope_any")
+    meant = float(exact * factors["unit-yuan"])  # 125000 元 = 12.5 万元
+    return Finding("money-magnitude", cells=(report.where[cid],), rule=rule.rule, actual=value, expected=meant,
+                   params={"where": cell_where(fmt, fmt.cells[cid], report.where[cid]), "scope": scope,
+                           "yi": number_text(float(exact / factors["unit-yiyuan"])), "wanyuan": number_text(meant)})
 
 
 def _joined(items: Sequence[str]) -> dict[str, str]:
