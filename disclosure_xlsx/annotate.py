@@ -13,18 +13,20 @@ from __future__ import annotations
 import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 from openpyxl.cell.cell import Cell as XlCell
 from openpyxl.comments import Comment
+from openpyxl.packaging.custom import StringProperty
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 from xlsxwriter.utility import quote_sheetname
 
-from ._xlsx import atomic_output
+from ._xlsx import OUTPUT_PROPERTY, atomic_output, output_property
 from .catalog import CellRef, Cleaning, Finding, cleaning_text, number_text, text, text_list
 from .formats import get_format
 from .layout import layout_for
@@ -62,8 +64,17 @@ def annotate_workbook(file: str | Path, format_id: str, findings: Sequence[Findi
         _mark_cells(workbook, findings, place)
         _result_sheet(workbook, findings, cleaning, place, source if rebuilt else None, _has_drawings(source))
         workbook.calculation.fullCalcOnLoad = True  # openpyxl drops cached results: recalculate on open
+        _mark_annotated(workbook)
         workbook.save(tmp)
     return Path(target)
+
+
+def _mark_annotated(workbook: openpyxl.Workbook) -> None:
+    """Say in the copy's document properties that it is an annotated copy (marks.py), replacing the mark
+    of the template it was filled in; the office's other properties stay."""
+    props = workbook.custom_doc_props
+    props.props = [p for p in props.props if p.name != OUTPUT_PROPERTY]
+    props.append(StringProperty(name=OUTPUT_PROPERTY, value=output_property("annotated", datetime.now(UTC))))
 
 
 def _has_drawings(source: Path) -> bool:

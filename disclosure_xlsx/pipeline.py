@@ -11,6 +11,8 @@ import importlib
 import multiprocessing
 import os
 import threading
+import unicodedata
+from datetime import datetime
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,13 +22,15 @@ from typing import TYPE_CHECKING, Any
 from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, text
 from .clean import CleanReport, clean_report
 from .formats import Format
+from .access import access_problem, scrub_paths
+from .marks import OwnOutputs
 from .read import read_workbook
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
-           "validate_checked", "validate_paths"]
+           "file_labels", "normalise_office", "validate_checked", "validate_paths"]
 
 EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods")
 REPORT_VERSION = 1
@@ -109,25 +113,38 @@ class BatchResult:
                 "workbooks": [w.to_dict() for w in self.workbooks]}
 
 
-def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> list[Path]:
+def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = (),
+             skipped: list[Path] | None = None) -> list[Path]:
     """The workbooks to check: files as given, folders searched recursively for workbook files.
 
     Office lock files (`~$x.xlsx`), hidden files and anything under `exclude` (the output folder)
-    are skipped; each file is listed once, sorted within each folder so that a batch is processed in
-    the same order every time.
+    are skipped; so are the tool's own outputs a search finds (`_own_output`), which are appended to
+    `skipped` when it is given. Each file is listed once, sorted within each folder so that a batch is
+    processed in the same order every time.
     """
     skip = [Path(p).resolve() for p in exclude]
     found: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
+            own = _own_output(path)
             for child in sorted(path.rglob("*")):
                 relative = child.relative_to(path).parts
                 if child.is_file() and child.suffix.lower() in EXTENSIONS and not _skipped(relative) \
                         and not any(child.resolve().is_relative_to(s) for s in skip):
+                    if own(child):
+                        if skipped is not None:
+                            skipped.append(child)
+                        continue
                     found.setdefault(child, None)
         elif not _skipped((path.name,)):
             found.setdefault(path, None)
     return list(found)
+
+
+def _own_output(root: Path) -> Callable[[Path], bool]:
+    """The filter for the files a search of `root` finds: the tool's own outputs are no submissions
+    (marks.py says which); a file named on the command line never passes through it."""
+    return OwnOutputs(root)
 
 
 def _skipped(parts: Sequence[str]) -> bool:
@@ -151,7 +168,10 @@ def check_file(path: str | Path) -> Checked:
     except DisclosureError as exc:
         return Checked(file, None, exc.finding)
     except Exception as exc:  # a file that breaks the reader must not stop the batch; it is reported
-        reason = f"{type(exc).__name__}: {str(exc)[:160]}"
+        problem = access_problem(exc)
+        if problem is not None:  # this machine could not read it: not the office's fault
+            return Checked(file, None, problem)
+        reason = scrub_paths(f"{type(exc).__name__}: {str(exc)[:160]}", path)
         return Checked(file, None, Finding("internal-error", params={"reason": bilingual(reason, reason)}))
 
 
@@ -184,28 +204,64 @@ def validate_checked(checked: Sequence[Checked]) -> BatchResult:
             results.append(WorkbookResult(item.file, [*item.report.findings, *found[i]], item.report.cleaning,
                                           item.report))
     for group in duplicate_groups(results):
+        labels = {lang: file_labels(group, lang) for lang in LANGS}
         for workbook in group:
-            others = sorted(Path(w.file).name for w in group if w is not workbook)  # not in batch order
+            others = {lang: text("catalog.enumeration", lang).join(
+                sorted(labels[lang][id(w)] for w in group if w is not workbook)) for lang in LANGS}  # not batch order
             report = workbook.report
             workbook.findings.append(Finding("duplicate-submission", params={
-                "office": report.office, "year": report.year,  # type: ignore[union-attr]
-                "others": {lang: text("catalog.enumeration", lang).join(others) for lang in LANGS}}))
+                "office": report.office, "year": report.year, "others": others}))  # type: ignore[union-attr]
     frames = {fid: frame.set_axis([positions[r] for r in frame.index]) for fid, frame in validation.frames.items()}
     return BatchResult(results, frames)
 
 
 def duplicate_groups(workbooks: Sequence[WorkbookResult]) -> list[list[WorkbookResult]]:
-    """Workbooks of the same office and year, unless their credit codes tell them apart."""
+    """Workbooks of the same office (by `normalise_office`) and year, unless their credit codes tell
+    them apart."""
     groups: dict[tuple[str, int | None], list[WorkbookResult]] = {}
     for w in workbooks:
         if w.report is not None and w.report.office:
-            groups.setdefault((w.report.office, w.report.year), []).append(w)
+            groups.setdefault((normalise_office(w.report.office), w.report.year), []).append(w)
     out = []
     for group in groups.values():
         codes = [w.report.credit_code for w in group]  # type: ignore[union-attr]
         if len(group) > 1 and not (all(codes) and len(set(codes)) == len(codes)):
             out.append(group)
     return out
+
+
+def normalise_office(name: str) -> str:
+    """An office name as compared: NFKC (full-width forms) without whitespace. The one place office
+    names are compared, so a fuller matcher (a roster's) can replace it."""
+    return "".join(unicodedata.normalize("NFKC", name).split())
+
+
+def file_labels(workbooks: Sequence[WorkbookResult], lang: str = "zh") -> dict[int, str]:
+    """How to tell files of one office apart (keyed by id of the workbook): the path below the folder
+    they share (`第一次报送/青石乡年报.xlsx`, never an absolute path) and the time it was last modified."""
+    paths = [Path(w.file).absolute() for w in workbooks]
+    try:
+        common = Path(os.path.commonpath([p.parent for p in paths]))
+    except ValueError:  # different drives
+        common = None
+    out = {}
+    for w, path in zip(workbooks, paths, strict=True):
+        shown = path.relative_to(common).as_posix() if common is not None else path.name
+        try:
+            time = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        except OSError:
+            out[id(w)] = shown
+            continue
+        out[id(w)] = text("pipeline.file_with_time", lang, file=shown, time=time)
+    return out
+
+
+def modified_time(workbook: WorkbookResult) -> float:
+    """When the workbook's file was last modified (0 when it cannot be told)."""
+    try:
+        return Path(workbook.file).stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _read_all(files: list[Path], workers: int | None, progress: Progress | None) -> Iterator[Checked]:
