@@ -13,8 +13,8 @@ import disclosure_xlsx
 
 PACKAGE = Path(disclosure_xlsx.__file__).parent
 # Imports flow one way: a module may import only modules listed before it.
-ORDER = ["catalog", "formats", "_xlsx", "layout", "locate", "read", "clean", "validate", "suggest", "synthetic",
-         "template",
+ORDER = ["catalog", "formats", "_xlsx", "marks", "layout", "locate", "stray", "access", "read", "clean", "validate",
+         "suggest", "synthetic", "template", "mapping", "refill",
          "pipeline", "annotate", "feedback", "convert", "aggregate", "cli", "__main__", "__init__"]
 LABEL_FIELDS = {"label", "heading", "caption", "note", "sheet", "row_header", "aliases", "signals", "title",
                 "format_label", "version_label", "instructions_heading", "cover_sheet", "narrative_sheet"}
