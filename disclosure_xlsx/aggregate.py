@@ -204,9 +204,10 @@ def roll_up(batch: BatchResult, *, office: str, year: int, include_invalid: bool
 
 
 def _year_present(batch: BatchResult, year: int) -> None:
-    """A `--year` that no readable workbook has is a usage error naming the years found."""
+    """A `--year` that no readable workbook has is a usage error naming the years found (when there are
+    readable workbooks at all)."""
     years = [w.report.year for w in batch.workbooks if w.report is not None]
-    if year in years:
+    if year in years or not years:  # nothing readable at all: nothing to add (the files are listed)
         return
     counts = Counter(years)
     found = {lang: text("catalog.enumeration", lang).join(
