@@ -19,7 +19,8 @@ import html
 import json
 import os
 import re
-import zipfile
+import struct
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +36,9 @@ MARKER = ".disclosure-xlsx-output.json"  # the same name in every language
 ROLLUP_PROPERTY = "disclosure_xlsx.rollup"  # JSON {"added", "left_out", "missing", …} on a total workbook
 SKIPPED_KINDS = ("annotated", "overview")  # never a submission when found by searching a folder
 RESAVED_AFTER = timedelta(minutes=1)  # an annotated copy modified this long after it was written was saved again
-_CUSTOM_LIMIT = 256 * 1024  # docProps/custom.xml of a workbook is well under 1 KB
+_LIMIT = 256 * 1024  # docProps/custom.xml and core.xml of a workbook are well under 1 KB each
+_CUSTOM, _CORE = "docProps/custom.xml", "docProps/core.xml"
+_TAIL = 4096  # read first from the end of a zip: its central directory (a workbook's is ~2 KB)
 _PROPERTY = re.compile(r'<property\b[^>]*\bname="([^"]*)"[^>]*>\s*<vt:\w+\b[^>]*>([^<]*)</vt:\w+>', re.DOTALL)
 _MODIFIED = re.compile(r"<dcterms:modified\b[^>]*>([^<]+)</dcterms:modified>")
 
@@ -52,26 +55,58 @@ def write_marker(folder: str | os.PathLike[str], kind: str) -> Path:
 
 def custom_properties(path: str | os.PathLike[str]) -> dict[str, str]:
     """The custom document properties of an .xlsx/.xlsm (name → text); {} when it has none or is no zip."""
+    xml = _members(Path(path), (_CUSTOM,)).get(_CUSTOM)
+    return _properties(xml) if xml is not None else {}
+
+
+def _properties(xml: bytes) -> dict[str, str]:
+    found = _PROPERTY.findall(xml.decode("utf-8", "replace"))
+    return {html.unescape(name): html.unescape(value) for name, value in found}
+
+
+def _members(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """Small members of a zip, read straight from its central directory: a folder search looks at every
+    workbook, and zipfile.ZipFile, which builds the whole directory first, costs several times more.
+    Anything unusual (not a zip, ZIP64, a large or damaged member) gives {}: the file is then simply not
+    recognised as the tool's own, and is read like any other."""
+    wanted = {n.encode(): n for n in names}
+    out: dict[str, bytes] = {}
     try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo("docProps/custom.xml")
-            if info.file_size > _CUSTOM_LIMIT:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _TAIL))
+            tail = f.read()
+            end = tail.rfind(b"PK\x05\x06")  # the end-of-central-directory record
+            if end < 0 or len(tail) < end + 22:
                 return {}
-            xml = archive.read(info).decode("utf-8", "replace")
-    except (KeyError, OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError):
+            cd_size, cd_offset = struct.unpack_from("<II", tail, end + 12)
+            start = len(tail) - (size - cd_offset)
+            if start >= 0:
+                directory = tail[start:start + cd_size]
+            elif cd_size <= _LIMIT:  # a directory larger than the tail read first
+                f.seek(cd_offset)
+                directory = f.read(cd_size)
+            else:
+                return {}
+            at = 0
+            while at + 46 <= len(directory) and directory[at:at + 4] == b"PK\x01\x02":
+                method, _, _, _, packed, unpacked, name_len, extra_len, note_len = struct.unpack_from(
+                    "<HHHIIIHHH", directory, at + 10)
+                (offset,) = struct.unpack_from("<I", directory, at + 42)
+                name = directory[at + 46:at + 46 + name_len]
+                at += 46 + name_len + extra_len + note_len
+                if name not in wanted or unpacked > _LIMIT or method not in (0, 8):
+                    continue
+                f.seek(offset)
+                local = f.read(30)
+                if local[:4] != b"PK\x03\x04":
+                    return {}
+                f.seek(offset + 30 + sum(struct.unpack_from("<HH", local, 26)))
+                data = f.read(packed)
+                out[wanted[name]] = zlib.decompress(data, -15) if method == 8 else data
+    except (OSError, struct.error, zlib.error, ValueError):
         return {}
-    return {html.unescape(name): html.unescape(value) for name, value in _PROPERTY.findall(xml)}
-
-
-def _modified(path: Path) -> datetime | None:
-    """When the workbook was last saved (docProps/core.xml), in UTC."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            xml = archive.read("docProps/core.xml")[:_CUSTOM_LIMIT].decode("utf-8", "replace")
-    except (KeyError, OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError):
-        return None
-    found = _MODIFIED.search(xml)
-    return _utc(found.group(1).strip()) if found else None
+    return out
 
 
 def _utc(stamp: str) -> datetime | None:
@@ -85,9 +120,11 @@ def _utc(stamp: str) -> datetime | None:
 def workbook_mark(path: str | os.PathLike[str]) -> tuple[str | None, bool]:
     """(kind, saved again) of a workbook the tool wrote; (None, False) for any other file.
 
-    "Saved again": the file was last saved well after the tool wrote it, by someone else's program.
+    "Saved again": the file was last saved (docProps/core.xml) well after the tool wrote it, by an office
+    suite: Excel, WPS and LibreOffice set that time when they save.
     """
-    value = custom_properties(path).get(OUTPUT_PROPERTY)
+    members = _members(Path(path), (_CUSTOM, _CORE))
+    value = _properties(members[_CUSTOM]).get(OUTPUT_PROPERTY) if _CUSTOM in members else None
     if not value:
         return None, False
     try:
@@ -96,7 +133,8 @@ def workbook_mark(path: str | os.PathLike[str]) -> tuple[str | None, bool]:
         written = _utc(str(mark["written"]))
     except (ValueError, KeyError, TypeError):
         return None, False
-    modified = _modified(Path(path))
+    found = _MODIFIED.search(members.get(_CORE, b"").decode("utf-8", "replace"))
+    modified = _utc(found.group(1).strip()) if found else None
     return kind, bool(written and modified and modified - written > RESAVED_AFTER)
 
 

@@ -127,7 +127,8 @@ def stray_numbers(fmt: Format, positions: Mapping[str, Position], sheets: Mappin
             continue
         name, dr, dc = offset
         grid = sheets[name]
-        strays = [(r, c, n) for r, c in edge.cells if (n := _number(_at(grid, r + dr, c + dc))) is not None]
+        found = [(r, c, v) for r, c in edge.cells if (v := _at(grid, r + dr, c + dc)) != ""]  # almost all are empty
+        strays = [(r, c, n) for r, c, v in found if (n := _number(v)) is not None]
         if not strays:
             continue
         shifted = [r for r, c, _ in strays if c == edge.right and _shifted(edge, grid, r, dr, dc)]
