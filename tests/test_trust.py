@@ -252,6 +252,19 @@ def test_outputs_given_on_purpose_are_read(tmp_path: Path) -> None:
     assert "错_校验标注.xlsx" in _names(discover([x]))
 
 
+def test_files_that_are_not_the_tools_carry_no_mark_and_are_read(tmp_path: Path) -> None:
+    good = _office(tmp_path, "good.xlsx")
+    (tmp_path / "empty.xlsx").write_bytes(b"")
+    (tmp_path / "text.xlsx").write_text("单位名称,年度\n", "utf-8")
+    (tmp_path / "cut.xlsx").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with zipfile.ZipFile(tmp_path / "plain.xlsx", "w") as archive:
+        archive.writestr("hello.txt", "no properties")
+    for name in ("empty.xlsx", "text.xlsx", "cut.xlsx", "plain.xlsx"):
+        assert workbook_mark(tmp_path / name) == (None, False) and custom_properties(tmp_path / name) == {}, name
+    assert workbook_mark(good) == ("template", False)
+    assert len(discover([tmp_path])) == 5  # every one is read, and reported for what it is
+
+
 def _resave(path: Path, modified: str) -> None:
     """What saving in an office suite does to the document properties: a later `modified` time."""
     with zipfile.ZipFile(path) as old:
