@@ -179,7 +179,8 @@ def roll_up(batch: BatchResult, *, office: str, year: int, include_invalid: bool
             excluded.append(LeftOut(w, "errors"))
             gone.add(id(w))
     included = [w for w in candidates if id(w) not in gone]
-    excluded.sort(key=lambda e: batch.workbooks.index(e.workbook))
+    position = {id(w): i for i, w in enumerate(batch.workbooks)}
+    excluded.sort(key=lambda e: position[id(e.workbook)])
     if not included:
         reasons = Counter(e.reason for e in excluded)
         summary = {lang: text("catalog.enumeration", lang).join(
@@ -188,7 +189,7 @@ def roll_up(batch: BatchResult, *, office: str, year: int, include_invalid: bool
         raise DisclosureError(Finding("rollup-nothing-to-add", params={"reasons": summary}))
     _one_format(included)
     fmt = included[0].report.format  # type: ignore[union-attr]
-    chosen = [batch.workbooks.index(w) for w in included]
+    chosen = [position[id(w)] for w in included]
     frame = batch.frame(fmt).loc[chosen]  # the frame validation checked: nothing is built twice
     blanks = [(batch.workbooks[i], cid) for cid in fmt.cells for i in frame.index[frame[cid].isna()]]
     sums = frame.fillna(0).sum()

@@ -12,17 +12,17 @@ import multiprocessing
 import os
 import threading
 import unicodedata
-from datetime import datetime
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .access import access_problem, scrub_paths
 from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, text
 from .clean import CleanReport, clean_report
 from .formats import Format
-from .access import access_problem, scrub_paths
 from .marks import OwnOutputs
 from .read import read_workbook
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
-           "file_labels", "normalise_office", "validate_checked", "validate_paths"]
+           "file_labels", "modified_time", "normalise_office", "validate_checked", "validate_paths"]
 
 EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods")
 REPORT_VERSION = 1
