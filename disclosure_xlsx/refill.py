@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ._xlsx import atomic_output, new_workbook
-from .catalog import CellRef, text
+from .catalog import CellRef, phrase, text
 from .clean import CleanReport
 from .formats import Format, format_for_year
 from .layout import layout_for
@@ -56,7 +56,12 @@ def refill_for(report: CleanReport) -> Refill | None:
     if expected is None or expected is report.format:
         return None
     values, notes = map_values(report, expected)
-    return Refill(expected, report.format, report.year, values, tuple(notes))
+    noted = {n.id for n in notes}
+    unreadable = [MappingNote(cid, phrase("refill.unreadable")) for cid in expected.cells
+                  if cid in report.unusable and cid not in noted]  # typed, but not as a number: refill it too
+    order = list(expected.cells)
+    return Refill(expected, report.format, report.year, values,
+                  tuple(sorted([*notes, *unreadable], key=lambda n: order.index(n.id))))
 
 
 def write_refill(refill: Refill, report: CleanReport, path: str | Path, source_name: str) -> Path:
