@@ -1,9 +1,11 @@
-"""Small helpers every workbook writer shares: safe xlsxwriter options, checked writes, atomic files."""
+"""Small helpers every workbook writer shares: safe xlsxwriter options, checked writes, atomic files, and the
+document property by which the tool knows a workbook it wrote."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import tempfile
@@ -16,20 +18,31 @@ import xlsxwriter
 from xlsxwriter.format import Format as CellFormat
 from xlsxwriter.worksheet import Worksheet
 
-__all__ = ["atomic_output", "new_workbook", "put"]
+__all__ = ["OUTPUT_PROPERTY", "atomic_output", "new_workbook", "output_property", "put"]
 
 # Text that came from a workbook must never become a formula or a link in our outputs.
 SAFE_OPTIONS = {"strings_to_formulas": False, "strings_to_urls": False, "nan_inf_to_errors": True}
+# Every workbook the tool writes says so in this custom document property (see marks.py): what it is
+# (template | cleaned | total | annotated | overview | workbook) and when it was written.
+OUTPUT_PROPERTY = "disclosure_xlsx.output"
+
+
+def output_property(kind: str, written: datetime) -> str:
+    """The value of OUTPUT_PROPERTY: JSON {"kind", "written"} (seconds, as written in the file)."""
+    return json.dumps({"kind": kind, "written": written.isoformat(timespec="seconds")})
 
 
 def new_workbook(path: str | os.PathLike[str], *, created: datetime | None = None,
-                 title: str | None = None) -> xlsxwriter.Workbook:
-    """An xlsxwriter workbook that writes text as text; `created` fixes the timestamp for stable bytes."""
+                 title: str | None = None, kind: str = "workbook") -> xlsxwriter.Workbook:
+    """An xlsxwriter workbook that writes text as text and records that the tool wrote it (`kind`);
+    `created` fixes the timestamp for stable bytes."""
     workbook = xlsxwriter.Workbook(str(path), SAFE_OPTIONS)
-    properties: dict[str, Any] = {"created": created or datetime.now()}
+    when = created or datetime.now()
+    properties: dict[str, Any] = {"created": when}
     if title:
         properties["title"] = title
     workbook.set_properties(properties)
+    workbook.set_custom_property(OUTPUT_PROPERTY, output_property(kind, when))
     return workbook
 
 

@@ -16,10 +16,11 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._xlsx import atomic_output
+from ._xlsx import OUTPUT_PROPERTY, atomic_output, output_property
 from .accept import severity_word
 from .catalog import LANGS, CellRef, Cleaning, Finding, cleaning_text, text, text_list
 from .clean import CleanReport
@@ -137,7 +138,8 @@ def _annotate(job: AnnotationJob) -> AnnotationOutcome:
             base = tmp.with_name(tmp.name + ".base.xlsx")
             write_template(base, fmt.id, values=_rebuilt_values(fmt, report, job.findings))
         try:
-            result = patch_workbook(base, tmp, marks, sheet, author=text("annotate.author", job.lang))
+            mark = {OUTPUT_PROPERTY: output_property("annotated", datetime.now())}  # a search leaves it out (marks.py)
+            result = patch_workbook(base, tmp, marks, sheet, author=text("annotate.author", job.lang), properties=mark)
         finally:
             if rebuilt:
                 base.unlink(missing_ok=True)

@@ -132,6 +132,14 @@ class Lang(str, Enum):
     en = "en"
 
 
+class Prefer(str, Enum):
+    newest = "newest"
+
+
+# Refusals that mean the command was asked for something the inputs do not have: usage errors (exit 2).
+USAGE_CODES = ("rollup-year-not-found", "roster-invalid")
+
+
 LangOption = Annotated[Lang, typer.Option("--lang", help=_help("lang"))]
 AcceptedOption = Annotated[Path | None, typer.Option("--accepted", dir_okay=False, metavar=_metavar("file"),
                                                      help=_help("validate_accepted"))]
@@ -147,6 +155,20 @@ def _say(key: str, lang: str, **params: Any) -> str:
 def _fail(key: str, lang: str, code: int = 2, **params: Any) -> None:
     err.print(escape(_say(key, lang, **params)))
     raise typer.Exit(code)
+
+
+def _found(paths: Sequence[Path], exclude: Sequence[Path], lang: str) -> list[Path]:
+    """The workbooks to read; says how many of the tool's own outputs the search left out, and fails
+    (exit 2) when nothing is left."""
+    from .pipeline import discover
+
+    skipped: list[Path] = []
+    files = discover(paths, exclude=exclude, skipped=skipped)
+    if skipped:
+        err.print(escape(_say("skipped", lang, n=len(skipped))))
+    if not files:
+        _fail("none_found", lang)
+    return files
 
 
 def _existing(paths: Sequence[Path], lang: str) -> None:
@@ -270,14 +292,10 @@ def validate(
     previous: PreviousOption = None,
     aliases: AliasesOption = None,
 ) -> None:
-    from .pipeline import discover
-
     language = lang.value
     _existing(paths, language)
     review = _acceptance_file(accepted, language)
-    files = discover(paths, exclude=[out] if out is not None else [])
-    if not files:
-        _fail("none_found", language)
+    files = _found(paths, [out] if out is not None else [], language)
     cross = _cross_year(previous, aliases, language)
     with _stages(language, enabled=not as_json) as stage:
         result = _validate(files, workers, stage, exclude=[out] if out is not None else [], **cross)
@@ -379,34 +397,44 @@ def convert(
     paths: PathsArgument,
     out: Annotated[Path, typer.Option("--out", file_okay=False, metavar=_metavar("folder"), help=_help("convert_out"))],
     format_to: Annotated[FormatChoice | None, typer.Option("--format-to", help=_help("convert_format_to"))] = None,
+    force: Annotated[bool, typer.Option("--force", help=_help("convert_force"))] = False,
     lang: LangOption = Lang.zh,
     workers: WorkersOption = None,
     previous: PreviousOption = None,
     aliases: AliasesOption = None,
 ) -> None:
-    from .convert import DATA_CSV, convert_paths
-    from .pipeline import discover
+    from .convert import DATA_CSV, convert_paths, output_folder_problem
+    from .layout import layout_for
 
     language = lang.value
     _existing(paths, language)
-    if not discover(paths, exclude=[out]):
-        _fail("none_found", language)
     cross = _cross_year(previous, aliases, language)
+    problem = output_folder_problem(out, force=force)
+    if problem is not None:  # checked before anything is read
+        err.print(escape(problem.message(language)))
+        raise typer.Exit(2)
+    files = _found(paths, [out], language)
     with _stages(language, enabled=True) as stage, stage("reading", None) as tick:
-        batch, done = convert_paths(paths, out, format_to=format_to.value if format_to else None, workers=workers,
-                                    progress=tick, **cross)
+        batch, done = convert_paths(files, out, format_to=format_to.value if format_to else None, workers=workers,
+                                    progress=tick, force=force, **cross)
     console = Console(highlight=False)
+    failing = 0
     for item in done:
         target = str(item.output) if item.output else "—"
         console.print(escape(_say("converted", language, source=item.source.file, target=target,
                                   status=status_text(item.source.status, language))))
-        for note in item.notes[:3]:
-            console.print(escape(_say("note", language, cell=note.id, note=note.message[language])))
-        if len(item.notes) > 3:
-            console.print(escape(text("convert.more_notes", language, n=len(item.notes) - 3,
-                                      sheet=_CURRENT.words.mapping_sheet)))
+        if item.to_fill and item.format_id:
+            layout = layout_for(item.format_id)
+            cells = [_say("cell", language, place=f"{layout.where(n.id).sheet}!{layout.where(n.id).ref}",
+                          label=layout.format.cells[n.id].label) for n in item.to_fill]
+            console.print(escape(_say("must_fill", language, n=len(cells), sheet=_CURRENT.words.mapping_sheet,
+                                      cells=text("catalog.enumeration", language).join(cells))))
+        if item.check is not None and item.check.errors:
+            failing += 1
+            first = next(f.message(language) for f in item.check.findings if f.severity == "error")
+            console.print(escape(_say("still_failing", language, errors=item.check.errors, first=first)))
     console.print(escape(str(Path(out) / DATA_CSV)))
-    raise typer.Exit(1 if batch.has_errors else 0)
+    raise typer.Exit(1 if batch.has_errors or failing else 0)
 
 
 @app.command(help=_help("aggregate"))
@@ -419,6 +447,9 @@ def aggregate(
     roster: Annotated[Path | None, typer.Option(dir_okay=False, metavar=_metavar("file"),
                                                 help=_help("aggregate_roster"))] = None,
     include_invalid: Annotated[bool, typer.Option("--include-invalid", help=_help("aggregate_include_invalid"))] = False,
+    include_other_years: Annotated[bool, typer.Option("--include-other-years",
+                                                      help=_help("aggregate_include_other_years"))] = False,
+    prefer: Annotated[Prefer | None, typer.Option("--prefer", help=_help("aggregate_prefer"))] = None,
     force: Annotated[bool, typer.Option("--force", help=_help("force"))] = False,
     as_json: Annotated[bool, typer.Option("--json", help=_help("aggregate_json"))] = False,
     accepted: AcceptedOption = None,
@@ -428,7 +459,6 @@ def aggregate(
     aliases: AliasesOption = None,
 ) -> None:
     from .aggregate import aggregate_paths, provenance
-    from .pipeline import discover
 
     language = lang.value
     _existing(paths, language)
@@ -436,19 +466,20 @@ def aggregate(
     review = _acceptance_file(accepted, language)
     if output.exists() and not force:
         _fail("exists", language, path=output)
-    if not discover(paths, exclude=[output]):
-        _fail("none_found", language)
+    files = _found(paths, [output], language)
     try:
         with _stages(language, enabled=not as_json) as stage, stage("reading", None) as tick:
-            result = aggregate_paths(paths, output, office=office, year=year, roster=names,
-                                     include_invalid=include_invalid, workers=workers, progress=tick,
+            result = aggregate_paths(files, output, office=office, year=year, roster=names,
+                                     include_invalid=include_invalid, include_other_years=include_other_years,
+                                     prefer=prefer.value if prefer else None, workers=workers, progress=tick,
                                      accepted=review, **_cross_year(previous, aliases, language))
     except DisclosureError as refused:
         if as_json:
             sys.stdout.write(json.dumps({"version": 1, "refused": refused.finding.to_dict()}, ensure_ascii=False) + "\n")
         else:
             err.print(escape(refused.finding.message(language)))
-        raise typer.Exit(1) from refused
+        raise typer.Exit(2 if refused.finding.category == "usage" or refused.finding.code in USAGE_CODES
+                         else 1) from refused
     check = result.check
     failed = [f for f in check.findings if f.severity == "error"] if check else []
     problems = failed or result.left_out or result.invalid_included or result.missing

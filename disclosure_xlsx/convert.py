@@ -1,43 +1,40 @@
 """From each checked workbook: a cleaned standard workbook with the report sheet in the official layout,
 a cleaning log and the data in long form; and one long-form CSV for a whole batch.
 
-A workbook is written in its own format, or mapped onto another (`format_to`) through the cell ids:
-ids that mean the same in both formats (ruling 1) carry their value; a section maps only if every one
-of its cells has a counterpart; a cell defined as a sum in one format (spec §6.2, s3.other) is summed,
-or split when the sum is 0 (counts are never negative); every target cell left without a source is
-blank and listed.
+A workbook is written in its own format, or mapped onto another (`format_to`) cell by cell through the
+cell ids (`mapping.py`); every target cell left without a source is blank and listed, and the mapped
+workbooks are validated again. The output folder is the tool's own: it is built complete in a staging
+folder beside it and swapped in, so an interrupted run leaves the previous output as it was, and a
+rerun (with `force`) replaces every file of the previous one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
-from collections.abc import Iterable, Sequence
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
-from .catalog import cleaning_text, number_text, phrase, text, text_list
+from .catalog import DisclosureError, Finding, cleaning_text, number_text, text, text_list
 from .clean import CleanReport
 from .feedback import output_name
 from .formats import Format, current_format, get_format
 from .layout import layout_for
+from .mapping import MappingNote, map_values
+from .marks import MARKER, write_marker
 from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
 from .template import add_report_sheet, fill_workbook, mark_cover
 
-__all__ = ["DATA_CSV", "Converted", "MappingNote", "convert_paths", "data_rows", "map_values"]
+__all__ = ["DATA_CSV", "Converted", "MappingNote", "convert_paths", "data_rows", "map_values", "output_folder_problem"]
 
 DATA_CSV = text("convert.data_csv")
 UNREADABLE = ("value-unparseable", "number-not-whole", "number-too-large")
-
-
-@dataclass(frozen=True, slots=True)
-class MappingNote:
-    """A target cell that a format mapping could not fill from the source, and why (in both languages)."""
-
-    id: str
-    message: dict[str, str]
 
 
 @dataclass
@@ -48,78 +45,94 @@ class Converted:
     output: Path | None
     format_id: str | None
     notes: list[MappingNote] = field(default_factory=list)
+    check: WorkbookResult | None = None  # the written workbook validated again, when it was mapped
+
+    @property
+    def to_fill(self) -> list[MappingNote]:
+        """The cells the office must still fill: mapped to nothing."""
+        return [n for n in self.notes if not n.filled]
+
+
+def output_folder_problem(out: str | Path, *, force: bool = False) -> Finding | None:
+    """Why `out` cannot take a convert's output: it holds an earlier convert's output and `force` is not
+    given, or it holds files the tool did not write (which it never deletes). None when it can."""
+    out = Path(out)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return None
+    if out.is_dir() and (out / MARKER).is_file():
+        return None if force else Finding("output-exists", params={"folder": str(out)})
+    return Finding("output-not-empty", params={"folder": str(out),
+                                               "suggestion": str(out / text("convert.default_folder"))})
 
 
 def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: str | None = None,
                   workers: int | None = None, progress: Progress | None = None,
-                  previous: Iterable[str | Path] | None = None,
+                  force: bool = False, previous: Iterable[str | Path] | None = None,
                   aliases: str | Path | None = None) -> tuple[BatchResult, list[Converted]]:
-    """Validate every workbook under `paths`, then write its cleaned workbook and DATA_CSV under `out`."""
+    """Validate every workbook under `paths`, then write its cleaned workbook and DATA_CSV as the folder `out`.
+
+    Raises:
+        DisclosureError: `out` cannot take the output (`output_folder_problem`); nothing is read or written.
+    """
     out = Path(out)
-    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out], previous=previous, aliases=aliases)
-    out.mkdir(parents=True, exist_ok=True)
+    problem = output_folder_problem(out, force=force)
+    if problem is not None:
+        raise DisclosureError(problem)
+    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out], previous=previous,
+                           aliases=aliases)
     done: list[Converted] = []
-    used: set[str] = set()
-    rows: list[list[Any]] = []
-    for workbook in batch.workbooks:
-        report = workbook.report
-        if report is None:
-            done.append(Converted(workbook, None, None))
-            continue
-        target = get_format(format_to or report.format_id)
-        values, notes = map_values(report, target)
-        name = output_name(workbook, used)
-        path = write_cleaned(out / f"{name}.xlsx", workbook, target, values, notes)
-        rows += data_rows(report, target, values)
-        done.append(Converted(workbook, path, target.id, notes))
-    with atomic_output(out / DATA_CSV) as tmp:
+    with _staged(out) as staging:
+        used: set[str] = set()
+        rows: list[list[Any]] = []
+        for workbook in batch.workbooks:
+            report = workbook.report
+            if report is None:
+                done.append(Converted(workbook, None, None))
+                continue
+            target = get_format(format_to or report.format_id)
+            values, notes = map_values(report, target)
+            name = f"{output_name(workbook, used)}.xlsx"
+            write_cleaned(staging / name, workbook, target, values, notes)
+            rows += data_rows(report, target, values)
+            done.append(Converted(workbook, out / name, target.id, notes))
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(_data_headers())
         writer.writerows([[number_text(v) if isinstance(v, float) else v for v in row] for row in rows])
-        tmp.write_text(buffer.getvalue(), "utf-8-sig")  # with a BOM, so Excel opens it as UTF-8
+        (staging / DATA_CSV).write_text(buffer.getvalue(), "utf-8-sig")  # with a BOM, so Excel opens it as UTF-8
+        write_marker(staging, "convert")
+    mapped = [c for c in done if c.source.report and c.format_id != c.source.report.format_id]
+    if mapped:  # a mapped workbook is a new workbook: does it pass, or what must the office still fill?
+        outputs = [c.output for c in mapped if c.output is not None]
+        for item, check in zip(mapped, validate_paths(outputs, workers=1).workbooks, strict=True):
+            item.check = check
     return batch, done
 
 
-def map_values(report: CleanReport, target: Format) -> tuple[dict[str, Any], list[MappingNote]]:
-    """The report's values as cells of `target`, and a note for every target cell not carried over."""
-    source = report.format
-    if source is target:
-        return dict(report.values), []
-    known = {**report.values, **{d: _sum(report.values, parts) for d, parts in source.derived.items()}}
-    mappable = {s.key for s in source.sections
-                if all(c.id in target.cells or c.id in target.derived for c in source.section_cells(s.key))}
-    values: dict[str, Any] = {}
-    notes: list[MappingNote] = []
-    split = {part: derived for derived, parts in target.derived.items() for part in parts}
-    title = source.title
-    for cid, cell in target.cells.items():
-        if cell.section not in mappable:
-            values[cid] = None
-            notes.append(MappingNote(cid, phrase("convert.mapping.no_source", source=title)))
-        elif cid in known:
-            values[cid] = known[cid]
-        elif cid in split and known.get(split[cid]) == 0:
-            values[cid] = 0
-            notes.append(MappingNote(cid, phrase("convert.mapping.split_zero", source=title,
-                                                 row=_row(source, split[cid]))))
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A staging folder beside `out`, swapped in for it when the block succeeds and removed otherwise
+    (an interruption included): `out` is always either the previous output or the new one, whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.new-*"):  # left by a run that was killed outright
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = out.parent / f".{out.name}.new-{os.getpid()}"
+    staging.mkdir()
+    try:
+        yield staging
+        if out.exists():
+            trash = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(trash)
+            try:
+                staging.rename(out)
+            except BaseException:
+                trash.rename(out)  # put the previous output back
+                raise
+            shutil.rmtree(trash, ignore_errors=True)
         else:
-            values[cid] = None
-            total = known.get(split[cid]) if cid in split else None
-            notes.append(MappingNote(cid, phrase("convert.mapping.not_split", source=title, total=number_text(total))
-                                     if total is not None else phrase("convert.mapping.no_source", source=title)))
-    return values, notes
-
-
-def _sum(values: dict[str, Any], parts: Sequence[str]) -> Any:
-    found = [values.get(p) for p in parts]
-    return None if any(v is None for v in found) else sum(found)
-
-
-def _row(fmt: Format, cid: str) -> str:
-    section, row, col = cid.split(".")
-    node = fmt.section(section).node("rows", row)
-    return f"{node.label} / {fmt.section(section).node('columns', col).label}"
+            staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: dict[str, Any],
@@ -132,7 +145,7 @@ def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: 
     cover = {target.field("office").name: report.office, target.field("credit_code").name: report.credit_code,
              target.field("year").name: report.year, **{k: v for k, v in report.texts.items() if k in target.names}}
     with atomic_output(path) as tmp:
-        book = new_workbook(tmp, title=words.title)
+        book = new_workbook(tmp, title=words.title, kind="cleaned")
         fill_workbook(book, target.id, {**values, **cover})
         if failed:
             mark_cover(book, target.id, text("convert.failed_cover", mark=words.failed_mark,

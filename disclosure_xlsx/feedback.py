@@ -27,8 +27,10 @@ from .accept import add_overview_columns, severity_word
 from .annotate import AnnotationJob, AnnotationOutcome, annotate, copy_name
 from .catalog import Finding, cleaning_text, number_text, severity_text, status_text, text
 from .formats import current_format
+from .marks import write_marker
 from .pipeline import BatchResult, Progress, WorkbookResult
 from .rounds import add_round_columns, begin_round, review_header
+from .refill import Refill, refill_for, write_refill
 
 __all__ = ["FEEDBACK_DIR", "OVERVIEW", "REPORT", "feedback_text", "output_name", "safe_name", "write_outputs"]
 
@@ -50,6 +52,7 @@ def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = 
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "validate")  # a later search of a folder above leaves these outputs out
     round_ = begin_round(batch, out)  # the round of resubmission, compared with the previous one (rounds.py)
     folders, outcomes = _write_feedback_tree(batch, out, workers, progress)
     _write_overview(batch.workbooks, out / OVERVIEW)
@@ -89,6 +92,10 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, pro
         folder = staging / names[-1]
         folder.mkdir()
         _write_summaries(workbook, folder)
+        refill = refill_for(workbook.report) if workbook.report is not None else None
+        if refill is not None:  # an old template: the current one, pre-filled (~40 ms, only for such offices)
+            write_refill(refill, workbook.report, folder / refill_name(workbook),  # type: ignore[arg-type]
+                         Path(workbook.file).name)
         if progress and not workbook.findings:
             progress(done, total)
         if workbook.findings and workbook.report is not None:
@@ -96,6 +103,7 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, pro
             jobs.append(AnnotationJob(workbook.report, tuple(workbook.findings),
                                       folder / copy_name(safe_name(source.stem), source)))
     outcomes = _annotate_all(jobs, workers)
+    write_marker(staging, "feedback")
     if progress:
         progress(total, total)
     final = out / FEEDBACK_DIR
@@ -107,6 +115,11 @@ def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, pro
     else:
         staging.rename(final)
     return names, outcomes
+
+
+def refill_name(workbook: WorkbookResult) -> str:
+    """`<原文件名>_新模板.xlsx`: the pre-filled current template of an office that used an old one."""
+    return f"{safe_name(Path(workbook.file).stem)}{text('refill.suffix')}.xlsx"
 
 
 def output_name(workbook: WorkbookResult, used: set[str]) -> str:
@@ -205,8 +218,34 @@ def feedback_text(workbook: WorkbookResult, lang: str = "zh") -> str:
     if interpreted:
         lines += ["", text("feedback.group", lang, group=text("feedback.interpreted_heading", lang)), *interpreted,
                   text("feedback.interpreted_advice", lang)]
-    lines += ["", text("feedback.next_label", lang) + text(f"feedback.next_step.{workbook.status}", lang), ""]
+    refill = _refill(workbook)
+    if refill is not None:
+        explain, places = _refill_lines(workbook, refill, lang)
+        lines += ["", text("feedback.group", lang, group=text("refill.heading", lang)), explain, *places]
+    lines += ["", text("feedback.next_label", lang) + _next_step(workbook, lang), ""]
     return "\n".join(lines)
+
+
+def _refill(workbook: WorkbookResult) -> Refill | None:
+    return refill_for(workbook.report) if workbook.report is not None else None
+
+
+def _refill_lines(workbook: WorkbookResult, refill: Refill, lang: str) -> tuple[str, list[str]]:
+    """What an office that used an old template must do, and each cell of the new one it must fill."""
+    places = [text("refill.item", lang, place=f"{ref.sheet}!{ref.ref}", label=label) for ref, label in refill.places()]
+    explain = text("refill.explain", lang, old=refill.source.title, new=refill.format.title, year=refill.year,
+                   file=refill_name(workbook), n=len(places))
+    return explain, places or [text("refill.nothing", lang)]
+
+
+def _next_step(workbook: WorkbookResult, lang: str) -> str:
+    """What the office does next: by status; refill the current template when it used an old one; and
+    nothing at all when only this machine could not read the file (the county's problem)."""
+    if any(f.code == "file-inaccessible" for f in workbook.findings):
+        return text("feedback.next_step.inaccessible", lang)
+    if _refill(workbook) is not None:
+        return text("refill.next_step", lang, file=refill_name(workbook))
+    return text(f"feedback.next_step.{workbook.status}", lang)
 
 
 def _html_page(workbook: WorkbookResult, lang: str = "zh") -> str:
@@ -224,8 +263,12 @@ def _html_page(workbook: WorkbookResult, lang: str = "zh") -> str:
         items = "".join(f"<li>{e(line)}</li>" for line in interpreted)
         body.append(f"<h2>{e(text('feedback.interpreted_heading', lang))}</h2><ul class='read'>{items}</ul>"
                     f"<p>{e(text('feedback.interpreted_advice', lang))}</p>")
-    body.append(f"<p class='next'><b>{e(text('feedback.next_label', lang))}</b>"
-                f"{e(text(f'feedback.next_step.{workbook.status}', lang))}</p>")
+    refill = _refill(workbook)
+    if refill is not None:
+        explain, places = _refill_lines(workbook, refill, lang)
+        items = "".join(f"<li>{e(line)}</li>" for line in places)
+        body.append(f"<h2>{e(text('refill.heading', lang))}</h2><p>{e(explain)}</p><ul class='fill'>{items}</ul>")
+    body.append(f"<p class='next'><b>{e(text('feedback.next_label', lang))}</b>{e(_next_step(workbook, lang))}</p>")
     title = e(text("feedback.page_title", lang, name=workbook.name))
     style = ("body{font-family:'Microsoft YaHei','PingFang SC','Noto Sans CJK SC','WenQuanYi Micro Hei',sans-serif;"
              "max-width:960px;margin:2em auto;line-height:1.6;color:#222}table.head th{text-align:right;"
@@ -251,7 +294,7 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
         return text(f"feedback.overview.{key}")
 
     with atomic_output(path) as tmp:
-        book = new_workbook(tmp, title=word("title"))
+        book = new_workbook(tmp, title=word("title"), kind="overview")
         bold = book.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1, "text_wrap": True, "valign": "top"})
         wrap = book.add_format({"text_wrap": True, "valign": "top"})
         top = book.add_format({"valign": "top"})

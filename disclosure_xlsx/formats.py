@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 import operator
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,6 +26,7 @@ from typing import Any
 from .catalog import DisclosureError, Finding, text, text_list
 
 __all__ = [
+    "ANY_LEVEL",
     "Cell",
     "CopiedText",
     "CoverField",
@@ -34,8 +37,8 @@ __all__ = [
     "KeyFigure",
     "MoneyUnit",
     "Narrative",
-    "Notation",
     "Node",
+    "Notation",
     "Rule",
     "Section",
     "TemplateWords",
@@ -227,18 +230,23 @@ class Identity:
         return rhs - lhs if self.anchor in self.lhs else lhs - rhs
 
 
+ANY_LEVEL = "*"  # `Rule.holds(…, level=ANY_LEVEL)`: the loosest threshold of every level (a batch check)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One expanded plausibility rule (spec §7.3–§7.4); a failure is a warning."""
 
     rule: str
     family: str
-    kind: str  # le | implies_zero | expect_zero | same_zero | max_decimals | share_max
+    kind: str  # le | implies_zero | expect_zero | same_zero | max_decimals | share_max | magnitude
     lhs: tuple[str, ...] = ()
     rhs: tuple[str, ...] = ()
     when: tuple[str, ...] = ()
     cells: tuple[str, ...] = ()
     max: int | None = None
+    min: float | None = None  # magnitude: the smallest whole number that looks like 元 (unknown level)
+    thresholds: tuple[tuple[str, float], ...] = ()  # magnitude: the threshold for a body level (ruling 7)
     zh: str = ""
     en: str = ""
     levels: tuple[str, ...] = ()  # ruling 7: only for bodies of these levels (empty: every body)
@@ -250,18 +258,36 @@ class Rule:
         """Whether the rule applies to a body of `level`; a level-dependent rule is silent when unknown."""
         return not self.levels or level in self.levels
 
+    def threshold(self, level: str | None) -> float:
+        """A magnitude rule's threshold for an office of `level`: its own when the data gives one, the
+        conservative `min` when the level is unknown (None) or not listed; ANY_LEVEL: the lowest of all."""
+        conservative = self.min if self.min is not None else math.inf
+        if level == ANY_LEVEL:
+            return min([t for _, t in self.thresholds] + [conservative])
+        if level is not None:
+            folded = _fold_level(level)
+            for name, value in self.thresholds:
+                if _fold_level(name) == folded:
+                    return value
+        return conservative
+
     @property
     def involved(self) -> tuple[str, ...]:
         """Every cell the rule reads, the cell to mark first."""
         seen = dict.fromkeys((*self.cells, *self.lhs, *self.rhs, *self.when))
         return tuple(seen)
 
-    def holds(self, values: Mapping[str, Any]) -> Any:
+    def holds(self, values: Mapping[str, Any], level: str | None = None) -> Any:
         """Whether the rule holds; `values` holds numbers, or pandas columns (then a boolean column).
+        `level` is the office's body level, for the rules that depend on it (None: unknown).
 
-        Only `+ - == != <= & |`, `abs` and `round` are used, so one definition serves a single report
+        Only `+ - == != < <= & |`, `abs` and `round` are used, so one definition serves a single report
         (the generator) and a whole batch (the validator).
         """
+        if self.kind == "magnitude":  # a whole number this large in a 万元 cell was probably written in 元
+            floor = self.threshold(level)
+            parts = [(values[c] < floor) | (abs(values[c] - round(values[c])) > 1e-9) for c in self.cells]
+            return functools.reduce(operator.and_, parts)
         if self.kind == "le":
             return _sum(values, self.lhs) <= _sum(values, self.rhs)
         if self.kind == "share_max":
@@ -551,6 +577,11 @@ def _sum(values: Mapping[str, Any], cells: Iterable[str]) -> Any:
     return sum((values[c] for c in cells), 0)
 
 
+def _fold_level(level: str) -> str:
+    """A body level as compared: NFKC, no whitespace (县级 == " 县级", （ == ()."""
+    return "".join(unicodedata.normalize("NFKC", level).split())
+
+
 def name_for(cell_id: str) -> str:
     """Ruling 1: the defined name of a cell id is the id with every "." replaced by "_"."""
     return cell_id.replace(".", "_")
@@ -827,18 +858,24 @@ def _identities(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
 def _rules(spec: Mapping[str, Any], sets: Mapping[str, tuple[str, ...]],
            cells: Mapping[str, Cell], cover: Iterable[Mapping[str, Any]]) -> Iterator[Rule]:
     _keys(spec, f"rule {spec.get('id')}", {"id", "formats", "kind", "for_each", "lhs", "rhs", "when",
-                                           "cells", "max", "part", "zh", "en", "levels", "code", "max_share",
-                                           "min_count"})
-    if spec["kind"] not in ("le", "implies_zero", "expect_zero", "same_zero", "max_decimals", "share_max"):
+                                           "cells", "max", "min", "thresholds", "part", "zh", "en", "levels", "code",
+                                           "max_share", "min_count"})
+    if spec["kind"] not in ("le", "implies_zero", "expect_zero", "same_zero", "max_decimals", "share_max", "magnitude"):
         raise FormatDataError(f"rule {spec['id']}: unknown kind {spec['kind']!r}")
+    if spec["kind"] == "magnitude" and "min" not in spec:
+        raise FormatDataError(f"rule {spec['id']}: a magnitude rule needs min (the threshold for any level)")
+    thresholds = tuple((str(k), float(v)) for k, v in spec.get("thresholds", {}).items())
     levels = _level_choices(cover)
-    unknown = set(spec.get("levels", ())) - set(levels)
+    unknown = (set(spec.get("levels", ())) | {k for k, _ in thresholds}) - set(levels)
     if unknown:
         raise FormatDataError(f"rule {spec['id']}: unknown levels {sorted(unknown)}; known: {levels}")
     for binding in _bindings(spec.get("for_each", {}), sets):
         name = _instance_name(spec["id"], {**binding, **({"part": spec["part"]} if "part" in spec else {})})
         terms = {k: _expand(spec.get(k, ()), binding, sets, cells, name) for k in ("lhs", "rhs", "when", "cells")}
+        if spec["kind"] == "magnitude" and any(cells[c].type.integer for c in terms["cells"]):
+            raise FormatDataError(f"rule {spec['id']}: a magnitude rule applies to money cells only")
         yield Rule(rule=name, family=spec["id"], kind=spec["kind"], max=spec.get("max"),
+                   min=float(spec["min"]) if "min" in spec else None, thresholds=thresholds,
                    zh=spec["zh"], en=spec["en"], levels=tuple(spec.get("levels", ())),
                    code=spec.get("code", "implausible-value"), max_share=float(spec.get("max_share", 0.0)),
                    min_count=int(spec.get("min_count", 0)), **terms)

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from .access import access_problem
 from .catalog import DisclosureError, Finding, bilingual, text
 from .layout import a1
 
@@ -111,12 +112,9 @@ def read_regular(path: str | os.PathLike[str]) -> bytes:
     """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except FileNotFoundError as exc:
-        raise DisclosureError(unreadable(_both("reason.vanished"))) from exc
-    except PermissionError as exc:
-        raise DisclosureError(unreadable(_both("reason.denied"))) from exc
-    except OSError as exc:
-        raise DisclosureError(unreadable(_both("reason.os_error", detail=_detail(exc)))) from exc
+    except OSError as exc:  # no permission, locked, gone during the run: this machine's problem (access.py)
+        raise DisclosureError(access_problem(exc) or unreadable(_both("reason.os_error", detail=_detail(exc)))) \
+            from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -133,7 +131,8 @@ def read_regular(path: str | os.PathLike[str]) -> bytes:
         with os.fdopen(fd, "rb", closefd=False) as stream:
             data = stream.read(MAX_FILE_BYTES + 1)  # a file that grows while being read is still bounded
     except OSError as exc:
-        raise DisclosureError(unreadable(_both("reason.os_error", detail=_detail(exc)))) from exc
+        raise DisclosureError(access_problem(exc) or unreadable(_both("reason.os_error", detail=_detail(exc)))) \
+            from exc
     finally:
         os.close(fd)
     if len(data) > MAX_FILE_BYTES:

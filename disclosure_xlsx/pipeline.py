@@ -11,15 +11,19 @@ import importlib
 import os
 import tempfile
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .access import access_problem, scrub_paths
 from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, text
 from .clean import CleanReport, clean_report
 from .formats import Format
 from .limits import FILE_TIMEOUT_SECONDS, WORKER_MEMORY_BYTES, mib, too_large
+from .marks import OwnOutputs
 from .read import read_workbook
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .narrative import check_report
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
     from .crossyear import Pairing
 
 __all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
-           "validate_checked", "validate_paths", "validate_workbook"]
+           "file_labels", "modified_time", "normalise_office", "validate_checked", "validate_paths", "validate_workbook"]
 
 EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks, then published reports
 # A folder is searched for these; a text copy (.txt) is read only when named, since folders hold notes too.
@@ -130,7 +134,8 @@ class BatchResult:
         return out
 
 
-def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> list[Path]:
+def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = (),
+             skipped: list[Path] | None = None) -> list[Path]:
     """The workbooks to check: files as given, folders searched recursively for workbook files.
 
     Office lock files (`~$x.xlsx`), hidden files and anything under `exclude` (the output folder)
@@ -139,12 +144,19 @@ def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ())
     listed itself, and so is anything named like a workbook that is no regular file (a pipe, a device, a
     broken link), so that `check_file` reports each. Links to folders are followed. Names are kept as
     the file system gives them (undecodable bytes as surrogates: `os.fsencode` gives them back).
+    The tool's own outputs a search finds are left out too (`_own_output`), and appended to `skipped`
+    when it is given.
     """
     skip = [Path(p).resolve() for p in exclude]
     found: dict[Path, None] = {}
     for path in map(Path, paths):
         if path.is_dir():
+            own = _own_output(path)
             for item in _walk(path, skip):
+                if item.is_file() and own(item):
+                    if skipped is not None:
+                        skipped.append(item)
+                    continue
                 found.setdefault(item, None)
         elif not _skipped((path.name,)):
             found.setdefault(path, None)
@@ -193,6 +205,12 @@ def _inside(child: Path, folder: Path) -> bool:
         return child.resolve().is_relative_to(folder)
     except (OSError, RuntimeError):
         return False
+
+
+def _own_output(root: Path) -> Callable[[Path], bool]:
+    """The filter for the files a search of `root` finds: the tool's own outputs are no submissions
+    (marks.py says which); a file named on the command line never passes through it."""
+    return OwnOutputs(root)
 
 
 def _skipped(parts: Sequence[str]) -> bool:
@@ -252,7 +270,10 @@ def check_file(path: str | Path) -> Checked:
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # a file that breaks the reader must not stop the batch; it is reported
-        reason = f"{type(exc).__name__}: {str(exc)[:160]}"
+        problem = access_problem(exc)
+        if problem is not None:  # this machine could not read it: not the office's fault
+            return Checked(file, None, problem)
+        reason = scrub_paths(f"{type(exc).__name__}: {str(exc)[:160]}", path)
         return Checked(file, None, Finding("internal-error", params={"reason": bilingual(reason, reason)}))
 
 
@@ -358,12 +379,13 @@ def validate_checked(checked: Sequence[Checked]) -> BatchResult:
             findings += check_report(item.report)  # the narrative against the tables and the notices (issue 15)
             results.append(WorkbookResult(item.file, findings, item.report.cleaning, item.report))
     for group in duplicate_groups(results):
+        labels = {lang: file_labels(group, lang) for lang in LANGS}
         for workbook in group:
-            others = sorted(Path(w.file).name for w in group if w is not workbook)  # not in batch order
+            others = {lang: text("catalog.enumeration", lang).join(
+                sorted(labels[lang][id(w)] for w in group if w is not workbook)) for lang in LANGS}  # not batch order
             report = workbook.report
             workbook.findings.append(Finding("duplicate-submission", params={
-                "office": report.office, "year": report.year,  # type: ignore[union-attr]
-                "others": {lang: text("catalog.enumeration", lang).join(others) for lang in LANGS}}))
+                "office": report.office, "year": report.year, "others": others}))  # type: ignore[union-attr]
     frames = {fid: frame.set_axis([positions[r] for r in frame.index]) for fid, frame in validation.frames.items()}
     return BatchResult(results, frames)
 
@@ -387,17 +409,52 @@ def _add_cross_year(results: list[WorkbookResult], earlier: list[Path], earlier_
 
 
 def duplicate_groups(workbooks: Sequence[WorkbookResult]) -> list[list[WorkbookResult]]:
-    """Workbooks of the same office and year, unless their credit codes tell them apart."""
+    """Workbooks of the same office (by `normalise_office`) and year, unless their credit codes tell
+    them apart."""
     groups: dict[tuple[str, int | None], list[WorkbookResult]] = {}
     for w in workbooks:
         if w.report is not None and w.report.office:
-            groups.setdefault((w.report.office, w.report.year), []).append(w)
+            groups.setdefault((normalise_office(w.report.office), w.report.year), []).append(w)
     out = []
     for group in groups.values():
         codes = [w.report.credit_code for w in group]  # type: ignore[union-attr]
         if len(group) > 1 and not (all(codes) and len(set(codes)) == len(codes)):
             out.append(group)
     return out
+
+
+def normalise_office(name: str) -> str:
+    """An office name as compared: NFKC (full-width forms) without whitespace. The one place office
+    names are compared, so a fuller matcher (a roster's) can replace it."""
+    return "".join(unicodedata.normalize("NFKC", name).split())
+
+
+def file_labels(workbooks: Sequence[WorkbookResult], lang: str = "zh") -> dict[int, str]:
+    """How to tell files of one office apart (keyed by id of the workbook): the path below the folder
+    they share (`第一次报送/青石乡年报.xlsx`, never an absolute path) and the time it was last modified."""
+    paths = [Path(w.file).absolute() for w in workbooks]
+    try:
+        common = Path(os.path.commonpath([p.parent for p in paths]))
+    except ValueError:  # different drives
+        common = None
+    out = {}
+    for w, path in zip(workbooks, paths, strict=True):
+        shown = path.relative_to(common).as_posix() if common is not None else path.name
+        try:
+            time = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        except OSError:
+            out[id(w)] = shown
+            continue
+        out[id(w)] = text("pipeline.file_with_time", lang, file=shown, time=time)
+    return out
+
+
+def modified_time(workbook: WorkbookResult) -> float:
+    """When the workbook's file was last modified (0 when it cannot be told)."""
+    try:
+        return Path(workbook.file).stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _read_all(files: list[Path], workers: int | None, progress: Progress | None) -> Iterator[Checked]:

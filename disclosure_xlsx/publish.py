@@ -100,7 +100,7 @@ def publish_workbook(workbook: WorkbookResult, out: Path, used: set[str], *, dra
     failed = workbook.status == "errors"
     if (failed or missing) and not draft:
         return Published(workbook, refused="errors" if failed else "no_cover", missing_cover=missing)
-    result = Published(workbook, draft=failed or bool(missing), missing_cover=missing, rollup=read_rollup(workbook.file))
+    result = Published(workbook, draft=failed or bool(missing), missing_cover=missing, rollup=read_rollup(report.file))
     texts = {n.name: _as_text(report.texts.get(n.name)) for n in fmt.narratives}
     if fill_overview or prepend_overview:
         first = _overview_narrative(fmt).name

@@ -22,6 +22,7 @@ from typing import Any
 
 from python_calamine import CalamineWorkbook, PasswordError
 
+from .access import access_problem, scrub_paths
 from .catalog import CellRef, DisclosureError, Finding, phrase
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .documents import read_document, unaligned_tables
@@ -29,6 +30,7 @@ from .formats import Format, all_formats, get_format
 from .layout import a1
 from .limits import MAX_LABEL_CHARS, ZIP_ERRORS, check_archive, check_loaded_sheet, read_regular
 from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells, matches
+from .stray import stray_numbers
 
 __all__ = ["RawReport", "ReadPlan", "read_workbook"]
 
@@ -92,7 +94,8 @@ def read_workbook(path: str | Path) -> RawReport:
         if _names_agree_with_labels(plan.format, plan.positions, sheets):
             raw = {key: _value(sheets, pos) for key, pos in plan.positions.items()}
             return RawReport(str(path), plan.format, "names", raw, plan.where,
-                             _printed_format(plan.format, plan.positions, sheets))
+                             _printed_format(plan.format, plan.positions, sheets)
+                             + stray_numbers(plan.format, plan.positions, sheets))
         findings.append(Finding("names-stale"))
     index = LabelIndex(sheets)
     fmt = _format_by_labels(index)
@@ -238,9 +241,12 @@ def _names_block(archive: zipfile.ZipFile, suffix: str) -> str | None:
 
 
 def _unreadable(path: Path, exc: BaseException) -> Finding:
+    problem = access_problem(exc)  # this machine cannot reach the file: told to the county, not the office
+    if problem is not None:
+        return problem
     kind = type(exc).__name__
     reason = kind if kind in _REASONS else "other"
-    detail = str(exc).splitlines()[0][:160] if str(exc) else kind
+    detail = scrub_paths(str(exc).splitlines()[0][:160], path) if str(exc) else kind
     return Finding("file-unreadable", params={"reason": phrase(f"read.unreadable.{reason}", detail=detail)})
 
 

@@ -145,4 +145,7 @@ def _repair_rules(fmt: Format, values: dict[str, int | float], rng: random.Rando
                     for part in (solved[cid].rhs if cid in solved else (cid,)):
                         values[part] = 0
                     values[cid] = 0
+            elif rule.kind == "magnitude":  # as if written in 元: brought back to 万元
+                for cid in rule.cells:
+                    values[cid] = values[cid] / 10_000 + 0.5
     raise ValueError(f"format {fmt.id}: plausibility rules cannot all be satisfied")

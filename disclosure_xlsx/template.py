@@ -100,7 +100,7 @@ def write_template(path: str | os.PathLike[str], format_id: str, *,
     if unknown:
         raise KeyError(f"not cells or fields of format {fmt.id}: {sorted(unknown)[:5]}")
     with atomic_output(path) as tmp:
-        workbook = new_workbook(tmp, created=created, title=fmt.words.title)
+        workbook = new_workbook(tmp, created=created, title=fmt.words.title, kind="template")
         fill_workbook(workbook, format_id, values, last_year=last_year)
         workbook.close()
     return Path(path)

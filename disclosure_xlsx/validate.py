@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from decimal import Decimal
+from functools import cache, partial
 from typing import Any
 
 import pandas as pd
@@ -22,7 +23,7 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 from .catalog import LANGS, Finding, bilingual, number_text, phrase, text
 from .clean import CleanReport, cell_where
-from .formats import Format, Identity, Rule
+from .formats import ANY_LEVEL, Format, Identity, Rule, notation
 from .levels import body_level
 
 __all__ = ["Validation", "checked_frame", "report_frame", "schema_for", "validate_reports"]
@@ -59,8 +60,12 @@ def schema_for(fmt: Format) -> pa.DataFrameSchema:
 
 
 def _frame_check(rule: Identity | Rule) -> pa.Check:
-    """A dataframe-level check named by the rule instance (it comes back in failure_cases["check"])."""
-    return pa.Check(rule.holds, error=rule.rule, ignore_na=False)
+    """A dataframe-level check named by the rule instance (it comes back in failure_cases["check"]).
+
+    A rule that depends on the office's level is checked here at its loosest threshold, and each failure
+    is then confirmed on the report's own values with its own level (`_findings`)."""
+    holds = partial(rule.holds, level=ANY_LEVEL) if isinstance(rule, Rule) else rule.holds
+    return pa.Check(holds, error=rule.rule, ignore_na=False)
 
 
 @dataclass
@@ -120,11 +125,12 @@ def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, ca
             if identity.rule in failed[position] and identity.defer_to not in families \
                     and not set(identity.cells) & report.unusable:
                 out[position].append(_identity_finding(fmt, identity, report, row))
-        level = body_level(fmt, report.texts, report.office)  # ruling 7: level-dependent rules
+        found = body_level(fmt, report.texts, report.office)  # ruling 7: stated on the cover, else inferred
+        level = found.level if found else None
         for rule in fmt.rules:
             if rule.rule in failed[position] and not set(rule.involved) & report.unusable \
-                    and rule.applies_to(level.level if level else None):
-                out[position].append(_rule_finding(fmt, rule, report, row))
+                    and rule.applies_to(level) and not rule.holds(row, level=level):  # with the office's level
+                out[position].append(_rule_finding(fmt, rule, report, row, level))
     return out
 
 
@@ -144,9 +150,11 @@ def _identity_finding(fmt: Format, identity: Identity, report: CleanReport, row:
                    params=params)
 
 
-def _rule_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, Any]) -> Finding:
+def _rule_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, Any], level: str | None) -> Finding:
     refs = [report.where[c] for c in rule.involved]
     anchor = fmt.cells[rule.involved[0]]
+    if rule.kind == "magnitude":
+        return _magnitude_finding(fmt, rule, report, row, level)
     details = {lang: text("validate.detail_separator", lang).join(
         text("validate.detail", lang, label=fmt.cells[c].label, value=number_text(row[c])) for c in rule.involved)
         for lang in LANGS}
@@ -156,6 +164,20 @@ def _rule_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, A
         below = sum(row[c] for c in rule.rhs)
         params["share"] = f"{100 * sum(row[c] for c in rule.lhs) / below:.1f}%" if below else ""
     return Finding(rule.code, cells=tuple(refs), rule=rule.rule, actual=report.values[anchor.id], params=params)
+
+
+def _magnitude_finding(fmt: Format, rule: Rule, report: CleanReport, row: dict[str, Any],
+                       level: str | None) -> Finding:
+    """An amount in 万元 that looks like 元: say what was probably meant (125000 元 = 12.5 万元)."""
+    cid = next(c for c in rule.cells if not rule.holds({**row, **{o: 0 for o in rule.cells if o != c}}, level))
+    value = row[cid]
+    factors = {u.rule: u.factor for u in notation().money_units}  # to 万元: 元 × 0.0001, 亿元 × 10000
+    exact = Decimal(repr(float(value)))
+    scope = phrase("validate.magnitude.scope_level", level=level) if level else phrase("validate.magnitude.scope_any")
+    meant = float(exact * factors["unit-yuan"])  # 125000 元 = 12.5 万元
+    return Finding("money-magnitude", cells=(report.where[cid],), rule=rule.rule, actual=value, expected=meant,
+                   params={"where": cell_where(fmt, fmt.cells[cid], report.where[cid]), "scope": scope,
+                           "yi": number_text(float(exact / factors["unit-yiyuan"])), "wanyuan": number_text(meant)})
 
 
 def _joined(items: Sequence[str]) -> dict[str, str]:

@@ -120,8 +120,10 @@ def quote_sheet(name: str) -> str:
 
 
 def patch_workbook(source: str | Path, target: str | Path | IO[bytes], marks: Sequence[Mark],
-                   sheet: NewSheet | None = None, *, author: str = "") -> PatchResult:
-    """Copy the package `source` to `target` with `marks` applied and `sheet` inserted first.
+                   sheet: NewSheet | None = None, *, author: str = "",
+                   properties: Mapping[str, str] | None = None) -> PatchResult:
+    """Copy the package `source` to `target` with `marks` applied, `sheet` inserted first and the custom
+    document `properties` set (docProps/custom.xml, made if the package has none).
 
     Raises:
         PatchError: the package is damaged or of a kind this module does not patch (the caller reports
@@ -131,6 +133,8 @@ def patch_workbook(source: str | Path, target: str | Path | IO[bytes], marks: Se
         with open(source, "rb") as stream, zipfile.ZipFile(stream) as archive:
             package = _Book(archive)
             result = package.apply(marks, sheet, author)
+            if properties:
+                _set_properties(package, properties)
             package.write(stream, target)
             return result
     except (zipfile.BadZipFile, zipfile.LargeZipFile, etree.XMLSyntaxError, KeyError, EOFError, zlib.error,
@@ -286,6 +290,37 @@ def _mark_sheet(package: _Book, part: str, marks: Sequence[Mark], styles: Styles
     if notes:
         _comment_sheet(package, part, root, notes, author, blocks)
     return len(fills), len(notes)
+
+
+CUSTOM_NS = "http://schemas.openxmlformats.org/officeDocument/2006/custom-properties"
+VT_NS = "http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"
+CUSTOM_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties"
+CUSTOM_TYPE = "application/vnd.openxmlformats-officedocument.custom-properties+xml"
+_PROPERTY_FMTID = "{D5CDD505-2E9C-101B-9397-08002B2CF9AE}"  # the fmtid every custom property carries
+
+
+def _set_properties(package: _Book, properties: Mapping[str, str]) -> None:
+    """Set text custom properties, keeping every other property of the package as it was."""
+    found = [part for _, part in package.rels("").of_type(CUSTOM_REL) if package.name(part) is not None]
+    if found:
+        root = package.xml(package.name(found[0]) or found[0])
+    else:
+        root = etree.Element(f"{{{CUSTOM_NS}}}Properties", nsmap={None: CUSTOM_NS, "vt": VT_NS})
+        part = package.new_part("docProps/custom{}.xml", root, CUSTOM_TYPE)
+        package.rels("").add(CUSTOM_REL, part)
+    by_name = {p.get("name"): p for p in root if isinstance(p.tag, str)}
+    for name, value in properties.items():
+        prop = by_name.get(name)
+        if prop is None:
+            pids = [int(p.get("pid", "1")) for p in by_name.values() if p.get("pid", "").isdigit()]
+            prop = etree.SubElement(root, f"{{{CUSTOM_NS}}}property")
+            prop.set("fmtid", _PROPERTY_FMTID)
+            prop.set("pid", str(max([1, *pids]) + 1))
+            prop.set("name", name)
+            by_name[name] = prop
+        for child in list(prop):
+            prop.remove(child)
+        etree.SubElement(prop, f"{{{VT_NS}}}lpwstr").text = value
 
 
 def _top_left(cell: tuple[int, int], merges: Sequence[tuple[int, int, int, int]]) -> tuple[int, int]:

@@ -153,8 +153,8 @@ def test_the_detail_sheet_has_every_office_and_a_totals_row_equal_to_the_total(t
 def test_mixed_formats_are_refused_naming_the_files(tmp_path: Path) -> None:
     _offices(tmp_path / "in" / "a", "2019", [1])
     _offices(tmp_path / "in" / "b", "2021", [2])
-    with pytest.raises(DisclosureError) as refused:
-        aggregate_paths([tmp_path / "in"], tmp_path / "total.xlsx", office="某县", year=2021)
+    with pytest.raises(DisclosureError) as refused:  # only workbooks of other years can bring another format in
+        aggregate_paths([tmp_path / "in"], tmp_path / "total.xlsx", office="某县", year=2021, include_other_years=True)
     message = refused.value.finding.message("zh")
     assert refused.value.finding.code == "rollup-mixed-formats"
     assert "2019年版格式" in message and "2021年版格式" in message and "office0.xlsx" in message
@@ -162,19 +162,21 @@ def test_mixed_formats_are_refused_naming_the_files(tmp_path: Path) -> None:
     assert not (tmp_path / "total.xlsx").exists()
 
 
-def test_one_office_twice_is_refused_unless_the_codes_differ(tmp_path: Path) -> None:
+def test_one_office_twice_is_left_out_unless_the_codes_differ(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
+    _offices(folder, "2021", [5])
     for name, code in (("x.xlsx", "A"), ("y.xlsx", "A")):
         write_template(folder / name, "2021", values={**balanced_report("2021", random.Random(1)),
                                                       "meta_office": "同名镇", "meta_year": 2021, "meta_credit_code": code})
-    with pytest.raises(DisclosureError) as refused:
-        aggregate_paths([folder], tmp_path / "total.xlsx", office="某县", year=2021)
-    assert refused.value.finding.code == "rollup-duplicate"
-    assert "x.xlsx" in refused.value.finding.message() and "y.xlsx" in refused.value.finding.message()
+    result = aggregate_paths([folder], tmp_path / "total.xlsx", office="某县", year=2021)
+    assert [(Path(e.workbook.file).name, e.reason) for e in result.excluded] == [("x.xlsx", "duplicate"),
+                                                                                ("y.xlsx", "duplicate")]
+    assert "x.xlsx" in result.excluded[0].message() and "y.xlsx" in result.excluded[0].message()
+    assert [w.report.office for w in result.included] == ["第0镇"]
     write_template(folder / "y.xlsx", "2021", values={**balanced_report("2021", random.Random(1)),
                                                       "meta_office": "同名镇", "meta_year": 2021, "meta_credit_code": "B"})
-    assert len(aggregate_paths([folder], tmp_path / "total.xlsx", office="某县", year=2021).included) == 2
+    assert len(aggregate_paths([folder], tmp_path / "total.xlsx", office="某县", year=2021).included) == 3
 
 
 @pytest.mark.parametrize("bom", [True, False])
@@ -202,5 +204,5 @@ def test_cli_aggregate(tmp_path: Path) -> None:
     assert runner.invoke(app, args).exit_code == 2  # never overwrites without --force
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     _offices(tmp_path / "in" / "old", "2019", [3])
-    refused = runner.invoke(app, [*args, "--force"])
+    refused = runner.invoke(app, [*args, "--force", "--include-other-years"])
     assert refused.exit_code == 1 and "不同格式" in refused.stderr

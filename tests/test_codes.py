@@ -115,9 +115,10 @@ SCENARIOS: dict[str, Callable[[Path], set[str]]] = {
     "rollup-nothing-to-add": lambda d: _raised(lambda: aggregate_paths(
         [_edit(_filled(d / "x.xlsx"), "s3_granted_total", 999)], d / "t.xlsx", office="县", year=2021, workers=1)),
     "rollup-mixed-formats": lambda d: _raised(lambda: aggregate_paths(
-        [_filled(d / "a.xlsx"), _filled(d / "b.xlsx", "2019")], d / "t.xlsx", office="县", year=2021, workers=1)),
-    "rollup-duplicate": lambda d: _raised(lambda: aggregate_paths(
-        [_filled(d / "a.xlsx"), _filled(d / "b" / "a.xlsx")], d / "t.xlsx", office="县", year=2021, workers=1)),
+        [_filled(d / "a.xlsx"), _filled(d / "b.xlsx", "2019")], d / "t.xlsx", office="县", year=2021,
+        include_other_years=True, workers=1)),
+    "rollup-year-not-found": lambda d: _raised(lambda: aggregate_paths(
+        [_filled(d / "a.xlsx")], d / "t.xlsx", office="县", year=2030, workers=1)),
     "roster-invalid": lambda d: _raised(lambda: read_roster(_write(d / "名单.csv", "名称\n甲镇\n"))),
     "format-data-invalid": lambda d: _bad_format_data(),
 }
@@ -504,6 +505,56 @@ def _locked_folder(folder: Path) -> set[str]:
 
 
 SCENARIOS.update({"file-reader-crashed": _isolated, "file-timeout": _isolated, "folder-unreadable": _locked_folder})
+def _left_out(folder: Path) -> set[str]:
+    """A roll-up that leaves workbooks out, each with its reason: another year, the wrong format for its
+    year, one office twice (and, preferring the newest, the older of the two)."""
+    files = [_filled(folder / "a.xlsx"), _filled(folder / "b" / "a.xlsx"), _filled(folder / "c.xlsx", meta_year=2022),
+             _filled(folder / "d.xlsx", "2019", meta_year=2021), _filled(folder / "e.xlsx")]
+    with _recorded() as codes:
+        aggregate_paths(files, folder / "t.xlsx", office="县", year=2021, workers=1)
+        aggregate_paths(files, folder / "t2.xlsx", office="县", year=2021, workers=1, prefer="newest")
+    return codes
+
+
+def _magnitude(folder: Path) -> set[str]:
+    return _batch_codes(folder, _filled(folder / "yuan.xlsx", **{"s2.fees.amount": 125000}))
+
+
+def _shifted(folder: Path) -> set[str]:
+    """A stray number typed just right of section 三's table."""
+    path = _filled(folder / "stray.xlsx", seed=3)
+    wb = openpyxl.load_workbook(path)
+    wb[get_format("2021").section("s3").sheet]["K9"] = 42
+    wb.save(path)
+    return _batch_codes(folder, path)
+
+
+def _vanished(folder: Path) -> set[str]:
+    """A file found by the search that is gone when it is read (moved by the clerk during the run)."""
+    from disclosure_xlsx.pipeline import check_file, discover
+
+    path = _filled(folder / "gone.xlsx")
+    (found,) = discover([path])
+    path.unlink()
+    problem = check_file(found).problem
+    return {problem.code} if problem else set()
+
+
+def _output_folders(folder: Path) -> set[str]:
+    from disclosure_xlsx.convert import convert_paths
+
+    source = _filled(folder / "in" / "a.xlsx")
+    convert_paths([source], folder / "cleaned", workers=1)
+    (folder / "mine").mkdir()
+    (folder / "mine" / "笔记.docx").write_bytes(b"x")
+    return _raised(lambda: convert_paths([source], folder / "cleaned", workers=1)) | _raised(
+        lambda: convert_paths([source], folder / "mine", workers=1))
+
+
+SCENARIOS.update({code: _left_out for code in ("rollup-other-year", "rollup-wrong-format", "rollup-duplicate",
+                                                "rollup-superseded")})
+SCENARIOS.update({"money-magnitude": _magnitude, "value-outside-table": _shifted, "file-inaccessible": _vanished,
+                  "output-exists": _output_folders, "output-not-empty": _output_folders})
 SCENARIOS["document-no-text"] = _scanned_pdf
 SCENARIOS["table-unaligned"] = _relabelled_page
 

@@ -140,11 +140,14 @@ def test_a_2019_workbook_maps_onto_2021(tmp_path: Path) -> None:
     values = result.report.values
     source = validate_paths([seed], workers=1).workbooks[0].report.values
     for cid in new.cells:
-        if new.cells[cid].section in ("s3", "s4") and cid in old.cells:
-            assert values[cid] == source[cid], cid  # 三 and 四 map one-to-one
+        if cid in old.cells:
+            assert values[cid] == source[cid], cid  # every id both formats have carries over, cell by cell
     noted = {note.id for note in converted.notes}
-    assert {c for c in new.cells if new.cells[c].section == "s2"} <= noted  # 二 has no one-to-one source
-    assert all(values[c] is None for c in new.cells if new.cells[c].section == "s2")
+    shared = {c for c in new.cells if new.cells[c].section == "s2" and c in old.cells}
+    assert shared == {"s2.licensing.decisions", "s2.penalty.decisions", "s2.coercion.decisions"}
+    assert {c for c in new.cells if new.cells[c].section == "s2"} - shared <= noted  # the rest of 二 has no source
+    assert not shared & noted
+    assert all(values[c] is None for c in new.cells if new.cells[c].section == "s2" and c not in shared)
     for parts in new.derived.values():  # the seed's （六）其他处理 is 0, so each 2021 sub-row is 0
         assert all(values[p] == 0 for p in parts) and set(parts) <= noted
     assert not [f for f in result.findings if f.severity == "error"]

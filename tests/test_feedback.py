@@ -12,12 +12,18 @@ import pytest
 
 from disclosure_xlsx.catalog import text
 from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, REPORT, safe_name, write_outputs
+from disclosure_xlsx.marks import MARKER
 from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.rounds import HISTORY
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 
 from .conftest import SAMPLES
+
+
+def _offices_folders(out: Path) -> list[Path]:
+    """The offices' folders of a feedback tree (beside them only the tree's marker file)."""
+    return sorted(p for p in (out / FEEDBACK_DIR).iterdir() if p.is_dir())
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -46,7 +52,7 @@ def _annotated(folder: Path) -> list[Path]:
 
 def test_each_office_gets_a_folder_and_only_failures_get_a_marked_copy(outputs) -> None:
     _, out, batch = outputs
-    folders = sorted((out / FEEDBACK_DIR).iterdir())
+    folders = sorted(_offices_folders(out))
     assert len(folders) == len(batch.workbooks)
     for folder in folders:
         assert (folder / "反馈.txt").exists() and (folder / "反馈.html").exists()
@@ -58,7 +64,7 @@ def test_each_office_gets_a_folder_and_only_failures_get_a_marked_copy(outputs) 
 
 def test_summaries_name_every_finding_cell(outputs) -> None:
     _, out, batch = outputs
-    for folder in (out / FEEDBACK_DIR).iterdir():
+    for folder in _offices_folders(out):
         text = (folder / "反馈.txt").read_text("utf-8")
         page = (folder / "反馈.html").read_text("utf-8")
         workbook = next(w for w in batch.workbooks if f"文件：{Path(w.file).name}\n" in text)
@@ -72,7 +78,7 @@ def test_summaries_name_every_finding_cell(outputs) -> None:
 def test_workbook_text_stays_text_everywhere(outputs) -> None:
     _, out, _ = outputs
     hostile = '=HYPERLINK("http://x","y")'
-    (folder,) = [f for f in (out / FEEDBACK_DIR).iterdir() if "HYPERLINK" in f.name]
+    (folder,) = [f for f in _offices_folders(out) if "HYPERLINK" in f.name]
     assert "/" not in folder.name and '"' not in folder.name and folder.parent == out / FEEDBACK_DIR
     assert hostile in (folder / "反馈.txt").read_text("utf-8")
     assert "=HYPERLINK(&quot;http://x&quot;,&quot;y&quot;)" in (folder / "反馈.html").read_text("utf-8")
@@ -106,9 +112,11 @@ def test_rerunning_replaces_the_outputs_cleanly(tmp_path: Path) -> None:
     second = next(SAMPLES.glob("2024_示例县*.xlsx"))
     (inputs / second.name).write_bytes(second.read_bytes())
     write_outputs(validate_paths([inputs], workers=1), tmp_path / "out")
-    assert [p.name for p in (tmp_path / "out" / FEEDBACK_DIR).iterdir()] == ["示例县审计局_2024"]
-    # history/ keeps each round's report.json (rounds.py)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([FEEDBACK_DIR, OVERVIEW, REPORT, HISTORY])
+    assert [p.name for p in _offices_folders(tmp_path / "out")] == ["示例县审计局_2024"]
+    # history/ keeps each round's report.json (rounds.py); the marker says the folder is the tool's own
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([FEEDBACK_DIR, OVERVIEW, REPORT, HISTORY,
+                                                                           MARKER])
+    assert (tmp_path / "out" / FEEDBACK_DIR / MARKER).is_file()  # the tree is marked as the tool's own, too
 
 
 @pytest.mark.parametrize("text, safe", [

@@ -412,7 +412,7 @@ def test_feedback_and_annotated_copy_show_text_findings_at_the_narrative_cell(tm
     (finding,) = [f for f in result.findings if f.code == "text-table-mismatch"]
     assert result.status == "warnings"
     out = write_outputs(batch, tmp_path / "out", workers=1)
-    (folder,) = (out / FEEDBACK_DIR).iterdir()
+    (folder,) = [p for p in (out / FEEDBACK_DIR).iterdir() if p.is_dir()]
     text = (folder / "反馈.txt").read_text("utf-8")
     assert "【一、总体情况】" in text and "受理政府信息公开申请17件" in text
     (copy,) = folder.glob("*_校验标注.xlsx")

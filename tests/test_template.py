@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -10,6 +11,7 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
+from disclosure_xlsx._xlsx import OUTPUT_PROPERTY
 from disclosure_xlsx.formats import get_format, name_for
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import PROPERTY_FORMAT, PROPERTY_VERSION, write_template
@@ -67,7 +69,9 @@ def test_cover_narratives_and_format_are_named(template: Path, format_id: str) -
     assert value["meta_template_version"] == fmt.template_version
     assert value["meta_office"] == "测试镇人民政府"
     props = {p.name: p.value for p in wb.custom_doc_props.props}
+    mark = json.loads(props.pop(OUTPUT_PROPERTY))
     assert props == {PROPERTY_FORMAT: format_id, PROPERTY_VERSION: fmt.template_version}
+    assert mark["kind"] == "template"  # the tool's own mark (marks.py): a template is read as a submission
 
 
 def test_only_inputs_are_unlocked_and_shaded_and_sheets_are_protected(template: Path, format_id: str) -> None:
