@@ -1,28 +1,53 @@
-"""Measure `disclosure-xlsx validate` against the cost of just reading the files.
+"""Measure the commands against the cost of just reading the same files, at the same parallelism.
 
-    python benchmarks/bench_validate.py --n 2000 [--rounds 3] [--workers N] [--json-out FILE] [--keep DIR]
-                                        [--previous]
+    python benchmarks/bench_validate.py --n 1000 [--rounds 3] [--cases validate_w1,validate_w2,...]
+                                        [--json-out FILE] [--keep DIR] [--convert-n 200]
 
 Generates N filled workbooks with the project's own template (both formats, ~5 % with a deliberate
-error, messy cell values, Chinese file names), then measures in one run, several rounds, reporting
-medians:
+error, messy cell values, Chinese file names; with a `previous` case also last year's report of every
+office beside the batch), then measures, over paired rounds:
 
-  (a) the floor: open each file and read all its cell values with python-calamine, nothing else;
-  (b) `disclosure-xlsx validate DIR --json` end to end, as a subprocess (and its peak memory);
-  (c) the same with `--out DIR` (annotated copies, summaries and the overview included);
+  floor_1, floor_2   the floor: open every file and read all its cell values with python-calamine,
+                     nothing else, in 1 process / in 2 forked processes (a multiprocessing pool);
+  validate_w1        `validate DIR --json --workers 1`, paired with floor_1;
+  validate_w2        `validate DIR --json --workers 2`, paired with floor_2;
+  out_w2             `validate DIR --json --out OUT --workers 2` (annotated copies, summaries, overview),
+                     paired with validate_w2;
+  previous_w2        `validate DIR --json --previous PREV --workers 2`, paired with validate_w2;
+  aggregate_w2       `aggregate DIR -o total.xlsx --year Y --workers 2`, paired with floor_2;
+  convert_w2         `convert SUB --out OUT --workers 2` on the first --convert-n workbooks, paired with
+                     floor_2 of the same files;
+  startup            `--help`, `template -o`, and `validate ONE.xlsx` start to end (5 runs each).
 
-and the start-up time of `disclosure-xlsx --help`. With `--previous` it also writes last year's report of
-every office (X1–X3 hold, section 五 copied in ~10 %) beside the batch and measures
+Every command runs as a subprocess of this script, which makes itself the "subreaper" of everything the
+command starts (Linux prctl), so that worker processes left behind are reaped here and their CPU time
+counted. Each measurement is:
 
-  (d) `disclosure-xlsx validate DIR --json --previous PREV` (pairing, cross-year rules, copied text).
+  wall        seconds, start to exit;
+  cpu         user + system seconds of the whole process tree (the command, its workers, and workers
+              reaped after it exited): much less disturbed by a shared machine than wall time;
+  tree_pss    the peak, over samples every 20 ms, of the summed proportional set size (PSS,
+              /proc/PID/smaps_rollup) of the command and all its descendants: the memory the tree
+              really holds (pages a forked worker shares with its parent counted once, split between
+              them);
+  tree_rss    the same peak of summed resident set sizes, an upper bound (shared pages counted in
+              every process that maps them);
+  max_rss     the largest single process (the command or one worker: getrusage's maxrss of the
+              processes reaped).
 
-It prints workbooks per second and the ratios (b)/(a), (c)/(a) and (d)/(b), and writes every figure to
-a JSON file. No figure is asserted anywhere.
+A pair is measured back to back, in alternating order from round to round, and its ratio taken within
+the round; reported are the median and the min–max over rounds of each figure and each ratio. Every
+figure goes to a JSON file. No figure is asserted anywhere. The machine this project runs on has 2
+cores shared with other work: read the min–max.
+
+Run it with the tree to measure first on the path (`PYTHONPATH=/path/to/tree`); the commands run as
+`python -m disclosure_xlsx`.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -32,15 +57,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from python_calamine import CalamineWorkbook
-
-from disclosure_xlsx.formats import all_formats, format_for_year, get_format
-from disclosure_xlsx.synthetic import balanced_report, balanced_successor
-from disclosure_xlsx.template import write_template
+from typing import Any
 
 TOWNS = ["城关镇", "东城街道", "西湖乡", "南山镇", "北塘镇", "新安街道", "石门乡", "白沙镇", "青山镇", "河口乡"]
 OFFICES = ["人民政府", "审计局", "财政局", "教育局", "自然资源局", "卫生健康局", "住房和城乡建设局", "交通运输局"]
@@ -52,6 +73,12 @@ PROBLEMS = ["主动公开的深度和广度有待加强", "部分栏目更新不
             "公开目录维护还停留在被动更新", "答复文书说理不够充分", "政务新媒体互动回应不够及时",
             "下一步将加强业务培训", "完善信息发布审核机制", "建立答复文书集体审核制度", "按月通报栏目更新情况",
             "把公开工作纳入年度考核", "丰富政策解读形式", "加强政务公开平台建设", "健全政府信息管理制度"]
+CASES = ("validate_w1", "validate_w2", "out_w2", "previous_w2", "aggregate_w2", "convert_w2", "startup")
+SAMPLE_SECONDS = 0.02
+
+
+# ----------------------------------------------------------------------------------------------
+# The batch
 
 
 def _problems(rng: random.Random, office: str) -> str:
@@ -62,6 +89,10 @@ def _problems(rng: random.Random, office: str) -> str:
 def make_workbook(job: tuple[int, str, str | None]) -> str:
     """One filled workbook of realistic variety (and, with a previous folder, the office's report for the
     year before, which the current one follows from); returns its path."""
+    from disclosure_xlsx.formats import all_formats, format_for_year, get_format
+    from disclosure_xlsx.synthetic import balanced_report, balanced_successor
+    from disclosure_xlsx.template import write_template
+
     index, folder, previous = job
     rng = random.Random(index)
     format_id = list(all_formats())[index % 2]
@@ -97,6 +128,9 @@ def make_workbook(job: tuple[int, str, str | None]) -> str:
 
 
 def generate(n: int, folder: Path, workers: int, previous: Path | None = None) -> None:
+    """N workbooks into `folder` (and last year's into `previous`), in `workers` processes."""
+    from concurrent.futures import ProcessPoolExecutor
+
     folder.mkdir(parents=True, exist_ok=True)
     if previous is not None:
         previous.mkdir(parents=True, exist_ok=True)
@@ -105,89 +139,321 @@ def generate(n: int, folder: Path, workers: int, previous: Path | None = None) -
         list(pool.map(make_workbook, jobs, chunksize=32))
 
 
-def floor(folder: Path) -> float:
-    """(a): open every file and read all cell values with python-calamine, nothing else."""
-    files = sorted(folder.glob("*.xlsx"))
-    start = time.perf_counter()
-    for path in files:
-        workbook = CalamineWorkbook.from_path(str(path))
-        for name in workbook.sheet_names:
-            workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
-    return time.perf_counter() - start
+# ----------------------------------------------------------------------------------------------
+# The floor (run as `bench_validate.py --floor DIR --floor-workers K [--floor-limit N]`)
 
 
-def run(args: list[str]) -> tuple[float, int]:
-    """Wall time and peak resident memory (KiB; the largest of the process and its workers)."""
+def _read_one(path: str) -> None:
+    from python_calamine import CalamineWorkbook
+
+    workbook = CalamineWorkbook.from_path(path)
+    for name in workbook.sheet_names:
+        workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+
+
+def floor_main(folder: Path, workers: int, limit: int | None) -> None:
+    """Open every file and read all its cell values with python-calamine, nothing else."""
+    files = sorted(str(p) for p in folder.glob("*.xlsx"))[:limit]
+    if workers <= 1:
+        for path in files:
+            _read_one(path)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for _ in pool.imap_unordered(_read_one, files, chunksize=16):
+            pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Measuring one command: wall, CPU and memory of its whole process tree
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    tree_pss_mib: float
+    tree_rss_mib: float
+    max_rss_mib: float
+    code: int
+
+
+def _become_subreaper() -> bool:
+    """Orphaned descendants of our children are re-parented to us (Linux ≥ 3.4), so we can reap them and
+    count their CPU time."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += parents.get(pid, [])
+    return out
+
+
+def _memory(pid: int) -> tuple[int, int]:
+    """(PSS, RSS) in KiB of one process; (0, 0) when it is gone."""
+    pss = rss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    pss = int(line.split()[1])
+                elif line.startswith(b"Rss:"):
+                    rss = int(line.split()[1])
+    except OSError:
+        pass
+    return pss, rss
+
+
+class _Sampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.stop, self.pss, self.rss = pid, threading.Event(), 0, 0
+
+    def run(self) -> None:
+        me = os.getpid()
+        while not self.stop.is_set():
+            pids = _descendants(self.pid) + [p for p in _descendants(me) if p not in (me, self.pid)]
+            pss = rss = 0
+            for pid in set(pids):
+                p, r = _memory(pid)
+                pss, rss = pss + p, rss + r
+            self.pss, self.rss = max(self.pss, pss), max(self.rss, rss)
+            self.stop.wait(SAMPLE_SECONDS)
+
+
+def measure(args: list[str], *, stdout: Any = subprocess.DEVNULL) -> Run:
+    """Run `args`; wall, tree CPU, tree memory. Exit codes 0 and 1 (findings) are results."""
     start = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(args, stdout=stdout, stderr=subprocess.DEVNULL)
+    sampler = _Sampler(child.pid)
+    sampler.start()
     _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise SystemExit(f"{' '.join(args)} failed")
-    return elapsed, usage.ru_maxrss
+    wall = time.perf_counter() - start
+    cpu, max_rss = usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # workers the command left behind, re-parented to us
+        try:
+            pid, _, orphan = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            time.sleep(0.01)
+            continue
+        cpu += orphan.ru_utime + orphan.ru_stime
+        max_rss = max(max_rss, orphan.ru_maxrss)
+    sampler.stop.set()
+    sampler.join()
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"{' '.join(args)} failed with exit code {code}")
+    return Run(wall, cpu, sampler.pss / 1024, sampler.rss / 1024, max_rss / 1024, code)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cases and rounds
+
+
+@dataclass
+class Case:
+    name: str
+    command: list[str]
+    baseline: str  # the case (or floor) it is paired with
+    files: int  # workbooks it reads
+    outputs: tuple[Path, ...] = ()  # what a run writes, removed after it
+    runs: list[Run] = field(default_factory=list)
+    ratios: list[tuple[float, float]] = field(default_factory=list)  # (wall, cpu) against the baseline
+
+
+def _spread(values: list[float], digits: int = 3) -> dict[str, Any]:
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "rounds": [round(v, digits) for v in values]}
+
+
+def _figures(case: Case) -> dict[str, Any]:
+    runs = case.runs
+    out: dict[str, Any] = {
+        "command": [Path(a).name if os.sep in a else a for a in case.command], "paired_with": case.baseline,
+        "workbooks": case.files,
+        "wall_s": _spread([r.wall for r in runs]), "cpu_s": _spread([r.cpu for r in runs]),
+        "ms_per_workbook": {"wall": round(1000 * statistics.median(r.wall for r in runs) / case.files, 3),
+                            "cpu": round(1000 * statistics.median(r.cpu for r in runs) / case.files, 3)},
+        "peak_tree_pss_mib": round(max(r.tree_pss_mib for r in runs), 1),
+        "peak_tree_rss_mib": round(max(r.tree_rss_mib for r in runs), 1),
+        "max_process_rss_mib": round(max(r.max_rss_mib for r in runs), 1),
+    }
+    if case.ratios:
+        out["ratio_wall"] = _spread([w for w, _ in case.ratios], 2)
+        out["ratio_cpu"] = _spread([c for _, c in case.ratios], 2)
+    return out
+
+
+def _pair(first: Case, second: Case, round_: int, results: dict[str, Run]) -> None:
+    """Measure `second` against `first` back to back, the order alternating by round; each run of a case
+    within a round is measured once and reused by the other pairs of that round."""
+    order = (first, second) if round_ % 2 == 0 else (second, first)
+    for case in order:
+        if case.name not in results:
+            results[case.name] = measure(case.command)
+            case.runs.append(results[case.name])
+            for path in case.outputs:  # each run starts from nothing (an --out folder would be a new round)
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    base, run = results[first.name], results[second.name]
+    second.ratios.append((run.wall / base.wall, run.cpu / base.cpu))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=2000, help="workbooks to generate")
+    parser.add_argument("--n", type=int, default=1000, help="workbooks to generate")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=None, help="passed to validate (default: all cores)")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--convert-n", type=int, default=200, help="workbooks the convert case writes")
     parser.add_argument("--json-out", type=Path, default=Path("benchmarks") / "results.json")
     parser.add_argument("--keep", type=Path, default=None, help="generate into (and keep) this folder")
-    parser.add_argument("--skip-out", action="store_true", help="do not measure (c)")
-    parser.add_argument("--previous", action="store_true",
-                        help="also write last year's reports beside the batch and measure (d) with --previous")
+    parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # internal: run the floor
+    parser.add_argument("--floor-workers", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--floor-limit", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor is not None:
+        floor_main(args.floor, args.floor_workers, args.floor_limit)
+        return
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    subreaper = _become_subreaper()
 
-    script = shutil.which("disclosure-xlsx")  # the installed command; else the same app through python -m
-    tool = [script] if script else [sys.executable, "-m", "disclosure_xlsx"]
+    tool = [sys.executable, "-m", "disclosure_xlsx"]
     base = Path(tempfile.mkdtemp(prefix="bench-"))
     folder = args.keep or base / "in"
-    previous = folder.parent / f"{folder.name}-previous" if args.previous else None  # beside, not inside
+    previous = folder.parent / f"{folder.name}-previous" if "previous_w2" in cases else None  # beside, not inside
     cores = os.cpu_count() or 1
-    if not any(folder.glob("*.xlsx")) or (previous is not None and not any(previous.glob("*.xlsx"))):
+    if len(list(folder.glob("*.xlsx"))) < args.n or (previous is not None and not any(previous.glob("*.xlsx"))):
         start = time.perf_counter()
         generate(args.n, folder, cores, previous)
         print(f"generated {args.n} workbooks in {time.perf_counter() - start:.1f} s", flush=True)
     n = len(list(folder.glob("*.xlsx")))
-    extra = ["--workers", str(args.workers)] if args.workers else []
-    results: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": [], "help": [], "memory_b_kib": []}
-    for round_ in range(args.rounds):
-        results["a"].append(floor(folder))
-        seconds, memory = run([*tool, "validate", str(folder), "--json", *extra])
-        results["b"].append(seconds)
-        results["memory_b_kib"].append(memory)
-        if not args.skip_out:
-            out = base / f"out{round_}"
-            results["c"].append(run([*tool, "validate", str(folder), "--json", "--out", str(out), *extra])[0])
-            shutil.rmtree(out, ignore_errors=True)
-        if previous is not None:
-            results["d"].append(run([*tool, "validate", str(folder), "--json", "--previous", str(previous),
-                                     *extra])[0])
-        print(f"round {round_ + 1}: a {results['a'][-1]:.2f} s, b {results['b'][-1]:.2f} s"
-              + (f", c {results['c'][-1]:.2f} s" if results["c"] else "")
-              + (f", d {results['d'][-1]:.2f} s" if results["d"] else ""), flush=True)
-    for _ in range(5):
-        results["help"].append(run([*tool, "--help"])[0])
+    convert_n = min(args.convert_n, n)
+    sub = base / "convert-in"
+    if "convert_w2" in cases:
+        sub.mkdir()
+        for path in sorted(folder.glob("*.xlsx"))[:convert_n]:
+            os.symlink(path, sub / path.name)
+    me = [sys.executable, str(Path(__file__).resolve())]
+    aggregate_year = 2021
 
-    median = {k: statistics.median(v) for k, v in results.items() if v}
-    figures = {
+    def floor(k: int, where: Path = folder, count: int = n) -> Case:
+        return Case(f"floor_{k}" + ("" if where == folder else "_convert"),
+                    [*me, "--floor", str(where), "--floor-workers", str(k)], "", count)
+
+    floor_1, floor_2, floor_2c = floor(1), floor(2), floor(2, sub, convert_n)
+    validate_1 = Case("validate_w1", [*tool, "validate", str(folder), "--json", "--workers", "1"], "floor_1", n)
+    validate_2 = Case("validate_w2", [*tool, "validate", str(folder), "--json", "--workers", "2"], "floor_2", n)
+    out_2 = Case("out_w2", [*tool, "validate", str(folder), "--json", "--out", str(base / "out"), "--workers", "2"],
+                 "validate_w2", n, (base / "out",))
+    previous_2 = Case("previous_w2", [*tool, "validate", str(folder), "--json", "--previous", str(previous),
+                                      "--workers", "2"], "validate_w2", n)
+    aggregate_2 = Case("aggregate_w2", [*tool, "aggregate", str(folder), "-o", str(base / "total.xlsx"), "--force",
+                                        "--office", "示例县", "--year", str(aggregate_year), "--workers", "2"],
+                       "floor_2", n, (base / "total.xlsx",))
+    convert_2 = Case("convert_w2", [*tool, "convert", str(sub), "--out", str(base / "converted"), "--force",
+                                    "--workers", "2"], "floor_2_convert", convert_n,
+                     (base / "converted",))
+    pairs = {"validate_w1": [(floor_1, validate_1)], "validate_w2": [(floor_2, validate_2)],
+             "out_w2": [(floor_2, validate_2), (validate_2, out_2)],
+             "previous_w2": [(floor_2, validate_2), (validate_2, previous_2)],
+             "aggregate_w2": [(floor_2, aggregate_2)], "convert_w2": [(floor_2c, convert_2)]}
+    chosen: list[tuple[Case, Case]] = []
+    for name in cases:
+        chosen += [pair for pair in pairs.get(name, []) if pair not in chosen]
+    measured = {c.name: c for pair in chosen for c in pair}
+    load = [os.getloadavg()[0]]
+    for round_ in range(args.rounds):
+        results: dict[str, Run] = {}
+        for first, second in chosen:
+            _pair(first, second, round_, results)
+        print(f"round {round_ + 1}: " + ", ".join(f"{k} {r.wall:.2f} s (cpu {r.cpu:.2f})" for k, r in results.items()),
+              flush=True)
+        load.append(os.getloadavg()[0])
+
+    figures: dict[str, Any] = {
         "n": n, "rounds": args.rounds, "cores": cores, "python": platform.python_version(),
-        "median_seconds": {k: round(median[k], 3) for k in ("a", "b", "c", "d", "help") if k in median},
-        "workbooks_per_second": {k: round(n / median[k], 1) for k in ("a", "b", "c", "d") if k in median},
-        "ratio_b_a": round(median["b"] / median["a"], 2),
-        "ratio_c_a": round(median["c"] / median["a"], 2) if "c" in median else None,
-        "ratio_d_b": round(median["d"] / median["b"], 2) if "d" in median else None,
-        "paired_rounds_d_minus_b": [round(d - b, 3) for b, d in zip(results["b"], results["d"])],
-        "peak_memory_b_mib": round(max(results["memory_b_kib"]) / 1024, 1),
-        "all_rounds": {k: [round(x, 3) for x in v] for k, v in results.items()},
+        "date": time.strftime("%Y-%m-%d %H:%M"), "load_average_1min": [round(x, 2) for x in load],
+        "orphans_reaped": subreaper,
+        "cases": {name: _figures(case) for name, case in measured.items()},
     }
-    print(json.dumps({k: v for k, v in figures.items() if k != "all_rounds"}, ensure_ascii=False, indent=1))
+    if "convert_w2" in measured:
+        figures["cases"]["convert_w2"]["ms_per_workbook_beyond_floor"] = {
+            k: round(figures["cases"]["convert_w2"]["ms_per_workbook"][k]
+                     - figures["cases"]["floor_2_convert"]["ms_per_workbook"][k], 3) for k in ("wall", "cpu")}
+    for name in ("validate_w1", "validate_w2"):
+        if name in measured:
+            floor_case = figures["cases"][measured[name].baseline]
+            figures["cases"][name]["cpu_ms_per_workbook_beyond_floor"] = round(
+                figures["cases"][name]["ms_per_workbook"]["cpu"] - floor_case["ms_per_workbook"]["cpu"], 3)
+    if "validate_w2" in measured:
+        report = _report_shares(tool, folder)
+        figures["batch"] = report
+    if "startup" in cases:
+        one = sorted(folder.glob("*.xlsx"))[0]
+        startup: dict[str, list[Run]] = {"help": [], "template": [], "validate_one": []}
+        for i in range(5):
+            startup["help"].append(measure([*tool, "--help"]))
+            startup["template"].append(measure([*tool, "template", "-o", str(base / f"t{i}.xlsx")]))
+            startup["validate_one"].append(measure([*tool, "validate", str(one)]))
+        figures["startup"] = {k: {"wall_s": _spread([r.wall for r in v]), "cpu_s": _spread([r.cpu for r in v]),
+                                  "peak_tree_pss_mib": round(max(r.tree_pss_mib for r in v), 1)}
+                              for k, v in startup.items()}
+    print(json.dumps(_summary(figures), ensure_ascii=False, indent=1))
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(figures, ensure_ascii=False, indent=1) + "\n", "utf-8")
     shutil.rmtree(base, ignore_errors=True)
     if previous is not None and args.keep is None:
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def _report_shares(tool: list[str], folder: Path) -> dict[str, Any]:
+    """What the batch gives: how many workbooks have findings (the share `--out` annotates)."""
+    with tempfile.TemporaryFile() as out:
+        measure([*tool, "validate", str(folder), "--json", "--workers", "2"], stdout=out)
+        out.seek(0)
+        report = json.loads(out.read())
+    workbooks = report["workbooks"]
+    return {"summary": report["summary"],
+            "with_findings": sum(bool(w["findings"]) for w in workbooks),
+            "with_cleaning_records": sum(bool(w["cleaning"]) for w in workbooks)}
+
+
+def _summary(figures: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": figures["n"]}
+    for name, case in figures["cases"].items():
+        line = f"wall {case['wall_s']['median']} s, cpu {case['cpu_s']['median']} s, pss {case['peak_tree_pss_mib']} MiB"
+        if "ratio_cpu" in case:
+            line += (f"; vs {case['paired_with']}: wall ×{case['ratio_wall']['median']} "
+                     f"({case['ratio_wall']['min']}–{case['ratio_wall']['max']}), cpu ×{case['ratio_cpu']['median']} "
+                     f"({case['ratio_cpu']['min']}–{case['ratio_cpu']['max']})")
+        out[name] = line
+    if "startup" in figures:
+        out["startup"] = {k: v["wall_s"]["median"] for k, v in figures["startup"].items()}
+    return out
 
 
 if __name__ == "__main__":
