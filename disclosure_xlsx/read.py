@@ -16,7 +16,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,55 @@ class RawReport:
 @dataclass(frozen=True, slots=True)
 class ReadPlan:
     """Where a workbook's defined names put each key of its format; shared by every workbook with the
-    same names block, and never changed."""
+    same names block, and never changed. Everything a named read does per workbook is worked out here
+    once: the keys grouped by sheet, the cells whose labels prove the names still fit, and which sheets
+    hold the tables."""
 
     format: Format
     positions: dict[str, Position]
     where: dict[str, CellRef]  # shared, never changed: the cleaner recognises the standard positions by it
+    by_sheet: tuple[tuple[str, tuple[tuple[str, int, int], ...]], ...] = ()  # sheet → (key, row, col)
+    label_checks: tuple[_LabelCheck, ...] = ()  # one per section; () when a section's first cell has no name
+    tables: frozenset[str] = frozenset()  # the sheets of the format's tables
+
+
+@dataclass(frozen=True, slots=True)
+class _LabelCheck:
+    """Where the label of a section's first cell must be: beside it in its row (`cells` left of it) or
+    above it in its column; `label` and `aliases` are what it must read."""
+
+    sheet: str
+    cells: tuple[tuple[int, int], ...]
+    label: str
+    aliases: tuple[str, ...]
+
+
+def _plan(fmt: Format, positions: dict[str, Position], where: dict[str, CellRef]) -> ReadPlan:
+    by_sheet: dict[str, list[tuple[str, int, int]]] = {}
+    for key, pos in positions.items():
+        by_sheet.setdefault(pos.sheet, []).append((key, pos.row, pos.col))
+    checks = []
+    for section in fmt.sections:
+        first = _first_cells(fmt)[section.key]
+        pos = positions.get(first.id)
+        if pos is None:
+            checks = []
+            break
+        if first.row_path:
+            node = section.node("rows", first.row)
+            cells = tuple((pos.row, c) for c in range(pos.col))
+        else:
+            node = section.node("columns", first.col)
+            cells = tuple((r, pos.col) for r in range(max(0, pos.row - 4), pos.row))
+        checks.append(_LabelCheck(pos.sheet, cells, node.label, node.aliases))
+    tables = frozenset(positions[c.id].sheet for c in _first_cells(fmt).values() if c.id in positions)
+    return ReadPlan(fmt, positions, where, tuple((k, tuple(v)) for k, v in by_sheet.items()), tuple(checks), tables)
+
+
+@cache
+def _first_cells(fmt: Format) -> dict[str, Any]:
+    """Each section's first cell (the one whose label places the table)."""
+    return {section.key: fmt.section_cells(section.key)[0] for section in fmt.sections}
 
 
 def read_workbook(path: str | Path) -> RawReport:
@@ -91,10 +135,9 @@ def read_workbook(path: str | Path) -> RawReport:
     findings: list[Finding] = []
     plan = _named_plan(block, path.suffix.lower() == ".ods", frozenset(sheets), sheets) if block else None
     if plan is not None:
-        if _names_agree_with_labels(plan.format, plan.positions, sheets):
-            raw = {key: _value(sheets, pos) for key, pos in plan.positions.items()}
-            return RawReport(str(path), plan.format, "names", raw, plan.where,
-                             _printed_format(plan.format, plan.positions, sheets)
+        if _plan_agrees(plan, sheets):
+            return RawReport(str(path), plan.format, "names", _planned_values(plan, sheets), plan.where,
+                             _printed_format(plan.format, plan.tables, sheets)
                              + stray_numbers(plan.format, plan.positions, sheets))
         findings.append(Finding("names-stale"))
     index = LabelIndex(sheets)
@@ -133,15 +176,57 @@ def _names_agree_with_labels(fmt: Format, positions: Mapping[str, Position], she
     return True
 
 
-def _printed_format(fmt: Format, positions: Mapping[str, Position], sheets: Mapping[str, Grid]) -> list[Finding]:
+def _plan_agrees(plan: ReadPlan, sheets: Mapping[str, Grid]) -> bool:
+    """`_names_agree_with_labels` with the cells to look at worked out once per plan, and each text
+    compared with each label once per process (a batch's workbooks print the same labels)."""
+    if not plan.label_checks:
+        return False
+    for check in plan.label_checks:
+        grid = sheets[check.sheet]
+        found = False
+        for row, col in check.cells:
+            text_ = grid[row][col] if row < len(grid) and col < len(grid[row]) else ""
+            if text_.__class__ is str and _label_matches(text_, check.label, check.aliases):
+                found = True
+                break
+        if not found:
+            return False
+    return True
+
+
+@lru_cache(maxsize=8192)
+def _label_matches(text_: str, label: str, aliases: tuple[str, ...]) -> bool:
+    return bool(matches(text_, label, aliases))
+
+
+def _planned_values(plan: ReadPlan, sheets: Mapping[str, Grid]) -> dict[str, Any]:
+    """The value at every planned position ("" beyond the used area: calamine trims trailing empty rows)."""
+    raw: dict[str, Any] = {}
+    for name, cells in plan.by_sheet:
+        grid = sheets[name]
+        height = len(grid)
+        for key, row, col in cells:
+            if row < height:
+                line = grid[row]
+                raw[key] = line[col] if col < len(line) else ""
+            else:
+                raw[key] = ""
+    return raw
+
+
+def _printed_format(fmt: Format, tables: frozenset[str], sheets: Mapping[str, Grid]) -> list[Finding]:
     """A workbook that states one format but prints another format's labels gets a warning.
 
-    Only the sheets that hold the format's tables are scanned; each distinct text is folded once.
+    Only the sheets that hold the format's tables (`tables`) are scanned; each distinct text is folded
+    once per process (`_fold_signal`), so a batch's workbooks cost a set of their texts each.
     """
-    tables = {positions[c.id].sheet for s in fmt.sections for c in fmt.section_cells(s.key)[:1]}
-    texts = {v for name in tables for row in sheets[name] for v in row
-             if v.__class__ is str and len(v) <= MAX_LABEL_CHARS}
-    folded = {fold(t) for t in texts}
+    texts: set[Any] = set()
+    for name in tables:
+        for row in sheets[name]:
+            texts.update(row)
+    folded = {f for t in texts if t.__class__ is str and len(t) <= MAX_LABEL_CHARS and (f := _fold_signal(t))}
+    if not folded:
+        return []
     for other in all_formats().values():
         shown = [s for s in other.signals if other.id != fmt.id and fold(s) in folded and s not in fmt.signals]
         if shown:
@@ -150,6 +235,18 @@ def _printed_format(fmt: Format, positions: Mapping[str, Position], sheets: Mapp
                 "other_title": phrase("catalog.format_title", title=other.title, id=other.id),
                 "example": shown[0]})]
     return []
+
+
+@lru_cache(maxsize=16384)
+def _fold_signal(text_: str) -> str | None:
+    """The folded text if it is some format's detection signal, else None."""
+    folded = fold(text_)
+    return folded if folded in _signals() else None
+
+
+@cache
+def _signals() -> frozenset[str]:
+    return frozenset(fold(s) for fmt in all_formats().values() for s in fmt.signals)
 
 
 def _fields_from_title(fmt: Format, index: LabelIndex, report: RawReport) -> None:
@@ -286,7 +383,7 @@ def _complete_formats(block: str, ods: bool, sheet_names: frozenset[str]) -> dic
     for fid, fmt in all_formats().items():
         if all(cell.name in names for cell in fmt.cells.values()):
             positions = {key: names[name] for name, key in fmt.names.items() if name in names}
-            out[fid] = ReadPlan(fmt, positions, {key: _cell_ref(key, pos) for key, pos in positions.items()})
+            out[fid] = _plan(fmt, positions, {key: _cell_ref(key, pos) for key, pos in positions.items()})
     return out
 
 

@@ -127,7 +127,9 @@ def stray_numbers(fmt: Format, positions: Mapping[str, Position], sheets: Mappin
             continue
         name, dr, dc = offset
         grid = sheets[name]
-        found = [(r, c, v) for r, c in edge.cells if (v := _at(grid, r + dr, c + dc)) != ""]  # almost all are empty
+        height = len(grid)  # `_at` inlined: this runs for every workbook read by names
+        found = [(r, c, v) for r, c in edge.cells if 0 <= (at := r + dr) < height and 0 <= (col := c + dc)
+                 < len(line := grid[at]) and (v := line[col]) != ""]  # almost all are empty
         strays = [(r, c, n) for r, c, v in found if (n := _number(v)) is not None]
         if not strays:
             continue
