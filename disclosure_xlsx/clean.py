@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from .catalog import CellRef, Cleaning, Finding, phrase, where
@@ -71,7 +71,8 @@ def clean_value(raw: object, cell: Cell, *, unit_stated: bool) -> Parsed:
     if isinstance(raw, int | float):
         return _typed(Decimal(repr(float(raw))) if isinstance(raw, float) else Decimal(raw), cell, [],
                       bare_money=True, unit_stated=unit_stated)
-    return _from_text(str(raw), cell, unit_stated)
+    text_ = str(raw)
+    return _from_text(text_, cell, unit_stated) if len(text_) > MAX_NUMBER_CHARS else _text_cached(text_, cell, unit_stated)
 
 
 def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
@@ -111,6 +112,9 @@ def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
     rules.append("text-to-number")
     number = Decimal(stripped) * (unit.factor if unit else 1)
     return _typed(number, cell, rules, bare_money=unit is None, unit_stated=unit_stated)
+
+
+_text_cached = lru_cache(maxsize=4096)(_from_text)  # a batch's offices type the same few texts
 
 
 def _typed(number: Decimal, cell: Cell, rules: list[str], *, bare_money: bool, unit_stated: bool) -> Parsed:
