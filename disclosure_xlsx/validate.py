@@ -17,10 +17,9 @@ from functools import cache, partial
 from typing import Any
 
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
+from ._pandera import SchemaErrors, pa
 from .catalog import LANGS, Finding, bilingual, number_text, phrase, text
 from .clean import CleanReport, cell_where
 from .formats import ANY_LEVEL, Format, Identity, Rule, notation
