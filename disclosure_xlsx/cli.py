@@ -398,6 +398,7 @@ def convert(
     out: Annotated[Path, typer.Option("--out", file_okay=False, metavar=_metavar("folder"), help=_help("convert_out"))],
     format_to: Annotated[FormatChoice | None, typer.Option("--format-to", help=_help("convert_format_to"))] = None,
     force: Annotated[bool, typer.Option("--force", help=_help("convert_force"))] = False,
+    apply_suggestions: Annotated[bool, typer.Option("--apply-suggestions", help=_help("convert_apply"))] = False,
     lang: LangOption = Lang.zh,
     workers: WorkersOption = None,
     previous: PreviousOption = None,
@@ -416,13 +417,15 @@ def convert(
     files = _found(paths, [out], language)
     with _stages(language, enabled=True) as stage, stage("reading", None) as tick:
         batch, done = convert_paths(files, out, format_to=format_to.value if format_to else None, workers=workers,
-                                    progress=tick, force=force, **cross)
+                                    progress=tick, force=force, apply_suggestions=apply_suggestions, **cross)
     console = Console(highlight=False)
     failing = 0
     for item in done:
         target = str(item.output) if item.output else "—"
         console.print(escape(_say("converted", language, source=item.source.file, target=target,
                                   status=status_text(item.source.status, language))))
+        if item.applied:
+            console.print(escape(_say("applied", language, n=len(item.applied))))
         if item.to_fill and item.format_id:
             layout = layout_for(item.format_id)
             cells = [_say("cell", language, place=f"{layout.where(n.id).sheet}!{layout.where(n.id).ref}",
