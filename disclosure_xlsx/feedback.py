@@ -32,7 +32,8 @@ from .pipeline import BatchResult, Progress, WorkbookResult
 from .rounds import add_round_columns, begin_round, review_header
 from .refill import Refill, refill_for, write_refill
 
-__all__ = ["FEEDBACK_DIR", "OVERVIEW", "REPORT", "feedback_text", "output_name", "safe_name", "write_outputs"]
+__all__ = ["FEEDBACK_DIR", "OVERVIEW", "REPORT", "feedback_text", "output_name", "safe_name", "unique_name",
+           "write_outputs"]
 
 REPORT = text("feedback.report_file")
 OVERVIEW = text("feedback.overview_file")
@@ -129,6 +130,11 @@ def output_name(workbook: WorkbookResult, used: set[str]) -> str:
         base = safe_name(f"{report.office}_{report.year}" if report.year else report.office)
     else:
         base = safe_name(Path(workbook.file).stem)
+    return unique_name(base, used)
+
+
+def unique_name(base: str, used: set[str]) -> str:
+    """`base`, or `base_2`, `base_3` … if a name equal to it up to case is in `used` (which it joins)."""
     name, n = base, 1
     while name.lower() in used:
         n += 1

@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 from .aggregate import ROLLUP_PROPERTY
 from .catalog import number_text, text, text_list
 from .clean import CleanReport
-from .feedback import safe_name
+from .feedback import safe_name, unique_name
 from .formats import Cell, Format, get_format
 from .layout import report_layout
 from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
@@ -116,7 +116,7 @@ def publish_workbook(workbook: WorkbookResult, out: Path, used: set[str], *, dra
     result.empty = tuple(n.heading for n in fmt.narratives if not (texts.get(n.name) or "").strip())
     document = build_document(report, fmt, lang=lang, texts=texts, rollup=result.rollup,
                               mark=text("publish.draft_mark", lang) if result.draft else None)
-    name = _unique(_file_name(report, fmt), used)
+    name = unique_name(_file_name(report, fmt), used)
     result.docx = write_docx(document, out / f"{name}.docx")
     result.html = write_html(document, out / f"{name}.html")
     return result
@@ -127,15 +127,6 @@ def _file_name(report: CleanReport, fmt: Format) -> str:
     office = safe_name(report.office) if report.office else text("publish.no_office")
     year = report.year if report.year is not None else text("publish.no_year")
     return text("publish.title", "zh", office=office, year=year, report_name=fmt.words.report_name)
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate.lower() in used:
-        n += 1
-        candidate = f"{name}_{n}"
-    used.add(candidate.lower())
-    return candidate
 
 
 # ------------------------------------------------------------------------------------------------
