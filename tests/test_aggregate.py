@@ -206,3 +206,19 @@ def test_cli_aggregate(tmp_path: Path) -> None:
     _offices(tmp_path / "in" / "old", "2019", [3])
     refused = runner.invoke(app, [*args, "--force", "--include-other-years"])
     assert refused.exit_code == 1 and "不同格式" in refused.stderr
+
+
+def test_cli_aggregate_speaks_english_when_asked(tmp_path: Path) -> None:
+    """--lang en holds in everything the roll-up prints: its summary, its lists and a refusal."""
+    runner = CliRunner()
+    _offices(tmp_path / "in", "2021", [1, 2])
+    args = ["aggregate", str(tmp_path / "in"), "-o", str(tmp_path / "total.xlsx"), "--office", "某县", "--year", "2021",
+            "--lang", "en"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "2 workbooks added" in result.stdout and "Blank cells counted as 0" in result.stdout
+    assert "个工作簿相加" not in result.stdout and "按 0 计入" not in result.stdout
+    _offices(tmp_path / "in" / "old", "2019", [3], year=2021)
+    left = runner.invoke(app, [*args, "--force"], env={"COLUMNS": "200"})
+    assert left.exit_code == 1 and "It uses the 2019 format, but reports for 2021 use the 2021 format" in left.stdout
+    assert "未汇总" not in left.stdout
