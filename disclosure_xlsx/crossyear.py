@@ -474,7 +474,7 @@ def _between(reports: Sequence[CleanReport | None], name: str, position: int,
             names += text("crossyear.copied.more", lang)
         source[lang] = text("crossyear.copied.other_offices", lang, names=names)
     best = max(score for _, score in named)
-    return _copied(fmt, report, name, fmt.copied_text.office_rule, best, source, normalise_text(named[0][0].texts.get(name)),
+    return _copied(fmt, report, name, rule.office_rule, best, source, normalise_text(named[0][0].texts.get(name)),
                    same_as=tuple(_text_cell(o, name) for o, _ in named))
 
 
