@@ -812,11 +812,12 @@ def serve(
     try:
         serve_page(folder, port=port, lang=language, workers=workers, ready=ready)
     except DisclosureError as exc:
-        err.print(escape(exc.finding.message(language)))
+        err.print(escape(exc.finding.message(language)), soft_wrap=True)
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
-        err.print(escape(text("web.cli.port_busy", language, port=port, detail=exc.strerror or exc)))
+    except OSError as exc:  # a working folder that cannot be written, or a port that cannot be had
+        key = "web.cli.folder_unusable" if exc.filename else "web.cli.port_busy"
+        err.print(escape(text(key, language, port=port, workdir=folder, detail=exc.strerror or exc)), soft_wrap=True)
         raise typer.Exit(2) from exc
     err.print(escape(text("web.cli.stopped", language)))

@@ -261,6 +261,7 @@ def test_an_upload_gets_the_same_findings_as_validate_json(server: Server, sampl
         assert _finding_keys(mine) == _finding_keys(entry)
     batch = samples_batch.headers["x-batch"]
     assert call(server, "GET", f"/api/batches/{batch}/report.json", auth="bearer").json() == report
+    assert all(Path(w["file"]).parent.parent.parent == year_dir(server, 2023) for w in report["workbooks"])
     record = call(server, "GET", samples_batch.headers["location"], auth="bearer").json()
     assert record["state"] == "done" and record["round"] == 1 and record["year"] == 2023
     assert all((year_dir(server, 2023) / f["stored"]).is_file() for f in record["files"])
@@ -464,10 +465,16 @@ def test_a_folder_on_this_machine(server: Server, tmp_path: Path) -> None:
     assert missing.status == 400 and "找不到文件夹" in missing.json()["message"]["zh"]
 
 
-def test_a_second_server_on_the_same_folder_is_refused(server: Server) -> None:
+def test_a_second_server_on_the_same_folder_or_port_is_refused(server: Server, tmp_path: Path) -> None:
     with pytest.raises(DisclosureError) as refused:
         Workspace(server.workdir).open()
     assert refused.value.finding.code == "workdir-in-use"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args, said in ((["--workdir", str(server.workdir)], "正被另一个 disclosure-xlsx serve 使用"),
+                       (["--workdir", str(tmp_path), "--port", str(server.port)], f"无法使用端口 {server.port}")):
+        done = subprocess.run([sys.executable, "-m", "disclosure_xlsx", "serve", "--no-browser", *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 2 and said in done.stderr, done.stderr
 
 
 def test_nothing_is_lost_on_a_restart(tmp_path: Path) -> None:
@@ -571,6 +578,13 @@ def test_a_real_browser_uploads_the_samples_and_reads_the_results(server: Server
     try:
         driver.get(f"http://127.0.0.1:{server.port}/?year=2024&token={server.token}")
         assert urlsplit(driver.current_url).query == "year=2024"  # the token left the address bar
+        driver.execute_script(  # files dropped on the box go into its input
+            "const files = new DataTransfer(); files.items.add(new File(['x'], 'a.xlsx'));"
+            "files.items.add(new File(['y'], 'b.xlsx'));"
+            "document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: files}));")
+        assert driver.find_element(By.ID, "chosen").text == "已选择 2 个文件"
+        assert driver.execute_script("return document.getElementById('files').files.length") == 2
+        driver.execute_script("document.getElementById('files').value = ''")
         samples = sorted(SAMPLES.glob("*.xlsx"))
         driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in samples))
         assert driver.find_element(By.ID, "chosen").text == f"已选择 {len(samples)} 个文件"
