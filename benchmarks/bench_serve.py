@@ -98,8 +98,8 @@ def main() -> int:
         for name, workdir in (("empty", empty), ("ten_samples", filled)):
             runs = [_round(workdir) for _ in range(args.rounds)]
             results[name] = {key: {"median": round(statistics.median(r[key] for r in runs), 3),
-                                   "min": round(min(r[key] for r in runs), 3), "max": round(max(r[key] for r in runs), 3)}
-                             for key in ("address", "first_page")}
+                                   "min": round(min(r[key] for r in runs), 3),
+                                   "max": round(max(r[key] for r in runs), 3)} for key in ("address", "first_page")}
             print(name, json.dumps(results[name]))
     args.out.write_text(json.dumps(results, indent=1) + "\n", "utf-8")
     return 0

@@ -148,7 +148,8 @@ def wait(server: Server, job: str) -> dict[str, Any]:
     raise AssertionError(f"job {job} did not finish")
 
 
-def workbook(path: Path, office: str, *, year: int = 2024, seed: int = 1, broken: bool = False, **extra: object) -> Path:
+def workbook(path: Path, office: str, *, year: int = 2024, seed: int = 1, broken: bool = False,
+             **extra: object) -> Path:
     """A filled 2021-format workbook; `broken` adds 1 to a total (an I2 error)."""
     fmt = get_format("2021")
     values: dict[str, object] = {**balanced_report("2021", random.Random(seed)), fmt.field("office").name: office,
@@ -164,8 +165,8 @@ def year_dir(server: Server, year: int) -> Path:
 
 
 def _finding_keys(entry: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(f["code"], f["severity"], f["rule"], json.dumps(f["cells"], ensure_ascii=False), f["expected"], f["actual"],
-             f["message"]["zh"], f["message"]["en"]) for f in entry["findings"]]
+    return [(f["code"], f["severity"], f["rule"], json.dumps(f["cells"], ensure_ascii=False), f["expected"],
+             f["actual"], f["message"]["zh"], f["message"]["en"]) for f in entry["findings"]]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -400,7 +401,7 @@ def test_sending_an_office_again_is_a_new_round(server: Server, tmp_path: Path) 
     town = next(w for w in report["workbooks"] if w["office"] == "甲镇人民政府")
     assert town["status"] == "ok" and town["changes"]["fixed"] == 1 and town["changes"]["previous_round"] == 1
     results = year_dir(server, 2020) / "校验结果"
-    assert (results / "history" / "第1轮" / "report.json").is_file() and (results / "history" / "第2轮" / "report.json").is_file()
+    assert all((results / "history" / f"第{n}轮" / "report.json").is_file() for n in (1, 2))
     uploads = year_dir(server, 2020) / "交回的报表"
     assert (uploads / "第1批" / "甲镇.xlsx").read_bytes() == first.read_bytes()  # the first submission is kept
     assert (uploads / "第2批" / "甲镇.xlsx").read_bytes() == fixed.read_bytes()
@@ -459,7 +460,8 @@ def test_a_folder_on_this_machine(server: Server, tmp_path: Path) -> None:
     before = {p: p.read_bytes() for p in source.rglob("*")}
     started = post(server, "/folder", [("year", "2018"), ("path", str(source))])
     assert wait(server, started.json()["job"])["state"] == "done"
-    assert [w["office"] for w in call(server, "GET", "/api/years/2018/report.json").json()["workbooks"]] == ["北镇人民政府"]
+    year = call(server, "GET", "/api/years/2018/report.json").json()
+    assert [w["office"] for w in year["workbooks"]] == ["北镇人民政府"]
     assert {p: p.read_bytes() for p in source.rglob("*")} == before  # only read
     missing = post(server, "/folder", [("year", "2018"), ("path", str(tmp_path / "没有"))])
     assert missing.status == 400 and "找不到文件夹" in missing.json()["message"]["zh"]
@@ -498,7 +500,8 @@ def test_the_page_shows_a_suggested_fix_and_escapes_what_it_shows(tmp_path: Path
 
     suggestion = {"outcome": "found", "unique": True, "alternatives": 0, "alternative_sets": [],
                   "more_alternatives": False, "rules": ["I2[granted]"], "method": "one-cell",
-                  "cells": [{"id": "s3.granted.total", "sheet": "三、依申请公开", "ref": "J8", "value": 44, "suggested": 43}]}
+                  "cells": [{"id": "s3.granted.total", "sheet": "三、依申请公开", "ref": "J8", "value": 44,
+                             "suggested": 43}]}
     finding = {"code": "identity-mismatch", "severity": "error", "rule": "I2[granted]", "expected": 43, "actual": 44,
                "cells": [{"id": "s3.granted.total", "sheet": "三、依申请公开", "ref": "J8"}],
                "message": {"zh": "J8 为 44 </td><script>x()</script>", "en": "J8 is 44"}}
