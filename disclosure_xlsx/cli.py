@@ -814,3 +814,44 @@ def accept(
         console.print(escape(text("accept.cli.kept" if how == "kept" else "accept.cli.added", language,
                                   office=entry.who, year=entry.year, what=what, reason=entry.reason)))
     console.print(escape(text("accept.cli.written", language, path=accepted, n=len(written.entries))))
+
+
+# ------------------------------------------------------------------------------------------------
+# The clerk's page (web.py, workspace.py)
+
+
+@app.command(help=_help("serve"))
+def serve(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar=_metavar("n"), help=_help("serve_port"))] = 0,
+    workdir: Annotated[Path | None, typer.Option("--workdir", file_okay=False, metavar=_metavar("folder"),
+                                                 help=_help("serve_workdir"))] = None,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help=_help("serve_no_browser"))] = False,
+    lang: LangOption = Lang.zh,
+    workers: WorkersOption = None,
+) -> None:
+    from .web import serve as serve_page
+    from .workspace import default_workdir
+
+    language = lang.value
+    folder = (workdir or default_workdir()).expanduser()
+
+    def ready(url: str) -> None:
+        typer.echo(text("web.cli.serving", language, url=url))  # stdout, flushed: a tool may read the address
+        err.print(escape(text("web.cli.hint", language, workdir=folder)), soft_wrap=True)
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    try:
+        serve_page(folder, port=port, lang=language, workers=workers, ready=ready)
+    except DisclosureError as exc:
+        err.print(escape(exc.finding.message(language)), soft_wrap=True)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:  # a working folder that cannot be written, or a port that cannot be had
+        key = "web.cli.folder_unusable" if exc.filename else "web.cli.port_busy"
+        err.print(escape(text(key, language, port=port, workdir=folder, detail=exc.strerror or exc)), soft_wrap=True)
+        raise typer.Exit(2) from exc
+    err.print(escape(text("web.cli.stopped", language)))
