@@ -322,7 +322,8 @@ def test_office_facing_text_has_no_code_rule_id_or_cell_id(tmp_path: Path) -> No
 
 
 STAGES = {key: text(f"cli.stage.{key}") for key in ("reading", "validating", "writing", "totalling",
-                                                      "checking_total")}
+                                                      "checking_total", "converting", "checking_mapped",
+                                                      "publishing")}
 
 
 def _in_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
@@ -353,8 +354,18 @@ def _in_terminal(args: list[str], cwd: Path) -> tuple[int, str, str]:
     return process.returncode, stdout, b"".join(chunks).decode("utf-8", "replace")
 
 
-def test_progress_shows_every_stage_in_a_terminal(tmp_path: Path) -> None:
-    code, stdout, stderr = _in_terminal(["validate", str(SAMPLES), "--out", str(tmp_path / "out")], tmp_path)
+@pytest.fixture
+def two_samples(tmp_path: Path) -> Path:
+    """A folder of two samples, one with an error: enough for every stage, quick to run."""
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("2024_2021格式_I2错误.xlsx", "2024_示例县审计局.xlsx"):
+        (folder / name).write_bytes((SAMPLES / name).read_bytes())
+    return folder
+
+
+def test_progress_shows_every_stage_in_a_terminal(tmp_path: Path, two_samples: Path) -> None:
+    code, stdout, stderr = _in_terminal(["validate", str(two_samples), "--out", str(tmp_path / "out")], tmp_path)
     assert code == 1 and "\x1b[" in stderr  # a live display
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stderr)
     for key in ("reading", "validating", "writing"):
@@ -367,13 +378,21 @@ def test_progress_shows_every_stage_in_a_terminal(tmp_path: Path) -> None:
     assert code == 0, stdout + stderr
     for key in ("reading", "validating", "totalling", "checking_total"):
         assert STAGES[key] in stderr, key
+    code, stdout, stderr = _in_terminal(["convert", str(tmp_path / "in"), "--out", str(tmp_path / "c"),
+                                         "--format-to", "2019"], tmp_path)
+    for key in ("reading", "validating", "converting", "checking_mapped"):
+        assert STAGES[key] in stderr, key
+    code, stdout, stderr = _in_terminal(["publish", str(tmp_path / "in"), "--out", str(tmp_path / "p")], tmp_path)
+    assert code == 0, stdout + stderr
+    for key in ("reading", "validating", "publishing"):
+        assert STAGES[key] in stderr, key
 
 
-def test_no_progress_with_json_or_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
-    code, stdout, stderr = _in_terminal(["validate", str(SAMPLES), "--json"], tmp_path)
+def test_no_progress_with_json_or_when_stderr_is_not_a_terminal(tmp_path: Path, two_samples: Path) -> None:
+    code, stdout, stderr = _in_terminal(["validate", str(two_samples), "--json"], tmp_path)
     assert code == 1 and json.loads(stdout)["version"] == 1
     assert not any(label in stderr for label in STAGES.values()) and "\x1b[" not in stderr
-    piped = subprocess.run([sys.executable, "-m", "disclosure_xlsx", "validate", str(SAMPLES), "--out",
+    piped = subprocess.run([sys.executable, "-m", "disclosure_xlsx", "validate", str(two_samples), "--out",
                             str(tmp_path / "out")], capture_output=True, text=True, check=False,
                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert piped.returncode == 1
@@ -439,9 +458,9 @@ def test_wrapping_keeps_numbers_and_addresses_whole(parts: list[tuple[str, str]]
     for run in re.findall(r"[^\s\u2e80-\uffff]+", message):  # every narrow run (number, address) on one line
         if display_width(run) <= width - 7:
             assert any(run in line for line in lines), run
-    for before, after in pairwise(lines):
-        if before.strip() and after.strip():
-            assert not (_narrow(before[-1]) and _narrow(after.strip()[0])), (before, after)
+    for before, after in pairwise(lines):  # a run is cut only where it is longer than a whole line
+        tail, head = re.search(r"[!-~]*$", before).group(), re.match(r"[!-~]*", after.strip()).group()
+        assert not (tail and head) or display_width(tail + head) > width - 7, (before, after)
 
 
 # ------------------------------------------------------------------------------------------------
