@@ -361,7 +361,8 @@ def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:
     base = {"font_name": text("template.fonts.body"), "valign": "vcenter"}
     head = book.add_format({**base, "bold": True, "bg_color": "#D9E1F2", "border": 1, "text_wrap": True,
                             "align": "center", "font_size": 9})
-    section = book.add_format({**base, "bold": True, "bg_color": "#B4C6E7", "border": 1, "font_size": 10})
+    section = book.add_format({**base, "bold": True, "bg_color": "#B4C6E7", "border": 1, "font_size": 10,
+                               "text_wrap": True})
     ident = book.add_format({**base, "font_size": 6, "font_color": "#7F7F7F", "border": 1, "text_wrap": True,
                              "align": "center"})
     office = book.add_format({**base, "text_wrap": True, "border": 1})

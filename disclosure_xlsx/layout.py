@@ -597,9 +597,6 @@ class DetailLayout:
     def header_rows(self) -> int:
         return self.id_row + 1
 
-    def column(self, cell_id: str) -> int:
-        return self.first + self.ids.index(cell_id)
-
 
 def column_points(width: float) -> float:
     """Printed width of a column `width` characters wide: Excel's 7 px per character plus 5 px, at 96 dpi."""
