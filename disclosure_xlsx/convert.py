@@ -28,7 +28,7 @@ from .formats import Format, current_format, get_format
 from .layout import layout_for
 from .mapping import MappingNote, map_values
 from .marks import MARKER, write_marker
-from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
+from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .suggest import Change
 from .template import add_report_sheet, fill_workbook, mark_cover
 
@@ -70,13 +70,14 @@ def output_folder_problem(out: str | Path, *, force: bool = False) -> Finding | 
 def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: str | None = None,
                   workers: int | None = None, progress: Progress | None = None,
                   force: bool = False, previous: Iterable[str | Path] | None = None,
-                  aliases: str | Path | None = None,
-                  apply_suggestions: bool = False) -> tuple[BatchResult, list[Converted]]:
+                  aliases: str | Path | None = None, apply_suggestions: bool = False,
+                  stage: Stage | None = None) -> tuple[BatchResult, list[Converted]]:
     """Validate every workbook under `paths`, then write its cleaned workbook and DATA_CSV as the folder `out`.
 
     With `apply_suggestions`, a workbook whose identities fail and whose suggested fix is unique gets that
     fix in its cleaned workbook, each change logged in 清洗记录 and the cover saying so; an ambiguous or
-    missing suggestion is never applied.
+    missing suggestion is never applied. `progress` ticks the reading; `stage` (if given) is told when the
+    writing and the checks of mapped workbooks begin, and its ticks follow them.
 
     Raises:
         DisclosureError: `out` cannot take the output (`output_folder_problem`); nothing is read or written.
@@ -88,10 +89,13 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out], previous=previous,
                            aliases=aliases)
     done: list[Converted] = []
+    tick = stage("converting", len(batch.workbooks)) if stage else None
     with _staged(out) as staging:
         used: set[str] = set()
         rows: list[list[Any]] = []
-        for workbook in batch.workbooks:
+        for count, workbook in enumerate(batch.workbooks, 1):
+            if tick:
+                tick(count - 1, len(batch.workbooks))
             report = workbook.report
             if report is None:
                 done.append(Converted(workbook, None, None))
@@ -113,7 +117,8 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     mapped = [c for c in done if c.source.report and c.format_id != c.source.report.format_id]
     if mapped:  # a mapped workbook is a new workbook: does it pass, or what must the office still fill?
         outputs = [c.output for c in mapped if c.output is not None]
-        for item, check in zip(mapped, validate_paths(outputs, workers=1).workbooks, strict=True):
+        checking = stage("checking_mapped", len(outputs)) if stage else None
+        for item, check in zip(mapped, validate_paths(outputs, workers=1, progress=checking).workbooks, strict=True):
             item.check = check
     return batch, done
 

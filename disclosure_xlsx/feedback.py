@@ -27,6 +27,7 @@ from .accept import add_overview_columns, severity_word
 from .annotate import AnnotationJob, AnnotationOutcome, Suspect, annotate, copy_name
 from .catalog import Finding, cleaning_text, number_text, severity_text, status_text, text
 from .formats import current_format
+from .layout import LINE_HEIGHT, text_lines
 from .marks import write_marker
 from .pipeline import BatchResult, Progress, WorkbookResult
 from .rounds import add_round_columns, begin_round, review_header
@@ -380,6 +381,10 @@ def _sheet(sheet, headers, rows, bold, wrap, top, widths) -> None:  # type: igno
     for r, row in enumerate(rows, 1):
         for col, value in enumerate(row):
             put(sheet, r, col, value)
+        lines = max((text_lines(v, w) for v, w in zip(row, widths, strict=False) if isinstance(v, str) and w >= 20),
+                    default=1)
+        if lines > 1:  # neither Excel nor LibreOffice grows a row for wrapped text it did not write itself
+            sheet.set_row(r, LINE_HEIGHT * lines + 2)
     sheet.autofilter(0, 0, max(len(rows), 1), len(headers) - 1)
     sheet.freeze_panes(1, 1)
     sheet.set_paper(9)

@@ -42,6 +42,7 @@ EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks
 FOLDER_EXTENSIONS = tuple(s for s in EXTENSIONS if s != ".txt")
 REPORT_VERSION = 1
 Progress = Callable[[int, int], None]  # (done, total)
+Stage = Callable[[str, int | None], Progress]  # starts the named stage (words: cli.stage.<name>) of a total, or None
 
 
 @dataclass

@@ -26,7 +26,7 @@ from .clean import CleanReport
 from .feedback import safe_name, unique_name
 from .formats import Cell, Format, get_format
 from .layout import report_layout
-from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
+from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .render import Para, ReportDocument, Table, TableCell, write_docx, write_html
 
 __all__ = ["Published", "Rollup", "build_document", "clean_text", "narrative_paragraphs", "propose_overview",
@@ -69,7 +69,7 @@ class Published:
 
 def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool = False,
                   fill_overview: bool = False, prepend_overview: bool = False, lang: str = "zh",
-                  workers: int | None = None, progress: Progress | None = None
+                  workers: int | None = None, progress: Progress | None = None, stage: Stage | None = None
                   ) -> tuple[BatchResult, list[Published]]:
     """Validate every workbook under `paths`, then write its annual report (.docx and .html) under `out`.
 
@@ -78,12 +78,18 @@ def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool =
         fill_overview: propose a paragraph for 一 from the tables; insert it where the office wrote none.
         prepend_overview: insert the proposed paragraph before the office's own text of 一 as well.
         lang: language of the tool's own words (the official labels stay as the format prints them).
+        progress, stage: tick the reading; told when the writing begins, and tick it.
     """
     out = Path(out)
     batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out])
     used: set[str] = set()
-    done = [publish_workbook(w, out, used, draft=draft, fill_overview=fill_overview,
-                             prepend_overview=prepend_overview, lang=lang) for w in batch.workbooks]
+    tick = stage("publishing", len(batch.workbooks)) if stage else None
+    done = []
+    for count, workbook in enumerate(batch.workbooks):
+        if tick:
+            tick(count, len(batch.workbooks))
+        done.append(publish_workbook(workbook, out, used, draft=draft, fill_overview=fill_overview,
+                                     prepend_overview=prepend_overview, lang=lang))
     return batch, done
 
 
