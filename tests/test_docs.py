@@ -57,3 +57,14 @@ def test_the_command_reference_in_the_readme_is_current() -> None:
 
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"])
     assert done.returncode == 0, "run python scripts/cli_reference.py"
+
+
+def test_the_package_layout_lists_every_module_in_import_order() -> None:
+    """README's module table names each module once, in the order of tests/test_architecture.py."""
+    from .test_architecture import ORDER
+
+    section = README[README.index("## Layout of the package"):]
+    listed = re.findall(r"^\| `(\w+)\.py`", section, re.M)
+    modules = sorted(p.stem for p in (ROOT / "disclosure_xlsx").glob("*.py") if p.stem not in {"__init__", "__main__"})
+    assert sorted(listed) == modules
+    assert listed == [m for m in ORDER if m in listed]
