@@ -28,7 +28,8 @@ from .formats import Format, current_format, get_format
 from .layout import layout_for
 from .mapping import MappingNote, map_values
 from .marks import MARKER, write_marker
-from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
+from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
+from .suggest import Change
 from .template import add_report_sheet, fill_workbook, mark_cover
 
 __all__ = ["DATA_CSV", "Converted", "MappingNote", "convert_paths", "data_rows", "map_values", "output_folder_problem"]
@@ -46,6 +47,7 @@ class Converted:
     format_id: str | None
     notes: list[MappingNote] = field(default_factory=list)
     check: WorkbookResult | None = None  # the written workbook validated again, when it was mapped
+    applied: tuple[Change, ...] = ()  # the suggested fix written into it (`apply_suggestions`, unique ones only)
 
     @property
     def to_fill(self) -> list[MappingNote]:
@@ -68,8 +70,14 @@ def output_folder_problem(out: str | Path, *, force: bool = False) -> Finding | 
 def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: str | None = None,
                   workers: int | None = None, progress: Progress | None = None,
                   force: bool = False, previous: Iterable[str | Path] | None = None,
-                  aliases: str | Path | None = None) -> tuple[BatchResult, list[Converted]]:
+                  aliases: str | Path | None = None, apply_suggestions: bool = False,
+                  stage: Stage | None = None) -> tuple[BatchResult, list[Converted]]:
     """Validate every workbook under `paths`, then write its cleaned workbook and DATA_CSV as the folder `out`.
+
+    With `apply_suggestions`, a workbook whose identities fail and whose suggested fix is unique gets that
+    fix in its cleaned workbook, each change logged in 清洗记录 and the cover saying so; an ambiguous or
+    missing suggestion is never applied. `progress` ticks the reading; `stage` (if given) is told when the
+    writing and the checks of mapped workbooks begin, and its ticks follow them.
 
     Raises:
         DisclosureError: `out` cannot take the output (`output_folder_problem`); nothing is read or written.
@@ -81,20 +89,25 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out], previous=previous,
                            aliases=aliases)
     done: list[Converted] = []
+    tick = stage("converting", len(batch.workbooks)) if stage else None
     with _staged(out) as staging:
         used: set[str] = set()
         rows: list[list[Any]] = []
-        for workbook in batch.workbooks:
+        for count, workbook in enumerate(batch.workbooks, 1):
+            if tick:
+                tick(count - 1, len(batch.workbooks))
             report = workbook.report
             if report is None:
                 done.append(Converted(workbook, None, None))
                 continue
             target = get_format(format_to or report.format_id)
             values, notes = map_values(report, target)
+            applied = _applicable(workbook) if apply_suggestions else ()
+            values.update({c.id: c.suggested for c in applied if c.id in values})
             name = f"{output_name(workbook, used)}.xlsx"
-            write_cleaned(staging / name, workbook, target, values, notes)
+            write_cleaned(staging / name, workbook, target, values, notes, applied)
             rows += data_rows(report, target, values)
-            done.append(Converted(workbook, out / name, target.id, notes))
+            done.append(Converted(workbook, out / name, target.id, notes, applied=applied))
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(_data_headers())
@@ -104,7 +117,8 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     mapped = [c for c in done if c.source.report and c.format_id != c.source.report.format_id]
     if mapped:  # a mapped workbook is a new workbook: does it pass, or what must the office still fill?
         outputs = [c.output for c in mapped if c.output is not None]
-        for item, check in zip(mapped, validate_paths(outputs, workers=1).workbooks, strict=True):
+        checking = stage("checking_mapped", len(outputs)) if stage else None
+        for item, check in zip(mapped, validate_paths(outputs, workers=1, progress=checking).workbooks, strict=True):
             item.check = check
     return batch, done
 
@@ -135,9 +149,16 @@ def _staged(out: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _applicable(workbook: WorkbookResult) -> tuple[Change, ...]:
+    """The changes of a workbook's suggested fix that may be written: only a unique one is ever applied."""
+    suggestion = workbook.suggestion
+    return suggestion.changes if suggestion is not None and suggestion.unique else ()
+
+
 def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: dict[str, Any],
-                  notes: list[MappingNote]) -> Path:
-    """The cleaned standard workbook, its report sheet, cleaning log, long-form data and mapping notes."""
+                  notes: list[MappingNote], applied: Sequence[Change] = ()) -> Path:
+    """The cleaned standard workbook, its report sheet, cleaning log, long-form data and mapping notes;
+    `applied` are the changes of a suggested fix written into it (logged, and said on the cover)."""
     report = workbook.report
     assert report is not None
     failed = workbook.status == "errors"
@@ -147,12 +168,14 @@ def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: 
     with atomic_output(path) as tmp:
         book = new_workbook(tmp, title=words.title, kind="cleaned")
         fill_workbook(book, target.id, {**values, **cover})
-        if failed:
+        if applied:
+            mark_cover(book, target.id, text("convert.applied_cover", n=len(applied), file=Path(workbook.file).name))
+        elif failed:
             mark_cover(book, target.id, text("convert.failed_cover", mark=words.failed_mark,
                                              file=Path(workbook.file).name, errors=workbook.errors))
         title = words.report_title.format(office=report.office or "", year=report.year or "")
         add_report_sheet(book, target.id, values, title=title, mark=words.failed_mark if failed else None)
-        _log_sheet(book, target, workbook)
+        _log_sheet(book, target, workbook, applied)
         _data_sheet(book, target, data_rows(report, target, values))
         if notes:
             _notes_sheet(book, target, notes)
@@ -160,12 +183,16 @@ def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: 
     return path
 
 
-def _log_sheet(book: Any, fmt: Format, workbook: WorkbookResult) -> None:
-    """Every value the cleaner changed or interpreted, and every value it could not read (left blank)."""
+def _log_sheet(book: Any, fmt: Format, workbook: WorkbookResult, applied: Sequence[Change] = ()) -> None:
+    """Every value the cleaner changed or interpreted, every value it could not read (left blank), and every
+    change of a suggested fix written into the workbook."""
     sheet = book.add_worksheet(fmt.words.log_sheet)
     rows = [[c.id, c.sheet, c.ref, _text(c.raw), c.value, cleaning_text(c.rule)] for c in workbook.cleaning]
     rows += [[f.cells[0].id, f.cells[0].sheet, f.cells[0].ref, str(f.params.get("raw", "")), None,
               text("convert.unreadable_note")] for f in workbook.findings if f.code in UNREADABLE]
+    where = workbook.report.where if workbook.report else {}
+    rows += [[c.id, where[c.id].sheet, where[c.id].ref, c.value, c.suggested, text("convert.applied_note")]
+             for c in applied if c.id in where]
     _table(book, sheet, text_list("convert.headers.log"), rows, (28, 16, 8, 22, 12, 40))
 
 

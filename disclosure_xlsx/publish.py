@@ -23,10 +23,10 @@ from xml.etree import ElementTree
 from .aggregate import ROLLUP_PROPERTY
 from .catalog import number_text, text, text_list
 from .clean import CleanReport
-from .feedback import safe_name
+from .feedback import safe_name, unique_name
 from .formats import Cell, Format, get_format
 from .layout import report_layout
-from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
+from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .render import Para, ReportDocument, Table, TableCell, write_docx, write_html
 
 __all__ = ["Published", "Rollup", "build_document", "clean_text", "narrative_paragraphs", "propose_overview",
@@ -69,7 +69,7 @@ class Published:
 
 def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool = False,
                   fill_overview: bool = False, prepend_overview: bool = False, lang: str = "zh",
-                  workers: int | None = None, progress: Progress | None = None
+                  workers: int | None = None, progress: Progress | None = None, stage: Stage | None = None
                   ) -> tuple[BatchResult, list[Published]]:
     """Validate every workbook under `paths`, then write its annual report (.docx and .html) under `out`.
 
@@ -78,12 +78,18 @@ def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool =
         fill_overview: propose a paragraph for 一 from the tables; insert it where the office wrote none.
         prepend_overview: insert the proposed paragraph before the office's own text of 一 as well.
         lang: language of the tool's own words (the official labels stay as the format prints them).
+        progress, stage: tick the reading; told when the writing begins, and tick it.
     """
     out = Path(out)
     batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out])
     used: set[str] = set()
-    done = [publish_workbook(w, out, used, draft=draft, fill_overview=fill_overview,
-                             prepend_overview=prepend_overview, lang=lang) for w in batch.workbooks]
+    tick = stage("publishing", len(batch.workbooks)) if stage else None
+    done = []
+    for count, workbook in enumerate(batch.workbooks):
+        if tick:
+            tick(count, len(batch.workbooks))
+        done.append(publish_workbook(workbook, out, used, draft=draft, fill_overview=fill_overview,
+                                     prepend_overview=prepend_overview, lang=lang))
     return batch, done
 
 
@@ -116,7 +122,7 @@ def publish_workbook(workbook: WorkbookResult, out: Path, used: set[str], *, dra
     result.empty = tuple(n.heading for n in fmt.narratives if not (texts.get(n.name) or "").strip())
     document = build_document(report, fmt, lang=lang, texts=texts, rollup=result.rollup,
                               mark=text("publish.draft_mark", lang) if result.draft else None)
-    name = _unique(_file_name(report, fmt), used)
+    name = unique_name(_file_name(report, fmt), used)
     result.docx = write_docx(document, out / f"{name}.docx")
     result.html = write_html(document, out / f"{name}.html")
     return result
@@ -127,15 +133,6 @@ def _file_name(report: CleanReport, fmt: Format) -> str:
     office = safe_name(report.office) if report.office else text("publish.no_office")
     year = report.year if report.year is not None else text("publish.no_year")
     return text("publish.title", "zh", office=office, year=year, report_name=fmt.words.report_name)
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate.lower() in used:
-        n += 1
-        candidate = f"{name}_{n}"
-    used.add(candidate.lower())
-    return candidate
 
 
 # ------------------------------------------------------------------------------------------------
