@@ -84,20 +84,20 @@ def _plan(fmt: Format, positions: dict[str, Position], where: dict[str, CellRef]
     by_sheet: dict[str, list[tuple[str, int, int]]] = {}
     for key, pos in positions.items():
         by_sheet.setdefault(pos.sheet, []).append((key, pos.row, pos.col))
-    checks = []
+    checks: list[_LabelCheck] = []
     for section in fmt.sections:
         first = _first_cells(fmt)[section.key]
-        pos = positions.get(first.id)
-        if pos is None:
+        at = positions.get(first.id)
+        if at is None:
             checks = []
             break
         if first.row_path:
             node = section.node("rows", first.row)
-            cells = tuple((pos.row, c) for c in range(pos.col))
+            cells = tuple((at.row, c) for c in range(at.col))
         else:
             node = section.node("columns", first.col)
-            cells = tuple((r, pos.col) for r in range(max(0, pos.row - 4), pos.row))
-        checks.append(_LabelCheck(pos.sheet, cells, node.label, node.aliases))
+            cells = tuple((r, at.col) for r in range(max(0, at.row - 4), at.row))
+        checks.append(_LabelCheck(at.sheet, cells, node.label, node.aliases))
     tables = frozenset(positions[c.id].sheet for c in _first_cells(fmt).values() if c.id in positions)
     return ReadPlan(fmt, positions, where, tuple((k, tuple(v)) for k, v in by_sheet.items()), tuple(checks), tables)
 
