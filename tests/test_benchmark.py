@@ -18,7 +18,14 @@ def test_the_benchmark_runs_with_n_20(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text("utf-8"))
     assert figures["n"] == 20 == len(list((tmp_path / "batch").glob("*.xlsx")))
-    assert set(figures["median_seconds"]) == {"a", "b", "c", "help"}
-    assert {"ratio_b_a", "ratio_c_a", "peak_memory_b_mib", "workbooks_per_second"} <= set(figures)
+    cases = figures["cases"]
+    assert {"floor_1", "floor_2", "validate_w1", "validate_w2", "out_w2", "previous_w2", "aggregate_w2",
+            "convert_w2"} <= set(cases)
+    for name in ("validate_w1", "validate_w2"):  # paired with the floor of the same parallelism
+        assert cases[name]["paired_with"] == f"floor_{name[-1]}"
+        assert {"ratio_wall", "ratio_cpu", "cpu_ms_per_workbook_beyond_floor"} <= set(cases[name])
+        assert cases[name]["cpu_s"]["median"] > 0 and cases[name]["peak_tree_pss_mib"] > 0
+    assert set(figures["startup"]) == {"help", "template", "validate_one"}
+    assert figures["batch"]["summary"] and len(figures["load_average_1min"]) == 2
     names = [p.name for p in (tmp_path / "batch").glob("*.xlsx")]
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in name) for name in names)  # Chinese file names
