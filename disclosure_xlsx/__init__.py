@@ -23,7 +23,7 @@ _EXPORTS = {
     "WorkbookResult": "pipeline", "convert_paths": "convert", "aggregate_paths": "aggregate", "RollUp": "aggregate",
     "write_template": "template", "get_format": "formats", "all_formats": "formats", "current_format": "formats",
     "format_for_year": "formats", "Format": "formats", "Finding": "catalog", "DisclosureError": "catalog",
-    "write_outputs": "feedback",
+    "write_outputs": "feedback", "serve": "web", "create_app": "web", "Workspace": "workspace",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from itertools import pairwise
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xlsxwriter.utility import xl_col_to_name
+from xlsxwriter.utility import quote_sheetname, xl_col_to_name
 
 from ._xlsx import atomic_output, new_workbook, put
 from .accept import AcceptanceFile, Review, apply_acceptances
 from .catalog import LANGS, DisclosureError, Finding, phrase, text
 from .formats import Format, current_format, format_for_year
-from .layout import layout_for
+from .layout import LINE_HEIGHT, a1, detail_layout, layout_for, text_lines
 from .marks import ROLLUP_PROPERTY, rollup_counts
-from .pipeline import BatchResult, Progress, WorkbookResult, duplicate_groups, file_labels, modified_time, validate_paths
+from .pipeline import BatchResult, Progress, Stage, WorkbookResult, duplicate_groups, file_labels, modified_time, validate_paths
 from .roster import Roster, RosterEntry, RosterMatch, match_roster, read_roster, roster_lists
 from .template import fill_workbook, mark_cover
 
@@ -136,10 +137,12 @@ def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: 
                     roster: str | Path | Roster | None = None, include_invalid: bool = False,
                     include_other_years: bool = False, prefer: str | None = None, workers: int | None = None,
                     progress: Progress | None = None, previous: Iterable[str | Path] | None = None,
-                    aliases: str | Path | None = None, accepted: AcceptanceFile | None = None) -> RollUp:
+                    aliases: str | Path | None = None, accepted: AcceptanceFile | None = None,
+                    stage: Stage | None = None) -> RollUp:
     """Validate every workbook under `paths`, add up those that belong and write the total to `output`.
 
     `accepted`: the county's acceptance file; the warnings it accepts do not count (accept.py).
+    `progress` ticks the reading; `stage` is told when writing the total and checking it again begin.
 
     Raises:
         DisclosureError: the workbooks cannot be added up (no workbook of `year`, none left to add, mixed
@@ -152,8 +155,10 @@ def aggregate_paths(paths: Iterable[str | Path], output: str | Path, *, office: 
         apply_acceptances(batch, accepted)
     result = roll_up(batch, office=office, year=year, include_invalid=include_invalid,
                      include_other_years=include_other_years, prefer=prefer, roster=roster)
+    if stage:
+        stage("totalling", None)
     write_total(result, output)
-    check = validate_paths([output], workers=1)
+    check = validate_paths([output], workers=1, progress=stage("checking_total", 1) if stage else None)
     if accepted is not None:  # once more with the total: the roll-up's own warnings may be accepted too
         both = BatchResult([*batch.workbooks, *check.workbooks])
         apply_acceptances(both, accepted)
@@ -348,44 +353,85 @@ def summary(result: RollUp, lang: str = "zh") -> tuple[str, list[str]]:
 
 
 def _detail_sheet(book: Any, fmt: Format, result: RollUp) -> None:
-    """One row per office, one column per cell id; a totals row equal to the written total; then the lists."""
+    """One row per office, one column per cell, under the cell's labels (section, row, column) and its id;
+    a totals row equal to the written total; then the lists. It prints landscape in bands of whole table
+    rows (layout.detail_layout), the office column and the header rows repeated on every page."""
+    layout = detail_layout(fmt.id)
     sheet = book.add_worksheet(fmt.words.detail_sheet)
-    head = book.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1, "text_wrap": True, "valign": "top"})
-    bold = book.add_format({"bold": True})
-    total_style = book.add_format({"bold": True, "top": 1})
+    base = {"font_name": text("template.fonts.body"), "valign": "vcenter"}
+    head = book.add_format({**base, "bold": True, "bg_color": "#D9E1F2", "border": 1, "text_wrap": True,
+                            "align": "center", "font_size": 9})
+    section = book.add_format({**base, "bold": True, "bg_color": "#B4C6E7", "border": 1, "font_size": 10,
+                               "text_wrap": True})
+    ident = book.add_format({**base, "font_size": 6, "font_color": "#7F7F7F", "border": 1, "text_wrap": True,
+                             "align": "center"})
+    office = book.add_format({**base, "text_wrap": True, "border": 1})
+    value = book.add_format({**base, "border": 1})
+    total_style = book.add_format({**base, "bold": True, "top": 2, "border": 1})
+    note = book.add_format({**base, "text_wrap": True, "valign": "top"})
+    bold = book.add_format({**base, "bold": True})
+    for col, width in enumerate(layout.widths):
+        sheet.set_column(col, col, width)
+    for row, height in layout.heights.items():
+        sheet.set_row(row, height)
+    id_row = layout.id_row
     office_label, code_label, _ = _roster_headers()
-    ids = list(fmt.cells)
-    put(sheet, 0, 0, office_label, head)
-    put(sheet, 0, 1, code_label, head)
-    put(sheet, 0, 2, text("aggregate.file"), head)
-    put(sheet, 1, 0, text("aggregate.positions"), head)
-    for col, cid in enumerate(ids, 3):
-        put(sheet, 0, col, cid, head)
-        put(sheet, 1, col, fmt.cells[cid].label, head)
-    for row, workbook in enumerate(result.included, 2):
+    for col, label in enumerate((office_label, code_label, text("aggregate.file"))):
+        sheet.merge_range(0, col, id_row - 1, col, None, head)
+        put(sheet, 0, col, label, head)
+        put(sheet, id_row, col, None, ident)
+    put(sheet, id_row, 0, text("aggregate.cell_ids"), ident)
+    for box in layout.boxes:
+        style = section if box.style == "section" else head
+        if (box.col, box.row) == (box.last_col, box.last_row):
+            put(sheet, box.row, box.col, box.text, style)
+        else:
+            sheet.merge_range(box.row, box.col, box.last_row, box.last_col, None, style)
+            put(sheet, box.row, box.col, box.text, style)
+    for col, cid in enumerate(layout.ids, layout.first):
+        put(sheet, id_row, col, cid, ident)
+    first_row = layout.header_rows
+    for row, workbook in enumerate(result.included, first_row):
         report = workbook.report
-        put(sheet, row, 0, workbook.name)
-        put(sheet, row, 1, report.credit_code if report else None)
-        put(sheet, row, 2, Path(workbook.file).name)
-        for col, cid in enumerate(ids, 3):
-            put(sheet, row, col, report.values[cid] if report else None)
-    last = 1 + len(result.included)
-    total_row = last + 1
+        put(sheet, row, 0, workbook.name, office)
+        put(sheet, row, 1, report.credit_code if report else None, value)
+        put(sheet, row, 2, Path(workbook.file).name, office)
+        for col, cid in enumerate(layout.ids, layout.first):
+            put(sheet, row, col, report.values[cid] if report else None, value)
+    total_row = first_row + len(result.included)
     put(sheet, total_row, 0, fmt.words.total_label, total_style)
-    for col, cid in enumerate(ids, 3):
+    put(sheet, total_row, 1, None, total_style)
+    put(sheet, total_row, 2, None, total_style)
+    for col, cid in enumerate(layout.ids, layout.first):
         letter = xl_col_to_name(col)
-        sheet.write_formula(total_row, col, f"=SUM({letter}3:{letter}{last + 1})", total_style, result.totals[cid])
-    sheet.freeze_panes(2, 3)
-    sheet.set_column(0, 0, 24)
-    sheet.set_column(1, 2, 18)
-    sheet.set_column(3, 2 + len(ids), 10)
+        sheet.write_formula(total_row, col, f"=SUM({letter}{first_row + 1}:{letter}{total_row})", total_style,
+                            result.totals[cid])
+    # The lists under the table belong to the first printed band only (its print area reaches down to them);
+    # the other bands stop at the totals row.
+    bands = [layout.first, *layout.bands, len(layout.widths)]
+    last = bands[1] - 1
+    width = sum(layout.widths[:last + 1])
     row = total_row + 2
     for title, lines in provenance(result):
-        put(sheet, row, 0, title, bold)
-        for line in lines or [text("aggregate.none")]:
+        for line, style in [(title, bold), *((item, note) for item in lines or [text("aggregate.none")])]:
+            sheet.merge_range(row, 0, row, last, None, style)
+            put(sheet, row, 0, line, style)
+            sheet.set_row(row, LINE_HEIGHT * text_lines(line, width) + 2)
             row += 1
-            put(sheet, row, 0, line)
-        row += 2
+        row += 1
+    name = quote_sheetname(sheet.name)
+    areas = [f"{name}!{a1(0, 0, absolute=True)}:{a1(row - 2, last, absolute=True)}"]
+    areas += [f"{name}!{a1(0, a, absolute=True)}:{a1(total_row, b - 1, absolute=True)}"
+              for a, b in pairwise(bands[1:])]
+    book.define_name(f"{name}!_xlnm.Print_Area", "=" + ",".join(areas))  # one printed band per area
+    sheet.freeze_panes(layout.header_rows, 1)
+    sheet.set_landscape()
+    sheet.set_paper(9)
+    sheet.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.6)
+    sheet.repeat_rows(0, id_row - 1)  # the labels on every page; the ids on each band's first page
+    sheet.repeat_columns(0)
+    sheet.fit_to_pages(1, 0)  # each band one page wide, whatever the widths of the fonts the printer has
+    sheet.set_footer(text("aggregate.detail_footer", sheet=fmt.words.detail_sheet))
 
 
 def provenance(result: RollUp, lang: str = "zh") -> list[tuple[str, list[str]]]:

@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .catalog import DisclosureError, severity_text, status_text, text
 from .formats import all_formats, current_format, format_for_year, get_format
+from .wrapping import display_width, wrap
 
 if TYPE_CHECKING:
     from .accept import AcceptanceFile
@@ -360,53 +361,116 @@ def _validate_out(out: Path | None, inputs: Sequence[Path], lang: str) -> Any:
     return _output_guard(problem, output_lock(out) if problem is None else None, lang)
 
 
+class _Stages:
+    """Progress on stderr, one line for the stage under way, only when stderr is a terminal (never with
+    --json, never into a pipe or file). `start(name, total)` replaces the stage shown and returns its tick
+    (the library's `Stage` hook); `stages(name, total)` is the same as a block; a stage started with
+    `then=` hands over to that stage when its last tick comes (reading → checking the identities, which
+    the library does right after). The spinner and the clock keep moving while a stage has no tick to give."""
+
+    def __init__(self, lang: str, bar: Any = None) -> None:
+        self.lang, self.bar, self.task = lang, bar, None
+
+    def start(self, name: str, total: int | None = None, then: str | None = None) -> Tick:
+        if self.bar is None:
+            return lambda done, total: None
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        task = self.task = self.bar.add_task(text(f"cli.stage.{name}", self.lang), total=total)
+        self.bar.refresh()  # drawn at once: a stage is seen even when it ends before the next refresh
+
+        def tick(done: int, total: int) -> None:
+            if self.task != task:
+                return
+            self.bar.update(task, completed=done, total=total)
+            if then is not None and total and done >= total:
+                self.start(then)
+
+        return tick
+
+    @contextmanager
+    def __call__(self, name: str, total: int | None = None, then: str | None = None) -> Iterator[Tick]:
+        yield self.start(name, total, then)
+
+    def end(self) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty() and err.is_terminal
+    except (AttributeError, ValueError):  # a closed or replaced stderr
+        return False
+
+
 @contextmanager
-def _stages(lang: str, *, enabled: bool) -> Iterator[Callable[[str, int | None], Any]]:
-    """Progress on stderr, one bar per stage, only in a terminal; `stage(name, total)` opens a stage and
-    yields its tick(done, total)."""
-    show = enabled and err.is_terminal
-    if not show:
-        @contextmanager
-        def silent(name: str, total: int | None = None) -> Iterator[Tick]:
-            yield lambda done, total: None
-
-        yield silent
+def _stages(lang: str, *, enabled: bool) -> Iterator[_Stages]:
+    """The progress shown on stderr while the block runs (see `_Stages`); nothing unless enabled and
+    stderr is a terminal."""
+    if not (enabled and _stderr_is_terminal()):
+        yield _Stages(lang)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, TimeElapsedColumn
+    from rich.text import Text
 
-    with Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
-        @contextmanager
-        def stage(name: str, total: int | None = None) -> Iterator[Tick]:
-            task = bar.add_task(text(f"cli.stage.{name}", lang), total=total)
-            try:
-                yield lambda done, total: bar.update(task, completed=done, total=total)
-            finally:
-                bar.remove_task(task)
+    class Count(ProgressColumn):
+        def render(self, task: Any) -> Text:  # "3/10", nothing while the total is unknown
+            return Text(f"{int(task.completed)}/{int(task.total)}" if task.total else "")
 
-        yield stage
+    with Progress(SpinnerColumn(), "{task.description}", BarColumn(), Count(), TimeElapsedColumn(), console=err,
+                  transient=True, refresh_per_second=8) as bar:
+        stages = _Stages(lang, bar)
+        try:
+            yield stages
+        finally:
+            stages.end()
 
 
-def _validate(files: list[Path], workers: int | None, stage: Callable[[str, int | None], Any],
-              **options: Any) -> BatchResult:
+def _validate(files: list[Path], workers: int | None, stage: _Stages, **options: Any) -> BatchResult:
     from .pipeline import validate_paths
 
-    with stage("reading", len(files)) as tick:
+    with stage("reading", len(files), then="validating") as tick:
         return validate_paths(files, workers=workers, progress=tick, **options)
+
+
+NARROW = 100  # terminal columns below which validate's table puts the file name under the office
+
+
+def _lines(console: Console, message: str, *, first: str = "", indent: str = "", style: str | None = None,
+           lead: str | None = None) -> None:
+    """Print `message` wrapped to the terminal by wrapping.wrap (numbers and cell addresses kept whole),
+    its first line after `first` (or after `lead`, the same text with markup: a coloured severity word),
+    the others after `indent`."""
+    width = max(console.width, 20)
+    for i, line in enumerate(wrap(message, width, first=first, indent=indent)):
+        body = escape(line[len(first):] if i == 0 else line)
+        body = f"[{style}]{body}[/]" if style and body else body
+        head = (escape(first) if lead is None else lead) if i == 0 else ""
+        console.print(head + body, soft_wrap=True, highlight=False)
 
 
 def _print_result(result: BatchResult, lang: str) -> None:
     from .accept import severity_word
 
     console = Console(highlight=False)
-    table = Table(show_lines=False)
-    for key in ("file", "office", "year", "format", "errors", "warnings", "status"):
-        table.add_column(text(f"cli.words.{key}", lang), justify="right" if key in ("errors", "warnings", "year")
-                         else "left")
+    narrow = console.width < NARROW
+    table = Table(show_lines=narrow)
+    keys = ("office", "year", "format", "errors", "warnings", "status") if narrow else (
+        "file", "office", "year", "format", "errors", "warnings", "status")
+    for key in keys:
+        header = text(f"cli.words.{key}", lang)
+        if narrow and key == "office":
+            header = _say("office_file", lang, office=header, file=text("cli.words.file", lang))
+        table.add_column(header, justify="right" if key in ("errors", "warnings", "year") else "left",
+                         overflow="fold", no_wrap=key not in ("file", "office"))
     for w in result.workbooks:
         r = w.report
         style = {"ok": "green", "warnings": "yellow"}.get(w.status, "red")
-        table.add_row(escape(Path(w.file).name), escape(r.office or "") if r else "", str(r.year or "") if r else "",
+        office, file = escape(r.office or "") if r else "", escape(Path(w.file).name)
+        first = f"{office}\n[dim]{file}[/]" if narrow else office
+        table.add_row(*(() if narrow else (file,)), first, str(r.year or "") if r else "",
                       r.format_id if r else "", str(w.errors), str(w.warnings),
                       f"[{style}]{status_text(w.status, lang)}[/]")
     console.print(table)
@@ -415,21 +479,29 @@ def _print_result(result: BatchResult, lang: str) -> None:
             continue
         name = _say("file_office", lang, file=w.file, office=w.report.office) if w.report and w.report.office \
             else w.file
-        console.print(f"\n[bold]{escape(name)}[/]")
+        console.print()
+        _lines(console, name, style="bold")
         blanks = [f for f in w.findings if f.code == "blank-cell"]
         for finding in w.findings:
             if finding.code == "blank-cell" and blanks.index(finding) >= BLANKS_SHOWN:
                 continue
             style = {"error": "red", "warning": "yellow"}.get(finding.severity, "cyan")
             severity = severity_word(finding, lang)  # 已认可 for an accepted warning
-            console.print(f"  [{style}]{escape(severity)}[/] {escape(finding.message(lang))}")
+            _finding(console, severity, style, finding.message(lang))
         if len(blanks) > BLANKS_SHOWN:
             refs = text("catalog.enumeration", lang).join(f"{c.sheet}!{c.ref}" for f in blanks[BLANKS_SHOWN:]
                                                            for c in f.cells[:1])
-            severity = severity_text("warning", lang)
-            console.print(f"  [yellow]{escape(severity)}[/] "
-                          + escape(_say("more_blank", lang, n=len(blanks) - BLANKS_SHOWN, refs=refs)))
-    console.print("\n" + escape(_say("summary", lang, **result.summary())))
+            _finding(console, severity_text("warning", lang), "yellow",
+                     _say("more_blank", lang, n=len(blanks) - BLANKS_SHOWN, refs=refs))
+    console.print()
+    _lines(console, _say("summary", lang, **result.summary()))
+
+
+def _finding(console: Console, severity: str, style: str, message: str) -> None:
+    """"  错误 message…", continued lines indented under the message."""
+    first = f"  {severity} "
+    _lines(console, message, first=first, indent=" " * display_width(first),
+           lead=f"  [{style}]{escape(severity)}[/] ")
 
 
 @app.command(help=_help("convert"))
@@ -438,6 +510,7 @@ def convert(
     out: Annotated[Path, typer.Option("--out", file_okay=False, metavar=_metavar("folder"), help=_help("convert_out"))],
     format_to: Annotated[FormatChoice | None, typer.Option("--format-to", help=_help("convert_format_to"))] = None,
     force: Annotated[bool, typer.Option("--force", help=_help("convert_force"))] = False,
+    apply_suggestions: Annotated[bool, typer.Option("--apply-suggestions", help=_help("convert_apply"))] = False,
     lang: LangOption = Lang.zh,
     workers: WorkersOption = None,
     previous: PreviousOption = None,
@@ -453,9 +526,10 @@ def convert(
     if problem is not None:  # checked before anything is read
         _refuse(problem, language)
     files = _found(paths, [out], language)
-    with _stages(language, enabled=True) as stage, stage("reading", None) as tick, _output_guard(None, None, language):
+    with (_stages(language, enabled=True) as stages, stages("reading", len(files), then="validating") as tick,
+          _output_guard(None, None, language)):  # locked or a full disk: one message, exit 2
         batch, done = convert_paths(files, out, format_to=format_to.value if format_to else None, workers=workers,
-                                    progress=tick, force=force, **cross)
+                                    progress=tick, force=force, apply_suggestions=apply_suggestions, stage=stages.start, **cross)
     console = Console(highlight=False)
     failing = 0
     for item in done:
@@ -465,6 +539,8 @@ def convert(
         if item.problem is not None:  # read, but its cleaned workbook could not be written
             failing += 1
             console.print("  " + escape(item.problem.message(language)))
+        if item.applied:
+            console.print(escape(_say("applied", language, n=len(item.applied))))
         if item.to_fill and item.format_id:
             layout = layout_for(item.format_id)
             cells = [_say("cell", language, place=f"{layout.where(n.id).sheet}!{layout.where(n.id).ref}",
@@ -515,11 +591,13 @@ def aggregate(
         _fail("exists", language, path=output)
     files = _found(paths, [output], language)
     try:
-        with _stages(language, enabled=not as_json) as stage, stage("reading", None) as tick:
+        cross = _cross_year(previous, aliases, language)
+        with _stages(language, enabled=not as_json) as stages, stages("reading", len(files), then="validating"
+                                                                        ) as tick:
             result = aggregate_paths(files, output, office=office, year=year, roster=names,
                                      include_invalid=include_invalid, include_other_years=include_other_years,
                                      prefer=prefer.value if prefer else None, workers=workers, progress=tick,
-                                     accepted=review, **_cross_year(previous, aliases, language))
+                                     accepted=review, stage=stages.start, **cross)
     except DisclosureError as refused:
         if as_json:
             sys.stdout.write(json.dumps({"version": 1, "refused": refused.finding.to_dict()}, ensure_ascii=False) + "\n")
@@ -536,20 +614,21 @@ def aggregate(
     if result.acceptances is not None:
         _print_notices(result.acceptances.notices, language)
     console = Console(highlight=False)
-    console.print(escape(text("aggregate.written", language, path=output, n=len(result.included),
-                              format=_format_title(result.format, language))))
+    _lines(console, text("aggregate.written", language, path=output, n=len(result.included),
+                         format=_format_title(result.format, language)))
     for title, lines in provenance(result, language):
-        console.print(f"\n[bold]{escape(title)}[/]")
+        console.print()
+        _lines(console, title, style="bold")
         for line in lines[:20]:
-            console.print(f"  {escape(line)}")
+            _lines(console, line, first="  ", indent="    ")
         if len(lines) > 20:
-            console.print("  " + escape(text("aggregate.more_lines", language, n=len(lines),
-                                             sheet=result.format.words.detail_sheet)))
-    if failed:
-        console.print(f"\n[bold red]{escape(text('aggregate.total_failed', language))}[/]")
+            _lines(console, text("aggregate.more_lines", language, n=len(lines),
+                                 sheet=result.format.words.detail_sheet), first="  ", indent="    ")
+    if failed:  # the total's own findings, under their own heading, after everything about the inputs
+        console.print()
+        _lines(console, text("aggregate.total_failed", language), style="bold red")
         for finding in failed:
-            console.print(f"  [red]{escape(severity_text('error', language))}[/] "
-                          f"{escape(finding.message(language))}")
+            _finding(console, severity_text("error", language), "red", finding.message(language))
     raise typer.Exit(1 if problems else 0)
 
 
@@ -572,9 +651,11 @@ def publish(
     if not discover(paths, exclude=[out]):
         err.print(text("publish.cli.none", code))
         raise typer.Exit(2)
-    with _output_guard(None, None, code):  # an output refused, locked or a full disk: one message, exit 2
+    with (_stages(code, enabled=True) as stages, stages("reading", None, then="validating") as tick,
+          _output_guard(None, None, code)):  # an output refused, locked or a full disk: one message, exit 2
         batch, done = publish_paths(paths, out, draft=draft, fill_overview=fill_overview,
-                                    prepend_overview=prepend_overview, lang=code, workers=workers)
+                                    prepend_overview=prepend_overview, lang=code, workers=workers, progress=tick,
+                                    stage=stages.start)
     console = Console(highlight=False, soft_wrap=True)  # paths and messages stay whole lines
     for item in done:
         source = item.source
@@ -830,7 +911,7 @@ def accept(
     workers: WorkersOption = None,
 ) -> None:
     from .accept import accept_in_batch, acceptances_from_overview, add_acceptances
-    from .pipeline import discover, validate_paths
+    from .pipeline import discover
 
     language = lang.value
     since, end = _date_option(date, language, "--date"), _date_option(until, language, "--until")
@@ -846,7 +927,8 @@ def accept(
             files = discover(paths or [])
             if not files:
                 _fail("none_found", language)
-            batch = validate_paths(files, workers=workers)
+            with _stages(language, enabled=True) as stages:
+                batch = _validate(files, workers, stages)
             new = accept_in_batch(batch, rule=rule or "", cell=cell, reason=reason or "", by=by, office=office,
                                   credit_code=credit_code, year=year, date=since, until=end)
         if not new:
@@ -862,3 +944,44 @@ def accept(
         console.print(escape(text("accept.cli.kept" if how == "kept" else "accept.cli.added", language,
                                   office=entry.who, year=entry.year, what=what, reason=entry.reason)))
     console.print(escape(text("accept.cli.written", language, path=accepted, n=len(written.entries))))
+
+
+# ------------------------------------------------------------------------------------------------
+# The clerk's page (web.py, workspace.py)
+
+
+@app.command(help=_help("serve"))
+def serve(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar=_metavar("n"), help=_help("serve_port"))] = 0,
+    workdir: Annotated[Path | None, typer.Option("--workdir", file_okay=False, metavar=_metavar("folder"),
+                                                 help=_help("serve_workdir"))] = None,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help=_help("serve_no_browser"))] = False,
+    lang: LangOption = Lang.zh,
+    workers: WorkersOption = None,
+) -> None:
+    from .web import serve as serve_page
+    from .workspace import default_workdir
+
+    language = lang.value
+    folder = (workdir or default_workdir()).expanduser()
+
+    def ready(url: str) -> None:
+        typer.echo(text("web.cli.serving", language, url=url))  # stdout, flushed: a tool may read the address
+        err.print(escape(text("web.cli.hint", language, workdir=folder)), soft_wrap=True)
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    try:
+        serve_page(folder, port=port, lang=language, workers=workers, ready=ready)
+    except DisclosureError as exc:
+        err.print(escape(exc.finding.message(language)), soft_wrap=True)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:  # a working folder that cannot be written, or a port that cannot be had
+        key = "web.cli.folder_unusable" if exc.filename else "web.cli.port_busy"
+        err.print(escape(text(key, language, port=port, workdir=folder, detail=exc.strerror or exc)), soft_wrap=True)
+        raise typer.Exit(2) from exc
+    err.print(escape(text("web.cli.stopped", language)))

@@ -31,7 +31,8 @@ from .mapping import MappingNote, map_values
 from .marks import write_marker
 from .outputs import (OutputLock, Written, clean_stale, clean_temporaries, csv_text, disk_full_as_finding,
                       disk_full_finding, input_problem, is_own, writable_problem)
-from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
+from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
+from .suggest import Change
 from .template import add_report_sheet, fill_workbook, mark_cover
 from .workers import run_isolated
 
@@ -52,6 +53,7 @@ class Converted:
     notes: list[MappingNote] = field(default_factory=list)
     check: WorkbookResult | None = None  # the written workbook validated again, when it was mapped
     problem: Finding | None = None  # `output-not-made`: the workbook could be read but its output not written
+    applied: tuple[Change, ...] = ()  # the suggested fix written into it (`apply_suggestions`, unique ones only)
 
     @property
     def to_fill(self) -> list[MappingNote]:
@@ -94,12 +96,13 @@ class _CleanedJob:
     format_id: str
     values: dict[str, Any]
     notes: list[MappingNote]
+    applied: tuple[Change, ...] = ()
 
 
 def _write_job(job: _CleanedJob) -> Written:
     """In a worker: one cleaned workbook; one that cannot be written says why."""
     try:
-        write_cleaned(job.path, job.workbook, get_format(job.format_id), job.values, job.notes)
+        write_cleaned(job.path, job.workbook, get_format(job.format_id), job.values, job.notes, job.applied)
     except Exception as exc:  # noqa: BLE001 - one workbook's output must never stop the others'
         return Written.failed(exc)
     return Written()
@@ -108,8 +111,14 @@ def _write_job(job: _CleanedJob) -> Written:
 def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: str | None = None,
                   workers: int | None = None, progress: Progress | None = None,
                   force: bool = False, previous: Iterable[str | Path] | None = None,
-                  aliases: str | Path | None = None) -> tuple[BatchResult, list[Converted]]:
+                  aliases: str | Path | None = None, apply_suggestions: bool = False,
+                  stage: Stage | None = None) -> tuple[BatchResult, list[Converted]]:
     """Validate every workbook under `paths`, then write its cleaned workbook and DATA_CSV as the folder `out`.
+
+    With `apply_suggestions`, a workbook whose identities fail and whose suggested fix is unique gets that
+    fix in its cleaned workbook, each change logged in 清洗记录 and the cover saying so; an ambiguous or
+    missing suggestion is never applied. `progress` ticks the reading; `stage` (if given) is told when the
+    writing and the checks of mapped workbooks begin, and its ticks follow them.
 
     Each cleaned workbook is written in a worker process (workers.py): one that cannot be made (a text
     too long for a cell, a writer that fails or dies) is that workbook's `problem` and the others are
@@ -143,13 +152,16 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
                     continue
                 target = get_format(format_to or report.format_id)
                 values, notes = map_values(report, target)
+                applied = _applicable(workbook) if apply_suggestions else ()
+                values.update({c.id: c.suggested for c in applied if c.id in values})
                 name = f"{output_name(workbook, used)}.xlsx"
-                jobs.append(_CleanedJob(staging / name, workbook, target.id, values, notes))
+                jobs.append(_CleanedJob(staging / name, workbook, target.id, values, notes, applied))
                 rows += data_rows(report, target, values)
-                done.append(Converted(workbook, out / name, target.id, notes))
+                done.append(Converted(workbook, out / name, target.id, notes, applied=applied))
             written = [c for c in done if c.output is not None]
+            tick = stage("converting", len(jobs)) if stage else None
             for outcome in run_isolated(_write_job, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
-                                        memory_limit=WORKER_MEMORY_BYTES):
+                                        memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
                 result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)
                 if result.why == "disk_full":
                     raise DisclosureError(disk_full_finding(out))
@@ -167,7 +179,8 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     mapped = [c for c in done if c.source.report and c.output is not None and c.format_id != c.source.report.format_id]
     if mapped:  # a mapped workbook is a new workbook: does it pass, or what must the office still fill?
         outputs = [c.output for c in mapped if c.output is not None]
-        for item, check in zip(mapped, validate_paths(outputs, workers=1).workbooks, strict=True):
+        checking = stage("checking_mapped", len(outputs)) if stage else None
+        for item, check in zip(mapped, validate_paths(outputs, workers=1, progress=checking).workbooks, strict=True):
             item.check = check
     return batch, done
 
@@ -209,9 +222,16 @@ def _staged(out: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _applicable(workbook: WorkbookResult) -> tuple[Change, ...]:
+    """The changes of a workbook's suggested fix that may be written: only a unique one is ever applied."""
+    suggestion = workbook.suggestion
+    return suggestion.changes if suggestion is not None and suggestion.unique else ()
+
+
 def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: dict[str, Any],
-                  notes: list[MappingNote]) -> Path:
-    """The cleaned standard workbook, its report sheet, cleaning log, long-form data and mapping notes."""
+                  notes: list[MappingNote], applied: Sequence[Change] = ()) -> Path:
+    """The cleaned standard workbook, its report sheet, cleaning log, long-form data and mapping notes;
+    `applied` are the changes of a suggested fix written into it (logged, and said on the cover)."""
     report = workbook.report
     assert report is not None
     failed = workbook.status == "errors"
@@ -221,12 +241,14 @@ def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: 
     with atomic_output(path) as tmp:
         book = new_workbook(tmp, title=words.title, kind="cleaned")
         fill_workbook(book, target.id, {**values, **cover})
-        if failed:
+        if applied:
+            mark_cover(book, target.id, text("convert.applied_cover", n=len(applied), file=Path(workbook.file).name))
+        elif failed:
             mark_cover(book, target.id, text("convert.failed_cover", mark=words.failed_mark,
                                              file=Path(workbook.file).name, errors=workbook.errors))
         title = words.report_title.format(office=report.office or "", year=report.year or "")
         add_report_sheet(book, target.id, values, title=title, mark=words.failed_mark if failed else None)
-        _log_sheet(book, target, workbook)
+        _log_sheet(book, target, workbook, applied)
         _data_sheet(book, target, data_rows(report, target, values))
         if notes:
             _notes_sheet(book, target, notes)
@@ -234,12 +256,16 @@ def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: 
     return path
 
 
-def _log_sheet(book: Any, fmt: Format, workbook: WorkbookResult) -> None:
-    """Every value the cleaner changed or interpreted, and every value it could not read (left blank)."""
+def _log_sheet(book: Any, fmt: Format, workbook: WorkbookResult, applied: Sequence[Change] = ()) -> None:
+    """Every value the cleaner changed or interpreted, every value it could not read (left blank), and every
+    change of a suggested fix written into the workbook."""
     sheet = book.add_worksheet(fmt.words.log_sheet)
     rows = [[c.id, c.sheet, c.ref, _text(c.raw), c.value, cleaning_text(c.rule)] for c in workbook.cleaning]
     rows += [[f.cells[0].id, f.cells[0].sheet, f.cells[0].ref, str(f.params.get("raw", "")), None,
               text("convert.unreadable_note")] for f in workbook.findings if f.code in UNREADABLE]
+    where = workbook.report.where if workbook.report else {}
+    rows += [[c.id, where[c.id].sheet, where[c.id].ref, c.value, c.suggested, text("convert.applied_note")]
+             for c in applied if c.id in where]
     _table(book, sheet, text_list("convert.headers.log"), rows, (28, 16, 8, 22, 12, 40))
 
 

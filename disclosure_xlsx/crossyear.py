@@ -354,7 +354,7 @@ def _rule(report: CleanReport) -> CopiedText | None:
 
 
 def _copied_from_last_year(report: CleanReport, earlier: Sequence[CleanReport]) -> list[Finding]:
-    """A narrative near-identical to the same section of last year's report (T1)."""
+    """A narrative near-identical to the same section of last year's report (rule C1)."""
     rule = _rule(report)
     if rule is None:
         return []
@@ -371,7 +371,7 @@ def _copied_from_last_year(report: CleanReport, earlier: Sequence[CleanReport]) 
             score = similarity(mine, theirs, rule.ratio)
             if score:
                 source = {lang: text("crossyear.copied.last_year", lang, file=Path(p.file).name) for lang in ("zh", "en")}
-                findings.append(_copied(fmt, report, name, "T1", score, source, theirs,
+                findings.append(_copied(fmt, report, name, rule.year_rule, score, source, theirs,
                                         previous=(_text_cell(p, name),)))
                 break
     return findings
@@ -405,7 +405,7 @@ def first_shared_sentence(raw: str, other: str) -> str:
 
 
 def _copied_between_offices(reports: Sequence[CleanReport | None]) -> dict[int, list[Finding]]:
-    """Narratives near-identical between two offices of the batch, flagged on both (T2).
+    """Narratives near-identical between two offices of the batch, flagged on both (rule C2).
 
     Identical texts are grouped by a dictionary; near-identical ones become candidates only when their
     MinHash signatures share a band (`_candidates`), and each candidate pair is then measured exactly.
@@ -474,7 +474,7 @@ def _between(reports: Sequence[CleanReport | None], name: str, position: int,
             names += text("crossyear.copied.more", lang)
         source[lang] = text("crossyear.copied.other_offices", lang, names=names)
     best = max(score for _, score in named)
-    return _copied(fmt, report, name, "T2", best, source, normalise_text(named[0][0].texts.get(name)),
+    return _copied(fmt, report, name, rule.office_rule, best, source, normalise_text(named[0][0].texts.get(name)),
                    same_as=tuple(_text_cell(o, name) for o, _ in named))
 
 

@@ -24,10 +24,11 @@ from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
 from .accept import add_overview_columns, severity_word
-from .annotate import AnnotationJob, AnnotationOutcome, annotate, copy_name
+from .annotate import AnnotationJob, AnnotationOutcome, Suspect, annotate, copy_name
 from .catalog import DisclosureError, Finding, cleaning_text, number_text, severity_text, status_text, text
 from .clean import CleanReport
 from .formats import current_format
+from .layout import LINE_HEIGHT, text_lines
 from .limits import CELL_TEXT_MAX, WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
 from .marks import write_marker
 from .outputs import (LOCK, PREFIX, STAGING, OutputLock, Written, clean_stale, clean_temporaries, commit, disk_full_as_finding,
@@ -38,7 +39,7 @@ from .refill import Refill, refill_for, write_refill
 from .workers import run_isolated
 
 __all__ = ["FEEDBACK_DIR", "OVERVIEW", "REPORT", "CopyNote", "feedback_text", "output_lock", "output_name",
-           "output_problem", "safe_name", "write_outputs"]
+           "output_problem", "safe_name", "unique_name", "write_outputs"]
 
 REPORT = text("feedback.report_file")
 OVERVIEW = text("feedback.overview_file")
@@ -167,6 +168,7 @@ class _OfficeJob:
     copy: Path | None
     template: Path | None
     source_name: str
+    suspects: tuple[Suspect, ...] = ()  # the cells the suggested fix names
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def _write_office(job: _OfficeJob) -> _OfficeWritten:
             template = Written()
         except Exception as exc:  # noqa: BLE001 - one office's template must never stop the run
             template = Written.failed(exc)
-    copy = annotate(AnnotationJob(job.report, job.findings, job.copy)) if job.copy is not None else None
+    copy = annotate(AnnotationJob(job.report, job.findings, job.copy, job.suspects)) if job.copy is not None else None
     return _OfficeWritten(copy, template)
 
 
@@ -209,7 +211,8 @@ def _write_feedback_tree(batch: BatchResult, tree: Path, out: Path, workers: int
         copy = folder / copy_name(safe_name(source.stem), source) if workbook.findings else None
         template = folder / refill_name(workbook) if refill_for(report) is not None else None  # an old template
         if copy is not None or template is not None:
-            jobs.append(_OfficeJob(report, tuple(workbook.findings), copy, template, source.name))
+            jobs.append(_OfficeJob(report, tuple(workbook.findings), copy, template, source.name,
+                                   _suspects(workbook)))
             owners.append(i)
     total, quick = len(batch.workbooks), len(batch.workbooks) - len(jobs)
 
@@ -291,6 +294,11 @@ def output_name(workbook: WorkbookResult, used: set[str]) -> str:
         base = safe_name(f"{report.office}_{report.year}" if report.year else report.office)
     else:
         base = safe_name(Path(workbook.file).stem)
+    return unique_name(base, used)
+
+
+def unique_name(base: str, used: set[str]) -> str:
+    """`base`, or `base_2`, `base_3` … if a name equal to it up to case is in `used` (which it joins)."""
     name, n = base, 1
     while name.lower() in used:
         n += 1
@@ -367,6 +375,9 @@ def feedback_text(workbook: WorkbookResult, lang: str = "zh") -> str:
             place = text("feedback.place", lang, place=_where(finding)) if finding.cells else ""
             lines.append(text("feedback.item", lang, number=number, severity=severity_word(finding, lang),
                               place=place, message=finding.message(lang)))
+    suggestion = suggestion_words(workbook, lang)
+    if suggestion:
+        lines += ["", text("feedback.group", lang, group=text("feedback.suggestion_heading", lang)), suggestion]
     interpreted = _interpreted(workbook, lang)
     if interpreted:
         lines += ["", text("feedback.group", lang, group=text("feedback.interpreted_heading", lang)), *interpreted,
@@ -377,6 +388,25 @@ def feedback_text(workbook: WorkbookResult, lang: str = "zh") -> str:
         lines += ["", text("feedback.group", lang, group=text("refill.heading", lang)), explain, *places]
     lines += ["", text("feedback.next_label", lang) + _next_step(workbook, lang), ""]
     return "\n".join(lines)
+
+
+def suggestion_words(workbook: WorkbookResult, lang: str = "zh") -> str:
+    """The suggested fix in one plain sentence ("最可能填错的是 J8：把 44 改为 43…"), or "" without one."""
+    if workbook.suggestion is None or workbook.report is None:
+        return ""
+    from .suggest import suggestion_text
+
+    return suggestion_text(workbook.suggestion, workbook.report.where, lang)
+
+
+def _suspects(workbook: WorkbookResult) -> tuple[Suspect, ...]:
+    """The cells the suggested fix names, for the annotated copy (marked apart from the cells involved)."""
+    suggestion, report = workbook.suggestion, workbook.report
+    if suggestion is None or report is None or not suggestion.found:
+        return ()
+    note = suggestion_words(workbook)
+    return tuple(Suspect(report.where[c.id], c.suggested if suggestion.unique else None, note)
+                 for c in suggestion.changes if c.id in report.where)
 
 
 def _refill(workbook: WorkbookResult) -> Refill | None:
@@ -415,6 +445,9 @@ def _html_page(workbook: WorkbookResult, lang: str = "zh") -> str:
             f"<li class='{f.severity}'><span class='tag'>{e(severity_word(f, lang))}</span>"
             f"{'<code>' + e(_where(f)) + '</code> ' if f.cells else ''}{e(f.message(lang))}</li>" for f in findings)
         body.append(f"<h2>{e(group)}</h2><ol>{items}</ol>")
+    suggestion = suggestion_words(workbook, lang)
+    if suggestion:
+        body.append(f"<h2>{e(text('feedback.suggestion_heading', lang))}</h2><p class='fix'>{e(suggestion)}</p>")
     interpreted = _interpreted(workbook, lang)
     if interpreted:
         items = "".join(f"<li>{e(line)}</li>" for line in interpreted)
@@ -461,11 +494,19 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
         look = {"unreadable": red, "errors": red, "warnings": amber, "ok": green}
         summary = book.add_worksheet(word("summary_sheet"))
         headers = [office, text("feedback.file"), year, text("template.format_label"), word("status"),
-                   word("errors"), word("warnings"), word("first_error")]
+                   word("errors"), word("warnings"), word("first_error"), word("suggestion")]
         rows = [[_office(w), Path(w.file).name, w.report.year if w.report else None,
                  w.report.format_id if w.report else None, status_text(w.status), w.errors, w.warnings,
-                 w.first_error] for w in ordered]
-        _sheet(summary, headers, rows, bold, wrap, top, (24, 30, 7, 8, 9, 6, 6, 70))
+                 w.first_error, suggestion_words(w)] for w in ordered]
+        widths = [24, 30, 7, 8, 9, 6, 6, 60, 40]
+        if any(w.previous is not None for w in ordered):  # with last year's reports (crossyear.py)
+            from .crossyear import overview_text
+
+            headers.append(text("crossyear.overview.header"))
+            for row, w in zip(rows, ordered, strict=True):
+                row.append(overview_text(w.previous, w.findings) if w.previous is not None else "")
+            widths.append(30)
+        _sheet(summary, headers, rows, bold, wrap, top, tuple(widths))
         for r, w in enumerate(ordered, 1):
             put(summary, r, 4, status_text(w.status), look[w.status])
         add_round_columns(book, summary, ordered, len(headers), bold)  # round and changes (rounds.py)
@@ -519,6 +560,10 @@ def _sheet(sheet, headers, rows, bold, wrap, top, widths) -> None:  # type: igno
     for r, row in enumerate(rows, 1):
         for col, value in enumerate(row):
             put(sheet, r, col, _cell(value))
+        lines = max((text_lines(v, w) for v, w in zip(row, widths, strict=False) if isinstance(v, str) and w >= 20),
+                    default=1)
+        if lines > 1:  # neither Excel nor LibreOffice grows a row for wrapped text it did not write itself
+            sheet.set_row(r, LINE_HEIGHT * lines + 2)
     sheet.autofilter(0, 0, max(len(rows), 1), len(headers) - 1)
     sheet.freeze_panes(1, 1)
     sheet.set_paper(9)

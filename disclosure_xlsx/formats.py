@@ -408,6 +408,8 @@ class CopiedText:
     across_offices: tuple[str, ...]
     ratio: float
     min_chars: int
+    year_rule: str = "C1"  # the rule ids of the two checks, as report.json shows them
+    office_rule: str = "C2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -956,7 +958,7 @@ def _check_cross_year(formats: Mapping[str, Format]) -> None:
 def _copied_text(spec: Mapping[str, Any], narratives: Iterable[Mapping[str, Any]]) -> CopiedText:
     _keys(spec, "copied_text", set(CopiedText.__dataclass_fields__))
     rule = CopiedText(tuple(spec["across_years"]), tuple(spec["across_offices"]), float(spec["ratio"]),
-                      int(spec["min_chars"]))
+                      int(spec["min_chars"]), spec["year_rule"], spec["office_rule"])
     known = {n["name"] for n in narratives}
     if not {*rule.across_years, *rule.across_offices} <= known or not 0 < rule.ratio <= 1:
         raise FormatDataError("copied_text: unknown narrative sections or a ratio outside (0, 1]")

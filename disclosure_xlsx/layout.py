@@ -13,14 +13,16 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import pairwise
 
 from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 
 from .catalog import CellRef, text, text_list
 from .formats import CrossYearRule, Format, Identity, Section, get_format
 
-__all__ = ["Box", "CheckSlot", "CrossCheckSlot", "LastYearSlot", "Layout", "SheetLayout", "Slot", "a1",
-           "last_year_layout", "layout_for", "report_layout", "standard_where", "text_lines"]
+__all__ = ["Box", "CheckSlot", "CrossCheckSlot", "DetailLayout", "LastYearSlot", "Layout", "SheetLayout", "Slot", "a1",
+           "column_points", "detail_layout", "last_year_layout", "layout_for", "report_layout", "standard_where",
+           "text_lines"]
 
 TABLE_TOP = 2  # row of the first header row: the title is row 0, row 1 stays free
 LINE_HEIGHT = 14.5  # points per wrapped line at 10–11 pt
@@ -329,12 +331,12 @@ def _checks(fmt: Format, section: Section, position: Mapping[str, tuple[int, int
 
 
 def _grid_heights(boxes: Iterable[Box], widths: list[float], data_rows: Iterable[int],
-                  minimum: float = 18.0) -> dict[int, float]:
+                  minimum: float = 18.0, line: float = LINE_HEIGHT, pad: float = 4.0) -> dict[int, float]:
     """Row heights that show every wrapped label (Excel never auto-fits merged cells)."""
     need: dict[int, float] = {r: minimum for r in data_rows}
     for box in boxes:
         width = sum(widths[box.col:box.last_col + 1])
-        total = LINE_HEIGHT * text_lines(box.text, width) + 4
+        total = line * text_lines(box.text, width) + pad
         rows = box.last_row - box.row + 1
         per_row = total / rows
         for r in range(box.row, box.last_row + 1):
@@ -342,22 +344,35 @@ def _grid_heights(boxes: Iterable[Box], widths: list[float], data_rows: Iterable
     return need
 
 
+NARRATIVE_WIDTHS = (55.0, 55.0)  # two columns, every box merged across both (see _narratives)
+NARRATIVE_BOX = 260.0  # points: the height of the cell an office writes one section in
+
+
 def _narratives(fmt: Format) -> SheetLayout:
-    widths = (110.0,)
+    """The narrative sections, each a heading, a hint and one tall input cell, merged across two columns.
+
+    Not one wide column: LibreOffice never scales a sheet whose single column is wider than the page to
+    fit its width (it counts one page across and cuts the column off on both sides); with two columns it
+    does, as Excel does either way. A page break keeps each section whole on its page.
+    """
+    widths = NARRATIVE_WIDTHS
+    last = len(widths) - 1
     boxes: list[Box] = []
     slots: list[Slot] = []
     heights: dict[int, float] = {}
     row = 0
     for narrative in fmt.narratives:
-        boxes.append(Box(row, 0, row, 0, narrative.heading, "heading"))
+        boxes.append(Box(row, 0, row, last, narrative.heading, "heading"))
         heights[row] = 24.0
         hint = f"{fmt.words.narrative_hint_label}{narrative.hint}"
-        boxes.append(Box(row + 1, 0, row + 1, 0, hint, "hint"))
-        heights[row + 1] = LINE_HEIGHT * text_lines(hint, widths[0]) + 2
-        slots.append(Slot(narrative.name, row + 2, 0, 0, "narrative", narrative.name, "narrative"))
-        heights[row + 2] = 260.0
+        boxes.append(Box(row + 1, 0, row + 1, last, hint, "hint"))
+        heights[row + 1] = LINE_HEIGHT * text_lines(hint, sum(widths)) + 2
+        slots.append(Slot(narrative.name, row + 2, 0, last, "narrative", narrative.name, "narrative"))
+        heights[row + 2] = NARRATIVE_BOX
         row += 4
-    return SheetLayout("narrative", fmt.words.narrative_sheet, tuple(boxes), tuple(slots), (), widths, heights)
+    starts = [b.row for b in boxes if b.style == "heading"]
+    return SheetLayout("narrative", fmt.words.narrative_sheet, tuple(boxes), tuple(slots), (), widths, heights,
+                       breaks=_page_breaks(starts, heights, row - 1, widths))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -458,6 +473,7 @@ def _last_year_sheet(fmt: Format, previous: Format, base: Layout, rules: list[Cr
 
 
 REPORT_GRID_WIDTH = 6.4  # width of one column of the report sheet's shared grid
+REPORT_ROW, REPORT_LINE = 15.0, 12.5  # points: a one-line row of the 10 pt report sheet, and each further line
 
 
 @cache
@@ -495,7 +511,8 @@ def report_layout(format_id: str) -> SheetLayout:
         row = max([b.last_row for b in boxes] + [s.row for s in slots]) + 2
     widths = tuple([REPORT_GRID_WIDTH] * grid)
     boxes.insert(0, Box(0, 0, 0, grid - 1, "", "title"))  # the title names the office and year when written
-    heights = _grid_heights(boxes, list(widths), [s.row for s in slots], minimum=16.0)
+    heights = _grid_heights(boxes, list(widths), [s.row for s in slots], minimum=REPORT_ROW, line=REPORT_LINE,
+                            pad=REPORT_ROW - REPORT_LINE)
     heights[0] = 36.0
     starts = [b.row for b in boxes if b.style == "section"]
     return SheetLayout("report", fmt.words.report_sheet, tuple(boxes), tuple(slots), (), widths, heights,
@@ -547,3 +564,106 @@ def _allocate(weights: Sequence[float], total: int) -> list[int]:
     for i in order[: rest - sum(extra)]:
         extra[i] += 1
     return [s + e for s, e in zip(spans, extra, strict=True)]
+
+
+# ----------------------------------------------------------------------------------------------
+# 汇总明细: one row per office, one column per cell, printed in bands of whole table rows
+
+DETAIL_FIXED = (20.0, 18.0, 16.0)  # widths of the office, credit code and file columns
+DETAIL_VALUE_WIDTH = 8.0
+DETAIL_LABEL_ROWS = 3  # section / row (or column group) / column, then the row of cell ids
+DETAIL_ID_CHARS, DETAIL_ID_LINE = 2.0, 7.5  # cell ids in 6 pt: characters per character of width, points per line
+A4_LANDSCAPE_PRINTABLE = (760.0, 480.0)  # points inside 0.4" side and 0.5" top/bottom margins, with room to spare
+
+
+@dataclass(frozen=True)
+class DetailLayout:
+    """Where the roll-up's detail sheet puts each cell id and its labels, and where its printed pages break.
+
+    The sheet is as wide as the format has cells (~200 columns), so it prints in bands across: each band
+    holds whole groups of columns (a table row of 三, a block row of 二, a column group of 四) and a new
+    section starts a new band; the office column is repeated on every band, the header rows on every page.
+    """
+
+    ids: tuple[str, ...]  # cell ids, from column `first` on
+    first: int  # the first value column (after office, credit code and file)
+    boxes: tuple[Box, ...]  # the header labels: section, row, column (style "section" | "group" | "leaf")
+    id_row: int  # the row of cell ids, under the labels
+    widths: tuple[float, ...]
+    heights: Mapping[int, float]
+    bands: tuple[int, ...]  # the first column of every printed band after the first
+
+    @property
+    def header_rows(self) -> int:
+        return self.id_row + 1
+
+
+def column_points(width: float) -> float:
+    """Printed width of a column `width` characters wide: Excel's 7 px per character plus 5 px, at 96 dpi."""
+    return (int(width * 7 + 0.5) + 5) * 0.75
+
+
+@cache
+def detail_layout(format_id: str) -> DetailLayout:
+    """The header rows and printed bands of 汇总明细 for one format."""
+    fmt = get_format(format_id)
+    ids = tuple(fmt.cells)
+    first = len(DETAIL_FIXED)
+    widths = (*DETAIL_FIXED, *([DETAIL_VALUE_WIDTH] * len(ids)))
+
+    def group(cid: str) -> tuple[str, tuple[str, ...]]:
+        cell = fmt.cells[cid]
+        return cell.section, cell.row_path or cell.col_path[:-1]
+
+    runs: list[tuple[int, int]] = []  # columns of each group, first and last
+    for col, cid in enumerate(ids, first):
+        if runs and group(ids[runs[-1][0] - first]) == group(cid):
+            runs[-1] = (runs[-1][0], col)
+        else:
+            runs.append((col, col))
+    bands = _bands(runs, widths, [fmt.cells[ids[a - first]].section for a, _ in runs])
+    boxes: list[Box] = []
+    edges = [first, *bands, first + len(ids)]
+    for start, stop in pairwise(edges):  # the section label once per band
+        col = start
+        while col < stop:
+            section = fmt.cells[ids[col - first]].section
+            end = col
+            while end + 1 < stop and fmt.cells[ids[end + 1 - first]].section == section:
+                end += 1
+            boxes.append(Box(0, col, 0, end, fmt.section(section).heading, "section"))
+            col = end + 1
+    for a, b in runs:
+        boxes.append(Box(1, a, 1, b, "\n".join(group(ids[a - first])[1]), "group"))
+    for col, cid in enumerate(ids, first):
+        boxes.append(Box(2, col, 2, col, fmt.cells[cid].col_path[-1], "leaf"))
+    heights = _grid_heights(boxes, list(widths), [], minimum=15.0, line=11.0, pad=4.0)  # 9 pt labels
+    per_line = (DETAIL_VALUE_WIDTH - 1) * DETAIL_ID_CHARS  # characters of a cell id per line, conservatively
+    heights[DETAIL_LABEL_ROWS] = DETAIL_ID_LINE * max(math.ceil(len(cid) / per_line) for cid in ids) + 2
+    return DetailLayout(ids, first, tuple(boxes), DETAIL_LABEL_ROWS, widths, heights, bands)
+
+
+def _bands(runs: Sequence[tuple[int, int]], widths: Sequence[float], sections: Sequence[str]) -> tuple[int, ...]:
+    """Columns before which a printed band breaks: a band takes whole runs while they fit the landscape
+    page beside the office column (the first band also beside credit code and file), and a new section
+    starts a new band. A run wider than a page is split where the page is full."""
+    fixed = sum(column_points(w) for w in widths[:len(DETAIL_FIXED)])
+    repeated = column_points(widths[0])
+    room = A4_LANDSCAPE_PRINTABLE[0]
+    breaks: list[int] = []
+    used, filled = fixed, False
+    previous = None
+    for (a, b), section in zip(runs, sections, strict=True):
+        need = sum(column_points(w) for w in widths[a:b + 1])
+        if filled and (section != previous or used + need > room):
+            breaks.append(a)
+            used, filled = repeated, False
+        for col in range(a, b + 1):
+            width = column_points(widths[col])
+            if filled and used + width > room:
+                breaks.append(col)
+                used = repeated
+            used += width
+            filled = True
+        previous = section
+    return tuple(breaks)

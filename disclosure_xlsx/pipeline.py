@@ -32,6 +32,7 @@ from .workers import Outcome, run_isolated
 if TYPE_CHECKING:
     import pandas as pd
     from .crossyear import Pairing
+    from .suggest import Suggestion
 
 __all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
            "file_labels", "modified_time", "normalise_office", "validate_checked", "validate_paths", "validate_workbook"]
@@ -41,6 +42,7 @@ EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks
 FOLDER_EXTENSIONS = tuple(s for s in EXTENSIONS if s != ".txt")
 REPORT_VERSION = 1
 Progress = Callable[[int, int], None]  # (done, total)
+Stage = Callable[[str, int | None], Progress]  # starts the named stage (words: cli.stage.<name>) of a total, or None
 
 
 @dataclass
@@ -52,6 +54,7 @@ class WorkbookResult:
     cleaning: list[Cleaning] = field(default_factory=list)
     report: CleanReport | None = None  # None when the file could not be read
     previous: Pairing | None = None  # how it was paired with last year's report (only with `previous=`)
+    suggestion: Suggestion | None = None  # the fewest cells to change so that every identity holds (suggest.py)
     # The county's review (accept.py, rounds.py): records with to_dict(), added to the JSON entry by key.
     review: dict[str, Any] = field(default_factory=dict)
 
@@ -92,6 +95,12 @@ class WorkbookResult:
             **{key: record.to_dict() for key, record in self.review.items()}}
         if self.previous is not None:  # only with `previous=` (issue 14)
             out["previous"] = self.previous.to_dict()
+        out["suggestion"] = self.suggestion.to_dict(r.where) if self.suggestion is not None and r else None
+        if self.suggestion is not None:  # the identity findings it explains point at it
+            explained = set(self.suggestion.rules)
+            for entry, finding in zip(out["findings"], self.findings, strict=True):
+                if finding.rule in explained:
+                    entry["explained_by_suggestion"] = True
         return out
 
 
@@ -377,7 +386,8 @@ def validate_checked(checked: Sequence[Checked]) -> BatchResult:
         else:
             findings = [*item.report.findings, *found[i]]
             findings += check_report(item.report)  # the narrative against the tables and the notices (issue 15)
-            results.append(WorkbookResult(item.file, findings, item.report.cleaning, item.report))
+            results.append(WorkbookResult(item.file, findings, item.report.cleaning, item.report,
+                                          suggestion=_suggestion(item.report, findings)))
     for group in duplicate_groups(results):
         labels = {lang: file_labels(group, lang) for lang in LANGS}
         for workbook in group:
@@ -388,6 +398,16 @@ def validate_checked(checked: Sequence[Checked]) -> BatchResult:
                 "office": report.office, "year": report.year, "others": others}))  # type: ignore[union-attr]
     frames = {fid: frame.set_axis([positions[r] for r in frame.index]) for fid, frame in validation.frames.items()}
     return BatchResult(results, frames)
+
+
+def _suggestion(report: CleanReport, findings: Sequence[Finding]) -> Suggestion | None:
+    """The suggested fix of a workbook whose identities fail (only those: a few ms each; the solver,
+    and scipy with it, is loaded only when no single cell explains the failures)."""
+    if not any(f.code == "identity-mismatch" for f in findings):
+        return None
+    from .suggest import suggest_fix
+
+    return suggest_fix(report.format, report.values, unusable=report.unusable)
 
 
 def _read_aliases(path: str | Path | None) -> dict[str, tuple[str, ...]]:

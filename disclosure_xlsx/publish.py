@@ -26,14 +26,14 @@ from xml.etree import ElementTree
 from .aggregate import ROLLUP_PROPERTY
 from .catalog import DisclosureError, Finding, number_text, text, text_list
 from .clean import CleanReport
-from .feedback import safe_name
+from .feedback import safe_name, unique_name
 from .formats import Cell, Format, get_format
 from .layout import report_layout
 from .limits import WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
 from .marks import write_marker
 from .outputs import (LOCK, STAGING, OutputLock, Written, clean_stale, clean_temporaries, commit,
                       disk_full_as_finding, disk_full_finding, folder_problem, input_problem, writable_problem)
-from .pipeline import BatchResult, Progress, WorkbookResult, validate_paths
+from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .render import Para, ReportDocument, Table, TableCell, write_docx, write_html
 from .workers import run_isolated
 
@@ -86,7 +86,7 @@ def output_problem(out: str | Path, inputs: Iterable[str | Path]) -> Finding | N
 
 def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool = False,
                   fill_overview: bool = False, prepend_overview: bool = False, lang: str = "zh",
-                  workers: int | None = None, progress: Progress | None = None
+                  workers: int | None = None, progress: Progress | None = None, stage: Stage | None = None
                   ) -> tuple[BatchResult, list[Published]]:
     """Validate every workbook under `paths`, then write its annual report (.docx and .html) under `out`.
 
@@ -99,6 +99,7 @@ def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool =
         fill_overview: propose a paragraph for 一 from the tables; insert it where the office wrote none.
         prepend_overview: insert the proposed paragraph before the office's own text of 一 as well.
         lang: language of the tool's own words (the official labels stay as the format prints them).
+        progress, stage: tick the reading; told when the writing begins, and tick it.
 
     Raises:
         DisclosureError: `out` cannot take the reports (`output_problem`, `output-not-writable`), another
@@ -111,7 +112,7 @@ def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool =
     if problem is not None:
         raise DisclosureError(problem)
     try:
-        return _publish_batch(paths, out, workers, progress, draft=draft, fill_overview=fill_overview,
+        return _publish_batch(paths, out, workers, progress, stage, draft=draft, fill_overview=fill_overview,
                               prepend_overview=prepend_overview, lang=lang)
     finally:
         if created:  # made for the lock, and nothing was written: not left behind
@@ -120,7 +121,7 @@ def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool =
 
 
 def _publish_batch(paths: list[str | Path], out: Path, workers: int | None, progress: Progress | None,
-                   **options: Any) -> tuple[BatchResult, list[Published]]:
+                   stage: Stage | None, **options: Any) -> tuple[BatchResult, list[Published]]:
     with OutputLock(out / LOCK, out):
         batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out])
         with disk_full_as_finding(out):
@@ -128,7 +129,7 @@ def _publish_batch(paths: list[str | Path], out: Path, workers: int | None, prog
             staging = out / f"{STAGING}{os.getpid()}"
             staging.mkdir()
             try:
-                done = _publish_all(batch, staging, out, workers, **options)
+                done = _publish_all(batch, staging, out, workers, stage, **options)
                 clean_temporaries(staging)
                 names = sorted(p.name for p in staging.iterdir())
                 if names:
@@ -158,7 +159,8 @@ def _publish_job(job: _Job) -> Published | Written:
         return Written.failed(exc)
 
 
-def _publish_all(batch: BatchResult, folder: Path, out: Path, workers: int | None, **options: Any) -> list[Published]:
+def _publish_all(batch: BatchResult, folder: Path, out: Path, workers: int | None, stage: Stage | None,
+                 **options: Any) -> list[Published]:
     used: set[str] = set()
     done: list[Published] = []
     jobs: list[_Job] = []
@@ -170,10 +172,11 @@ def _publish_all(batch: BatchResult, folder: Path, out: Path, workers: int | Non
             report = workbook.report
             assert report is not None
             owners.append(len(done) - 1)
-            jobs.append(_Job(workbook, folder, _unique(_file_name(report, get_format(report.format_id)), used),
+            jobs.append(_Job(workbook, folder, unique_name(_file_name(report, get_format(report.format_id)), used),
                              options))
+    tick = stage("publishing", len(jobs)) if stage else None
     for outcome in run_isolated(_publish_job, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
-                                memory_limit=WORKER_MEMORY_BYTES):
+                                memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
         result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)
         if isinstance(result, Written):
             if result.why == "disk_full":
@@ -195,7 +198,7 @@ def publish_workbook(workbook: WorkbookResult, out: Path, used: set[str], *, dra
         return refused
     report = workbook.report
     assert report is not None
-    name = _unique(_file_name(report, get_format(report.format_id)), used)
+    name = unique_name(_file_name(report, get_format(report.format_id)), used)
     return _publish_one(workbook, out, name, draft=draft, fill_overview=fill_overview,
                         prepend_overview=prepend_overview, lang=lang)
 
@@ -251,15 +254,6 @@ def _file_name(report: CleanReport, fmt: Format) -> str:
     office = safe_name(report.office) if report.office else text("publish.no_office")
     year = report.year if report.year is not None else text("publish.no_year")
     return text("publish.title", "zh", office=office, year=year, report_name=fmt.words.report_name)
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate.lower() in used:
-        n += 1
-        candidate = f"{name}_{n}"
-    used.add(candidate.lower())
-    return candidate
 
 
 # ------------------------------------------------------------------------------------------------

@@ -304,6 +304,8 @@ class _Writer:
         sheet.fit_to_pages(1, 0)
         sheet.center_horizontally()
         sheet.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.6)
+        if sheet_layout.breaks:
+            sheet.set_h_pagebreaks(list(sheet_layout.breaks))
 
     def _slot(self, sheet: Worksheet, sheet_layout: SheetLayout, slot: Slot) -> None:
         style = self._input_style(slot.type)

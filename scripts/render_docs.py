@@ -1,5 +1,6 @@
-"""Render the README pictures, as LibreOffice prints them: the seed report's 年报表格 sheet (convert) and
-its published annual report (publish: .docx → PDF → PNG pages).
+"""Render the README pictures, as LibreOffice prints them: the seed report's 年报表格 sheet (convert), its
+published annual report (publish: .docx → PDF → PNG pages), and the first printed page of an annotated
+copy, of 校验汇总.xlsx (validate --out over nine samples) and of 汇总明细 (a roll-up of nine offices).
 
     python scripts/render_docs.py        # needs soffice (libreoffice-writer, -calc) and pdftoppm (poppler-utils)
 
@@ -18,16 +19,26 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import random
+
 import openpyxl
 
+from disclosure_xlsx.aggregate import aggregate_paths
+from disclosure_xlsx.catalog import text
 from disclosure_xlsx.convert import convert_paths
+from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, write_outputs
+from disclosure_xlsx.formats import current_format
+from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.publish import publish_paths
 from disclosure_xlsx.render import typography
+from disclosure_xlsx.synthetic import balanced_report
+from disclosure_xlsx.template import write_template
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED = next((ROOT / "sample_workbooks").glob("2020_宁海县*.xlsx"))
+SAMPLES = ROOT / "sample_workbooks"
+SEED = next(SAMPLES.glob("2020_宁海县*.xlsx"))
 OUT = ROOT / "docs"
-DPI = {"report_sheet": "70", "published": "80"}
+DPI = {"report_sheet": "70", "published": "80", "first_page": "100"}
 
 
 def main() -> None:
@@ -36,7 +47,42 @@ def main() -> None:
         env = {**os.environ, "FONTCONFIG_FILE": str(_fontconfig(work))}
         _report_sheet(work, env)
         _published(work, env)
+        _feedback(work, env)
+        _rollup_detail(work, env)
     print(f"wrote {sorted(p.name for p in OUT.glob('*.png'))}")
+
+
+def _feedback(work: Path, env: dict[str, str]) -> None:
+    """The annotated copy of the I2 sample (its first sheet, 「校验结果」) and 校验汇总.xlsx of nine samples."""
+    samples = sorted(SAMPLES.glob("*.xlsx"))[:9]
+    write_outputs(validate_paths(samples, workers=1), work / "checked", workers=1)
+    annotated = next((work / "checked" / FEEDBACK_DIR).glob("*/2024_2021格式_I2错误_校验标注.xlsx"))
+    _first_page(_pdf(annotated, work, env), "校验标注", 1, work)
+    _first_page(_pdf(work / "checked" / OVERVIEW, work, env), "校验汇总", 1, work)
+
+
+def _rollup_detail(work: Path, env: dict[str, str]) -> None:
+    """汇总明细 of a roll-up of nine offices: its first printed page (the first band, with the lists)."""
+    fmt = current_format()
+    year = fmt.first_year + 3
+    (work / "offices").mkdir()
+    for i in range(9):
+        write_template(work / "offices" / f"{i}.xlsx", fmt.id, values={
+            **balanced_report(fmt.id, random.Random(i)), "meta_office": f"示例县第{i + 1}镇人民政府", "meta_year": year})
+    total = work / "汇总.xlsx"
+    aggregate_paths([work / "offices"], total, office="示例县人民政府", year=year, workers=1)
+    pdf = _pdf(total, work, env)
+    pages = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout.split("\f")
+    first = next(i for i, page in enumerate(pages, 1) if text("aggregate.detail_sheet") in page.splitlines())
+    _first_page(pdf, "汇总明细", first, work)
+
+
+def _first_page(pdf: Path, name: str, page: int, work: Path) -> None:
+    prefix = work / f"first-{name}"
+    subprocess.run(["pdftoppm", "-r", DPI["first_page"], "-png", "-f", str(page), "-l", str(page), "-singlefile",
+                    str(pdf), str(prefix)], check=True)
+    OUT.mkdir(exist_ok=True)
+    shutil.copy(prefix.with_suffix(".png"), OUT / f"{name}-1.png")
 
 
 def _report_sheet(work: Path, env: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from disclosure_xlsx.aggregate import aggregate_paths, read_roster, roll_up
 from disclosure_xlsx.catalog import DisclosureError
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.formats import all_formats, get_format
+from disclosure_xlsx.layout import detail_layout
 from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
@@ -131,11 +132,13 @@ def test_the_detail_sheet_has_every_office_and_a_totals_row_equal_to_the_total(t
     fmt = get_format("2021")
     rows = CalamineWorkbook.from_path(str(tmp_path / "total.xlsx")).get_sheet_by_name(
         fmt.words.detail_sheet).to_python(skip_empty_area=False)
-    header = rows[0]
-    offices = [r for r in rows[2:] if r[0] in ("第0镇", "第1镇", "第2镇")]
+    layout = detail_layout("2021")
+    ids = rows[layout.id_row]
+    assert ids[layout.first:] == list(fmt.cells)  # the cell ids in the row under the labels
+    offices = [r for r in rows[layout.header_rows:] if r[0] in ("第0镇", "第1镇", "第2镇")]
     assert len(offices) == 3
     totals = next(r for r in rows if r[0] == fmt.words.total_label)
-    for col, cid in enumerate(header[3:], 3):
+    for col, cid in enumerate(ids[layout.first:], layout.first):
         assert totals[col] == result.totals[cid] == sum(r[col] for r in offices), cid
     with zipfile.ZipFile(tmp_path / "total.xlsx") as archive:
         assert any(n.startswith("xl/charts/chart") for n in archive.namelist())  # a native Excel chart
@@ -206,3 +209,19 @@ def test_cli_aggregate(tmp_path: Path) -> None:
     _offices(tmp_path / "in" / "old", "2019", [3])
     refused = runner.invoke(app, [*args, "--force", "--include-other-years"])
     assert refused.exit_code == 1 and "不同格式" in refused.stderr
+
+
+def test_cli_aggregate_speaks_english_when_asked(tmp_path: Path) -> None:
+    """--lang en holds in everything the roll-up prints: its summary, its lists and a refusal."""
+    runner = CliRunner()
+    _offices(tmp_path / "in", "2021", [1, 2])
+    args = ["aggregate", str(tmp_path / "in"), "-o", str(tmp_path / "total.xlsx"), "--office", "某县", "--year", "2021",
+            "--lang", "en"]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "2 workbooks added" in result.stdout and "Blank cells counted as 0" in result.stdout
+    assert "个工作簿相加" not in result.stdout and "按 0 计入" not in result.stdout
+    _offices(tmp_path / "in" / "old", "2019", [3], year=2021)
+    left = runner.invoke(app, [*args, "--force"], env={"COLUMNS": "200"})
+    assert left.exit_code == 1 and "It uses the 2019 format, but reports for 2021 use the 2021 format" in left.stdout
+    assert "未汇总" not in left.stdout

@@ -13,9 +13,9 @@ import disclosure_xlsx
 
 PACKAGE = Path(disclosure_xlsx.__file__).parent
 # Imports flow one way: a module may import only modules listed before it.
-ORDER = ["catalog", "formats", "roster", "_xlsx", "marks", "access", "_opc", "_sheetml", "xlsxpatch", "layout", "limits", "workers", "locate", "stray", "levels", "documents", "read", "clean",
+ORDER = ["wrapping", "catalog", "formats", "roster", "_xlsx", "marks", "access", "_opc", "_sheetml", "xlsxpatch", "layout", "limits", "workers", "locate", "stray", "levels", "documents", "read", "clean",
          "narrative", "validate", "suggest", "synthetic", "template", "mapping", "refill", "crossyear", "pipeline", "outputs", "acceptfile", "accept", "rounds", "annotate", "feedback", "convert",
-         "aggregate", "mail", "render", "publish", "cli", "__main__", "__init__"]
+         "aggregate", "mail", "render", "publish", "uploads", "workspace", "webview", "web", "cli", "__main__", "__init__"]
 LABEL_FIELDS = {"label", "heading", "caption", "note", "sheet", "row_header", "aliases", "signals", "title",
                 "format_label", "version_label", "instructions_heading", "cover_sheet", "narrative_sheet"}
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -84,7 +84,8 @@ def test_python_dash_m_runs_the_same_app() -> None:
 # validate: exit codes, the JSON contract, and parity with the library
 
 FINDING_KEYS = {"code", "severity", "rule", "cells", "expected", "actual", "message"}
-WORKBOOK_KEYS = {"file", "office", "credit_code", "year", "format", "status", "located_by", "findings", "cleaning"}
+WORKBOOK_KEYS = {"file", "office", "credit_code", "year", "format", "status", "located_by", "findings", "cleaning",
+                 "suggestion"}
 
 
 def _json(args: list[str]) -> tuple[int, dict]:
@@ -104,7 +105,7 @@ def test_validate_json_follows_the_contract() -> None:
         assert workbook["located_by"] in ("names", "labels")
         assert isinstance(workbook["year"], int) and workbook["format"] in ("2019", "2021")
         for finding in workbook["findings"]:
-            assert set(finding) == FINDING_KEYS
+            assert FINDING_KEYS <= set(finding) <= FINDING_KEYS | {"explained_by_suggestion"}
             assert finding["severity"] in ("error", "warning")
             assert finding["message"]["zh"] and finding["message"]["en"]
             assert all(set(c) == {"id", "sheet", "ref"} for c in finding["cells"])

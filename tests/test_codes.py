@@ -615,6 +615,21 @@ SCENARIOS["document-no-text"] = _scanned_pdf
 SCENARIOS["table-unaligned"] = _relabelled_page
 
 
+def _web(folder: Path) -> set[str]:
+    """The clerk's page (issue 22): an upload that cannot be taken, a working folder another server uses."""
+    import io
+
+    from disclosure_xlsx.workspace import Workspace
+
+    codes = _raised(lambda: Workspace(folder / "a").store_uploads(2024, [("x.zip", io.BytesIO(b"PK\x03\x04 no zip"))]))
+    with Workspace(folder / "b"):
+        codes |= _raised(lambda: Workspace(folder / "b").open())
+    return codes
+
+
+SCENARIOS.update({"upload-refused": _web, "workdir-in-use": _web})
+
+
 def test_every_code_has_a_scenario() -> None:
     assert sorted(set(catalog()) - set(SCENARIOS)) == []
 

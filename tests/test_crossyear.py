@@ -307,7 +307,7 @@ def test_section_five_copied_from_last_year_is_flagged_quoting_the_sentence(base
                                            "text_overview": "无"})
     (found,) = _cross([new], [old])
     (copied,) = [f for f in found.findings if f.code == "text-copied"]
-    assert copied.rule == "T1" and copied.cells[0].id == "text_problems"
+    assert copied.rule == "C1" and copied.cells[0].id == "text_problems"
     assert copied.previous[0].file == old.file  # type: ignore[attr-defined]
     message = copied.message("zh")
     assert "与上年报告" in message and "二是政策解读形式较为单一" in message and "相似度 9" in message
@@ -333,7 +333,7 @@ def test_two_offices_with_the_same_section_five_are_flagged_on_both(base) -> Non
     c = dataclasses.replace(a, office="丙镇人民政府", file="丙.xlsx", texts={**this.texts, "text_problems": OTHER_PROBLEMS})
     dup = dataclasses.replace(a, file="甲_重报.xlsx")  # the same office twice is a duplicate, not a copy
     found = _cross([a, b, c, dup], [])
-    flagged = [[f.params["source"]["zh"] for f in x.findings if f.rule == "T2"] for x in found]
+    flagged = [[f.params["source"]["zh"] for f in x.findings if f.rule == "C2"] for x in found]
     assert flagged[0] == ["本批其他单位“乙镇人民政府”的报告"] and flagged[3] == flagged[0]
     assert flagged[1] == ["本批其他单位“甲镇人民政府”的报告"]
     assert flagged[2] == []
@@ -355,7 +355,7 @@ def test_copies_among_many_offices_are_found_without_comparing_every_pair(monkey
     measure = crossyear.similarity
     monkeypatch.setattr(crossyear, "similarity", lambda a, b, cutoff=0.0: calls.append(1) or measure(a, b, cutoff))
     found = _cross(reports, [])
-    assert {i for i, x in enumerate(found) if any(f.rule == "T2" for f in x.findings)} == {10, 200, 300}
+    assert {i for i, x in enumerate(found) if any(f.rule == "C2" for f in x.findings)} == {10, 200, 300}
     assert len(calls) < 400
 
 

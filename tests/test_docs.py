@@ -57,3 +57,32 @@ def test_the_command_reference_in_the_readme_is_current() -> None:
 
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"])
     assert done.returncode == 0, "run python scripts/cli_reference.py"
+
+
+def test_the_package_layout_lists_every_module_in_import_order() -> None:
+    """README's module table names each module once, in the order of tests/test_architecture.py."""
+    from .test_architecture import ORDER
+
+    section = README[README.index("## Layout of the package"):]
+    listed = re.findall(r"^\| `(\w+)\.py`", section, re.M)
+    modules = sorted(p.stem for p in (ROOT / "disclosure_xlsx").glob("*.py") if p.stem not in {"__init__", "__main__"})
+    assert sorted(listed) == modules
+    assert listed == [m for m in ORDER if m in listed]
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_inside_the_readme_has_its_heading() -> None:
+    anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", README, re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", README)
+    assert len(links) >= 8
+    assert [link for link in links if link not in anchors] == []
+
+
+def test_every_picture_in_the_readme_is_committed() -> None:
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README) + re.findall(r'<img src="([^"]+)"', README)
+    assert len(pictures) >= 8
+    assert [p for p in pictures if not (ROOT / p).is_file()] == []

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import random
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -316,3 +317,56 @@ def test_cells_on_two_sheets_are_named_with_their_sheet(format_id: str) -> None:
     text = suggestion_text(suggestion, where)
     for cid in ("s3.granted.total", "s4.review.total"):
         assert f"{where[cid].sheet} {where[cid].ref}" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# Wired into the batch: report.json, 反馈, the annotated copy, 校验汇总 and convert --apply-suggestions
+
+
+def test_the_batch_carries_suggestions_to_every_output(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    import openpyxl
+
+    from disclosure_xlsx.convert import convert_paths
+    from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, write_outputs
+    from disclosure_xlsx.pipeline import validate_paths
+
+    from .conftest import SAMPLES
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("2024_2021格式_I2错误.xlsx", "2024_2021格式_I5错误.xlsx", "2024_示例县审计局.xlsx"):
+        shutil.copy(SAMPLES / name, inputs / name)
+    batch = validate_paths([inputs], workers=1)
+    write_outputs(batch, tmp_path / "out", workers=1)
+    report = {Path(w["file"]).name: w for w in json.loads((tmp_path / "out" / "report.json").read_text("utf-8"))["workbooks"]}
+    unique = report["2024_2021格式_I2错误.xlsx"]["suggestion"]
+    assert unique["unique"] and unique["cells"] == [{"id": "s3.granted.total", "sheet": "三、依申请公开", "ref": "J8",
+                                                     "value": 44, "suggested": 43}]
+    assert any(f.get("explained_by_suggestion") for f in report["2024_2021格式_I2错误.xlsx"]["findings"])
+    assert report["2024_2021格式_I5错误.xlsx"]["suggestion"]["unique"] is False
+    assert report["2024_示例县审计局.xlsx"]["suggestion"] is None  # nothing fails: no suggestion
+    folder = tmp_path / "out" / FEEDBACK_DIR / "示例镇（I2 错误）_2024"
+    assert "最可能填错的是 J8：把 44 改为 43" in (folder / "反馈.txt").read_text("utf-8-sig")
+    assert "最可能填错的是 J8" in (folder / "反馈.html").read_text("utf-8")
+    (copy,) = folder.glob("*_校验标注.xlsx")
+    cell = openpyxl.load_workbook(copy)["三、依申请公开"]["J8"]
+    assert cell.fill.fgColor.rgb == "FF8E6FC8" and "建议首先核对" in cell.comment.text  # the suspect's own mark
+    summary = openpyxl.load_workbook(tmp_path / "out" / OVERVIEW).worksheets[0]
+    header = [c.value for c in summary[1]]
+    column = header.index("最可能的改法")
+    shown = {row[1].value: row[column].value for row in summary.iter_rows(min_row=2)}
+    assert "把 44 改为 43" in shown["2024_2021格式_I2错误.xlsx"] and not shown["2024_示例县审计局.xlsx"]
+    _, done = convert_paths([inputs], tmp_path / "cleaned", workers=1, apply_suggestions=True)
+    by_name = {Path(c.source.file).name: c for c in done}
+    assert [c.id for c in by_name["2024_2021格式_I2错误.xlsx"].applied] == ["s3.granted.total"]
+    assert by_name["2024_2021格式_I5错误.xlsx"].applied == ()  # ambiguous: never applied
+    fixed = validate_paths([by_name["2024_2021格式_I2错误.xlsx"].output], workers=1).workbooks[0]
+    assert fixed.report.values["s3.granted.total"] == 43 and fixed.errors == 0
+    wb = openpyxl.load_workbook(by_name["2024_2021格式_I2错误.xlsx"].output)
+    log = [[c.value for c in row] for row in wb["清洗记录"].iter_rows(min_row=2)]
+    assert ["s3.granted.total", "三、依申请公开", "J8", 44, 43] in [row[:5] for row in log]
+    cover = [c.value for row in wb["封面"].iter_rows() for c in row if isinstance(c.value, str)]
+    assert any("唯一建议改正 1 个单元格" in t for t in cover)

@@ -332,6 +332,8 @@ def test_convert_to_the_current_format_fails_while_the_office_must_still_fill(tm
     assert {r[1] for r in rows} <= sheets and not any("'" in r[1] for r in rows)  # plain sheet names
     listed = {r[0] for r in rows}
     assert not listed & {"s2.licensing.decisions", "s2.penalty.decisions", "s2.coercion.decisions"}
+    notes = {r[0]: r[4] for r in rows}  # each cell says why it has no value: the sheet's last column
+    assert all(notes.values()) and "无法拆分" in notes["s3.other_misc.total"]
 
 
 # ------------------------------------------------------------------------------------------------
