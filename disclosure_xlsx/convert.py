@@ -160,6 +160,8 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
                 done.append(Converted(workbook, out / name, target.id, notes, applied=applied))
             written = [c for c in done if c.output is not None]
             tick = stage("converting", len(jobs)) if stage else None
+            if tick:
+                tick(0, len(jobs))  # the stage shown before its first workbook is written
             for outcome in run_isolated(_write_job, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
                                         memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
                 result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)

@@ -175,6 +175,8 @@ def _publish_all(batch: BatchResult, folder: Path, out: Path, workers: int | Non
             jobs.append(_Job(workbook, folder, unique_name(_file_name(report, get_format(report.format_id)), used),
                              options))
     tick = stage("publishing", len(jobs)) if stage else None
+    if tick:
+        tick(0, len(jobs))  # the stage shown before its first workbook is written
     for outcome in run_isolated(_publish_job, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
                                 memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
         result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)

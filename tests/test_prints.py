@@ -205,7 +205,7 @@ def test_nine_offices_overview_prints_on_one_page_and_every_message_whole(render
     heading = text("feedback.overview.first_error")
     summary = [i for i, p in enumerate(pages, 1) if heading in p]
     assert len(summary) == 1  # 汇总 on one page; 全部问题 follows
-    column = _flat(_column(pdf, summary[0], heading, text("rounds.overview.round")))
+    column = _flat(_column(pdf, summary[0], heading, text("feedback.overview.suggestion")))  # the next column
     for workbook in rendered["batch"].workbooks:
         assert (workbook.report.office or "") in pages[summary[0] - 1]
         if workbook.first_error:
