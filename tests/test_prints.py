@@ -27,7 +27,7 @@ from disclosure_xlsx.aggregate import aggregate_paths, provenance, roll_up, writ
 from disclosure_xlsx.catalog import catalog, text, text_list
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.convert import convert_paths
-from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, write_outputs
+from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, suggestion_words, write_outputs
 from disclosure_xlsx.formats import current_format, get_format
 from disclosure_xlsx.layout import (
     A4_LANDSCAPE_PRINTABLE,
@@ -205,11 +205,17 @@ def test_nine_offices_overview_prints_on_one_page_and_every_message_whole(render
     heading = text("feedback.overview.first_error")
     summary = [i for i, p in enumerate(pages, 1) if heading in p]
     assert len(summary) == 1  # 汇总 on one page; 全部问题 follows
-    column = _flat(_column(pdf, summary[0], heading, text("feedback.overview.suggestion")))  # the next column
+    sheet = openpyxl.load_workbook(rendered["overview"]).worksheets[0]
+    headers = next(r for r in sheet.iter_rows(values_only=True) if heading in r)
+    column = _flat(_column(pdf, summary[0], heading, headers[headers.index(heading) + 1]))  # up to its neighbour
     for workbook in rendered["batch"].workbooks:
         assert (workbook.report.office or "") in pages[summary[0] - 1]
         if workbook.first_error:
             assert _flat(workbook.first_error) in column, workbook.first_error
+    fix = text("feedback.overview.suggestion")
+    fixes = _flat(_column(pdf, summary[0], fix, headers[headers.index(fix) + 1]))
+    suggested = [suggestion_words(w) for w in rendered["batch"].workbooks if suggestion_words(w)]
+    assert suggested and all(_flat(words) in fixes for words in suggested)  # the fix column too, whole
 
 
 @pytest.mark.soffice
