@@ -68,3 +68,11 @@ def test_help_does_not_import_heavy_libraries() -> None:
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves() -> None:
+    """`disclosure_xlsx.__all__` names only what the package really exports (they resolve lazily)."""
+    for name in disclosure_xlsx.__all__:
+        assert getattr(disclosure_xlsx, name) is not None, name
+    assert {"validate_paths", "validate_workbook", "convert_paths", "aggregate_paths", "publish_paths",
+            "write_template", "get_format", "write_outputs", "serve"} <= set(disclosure_xlsx.__all__)
