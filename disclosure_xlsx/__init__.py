@@ -21,6 +21,7 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "validate_paths": "pipeline", "validate_workbook": "pipeline", "BatchResult": "pipeline",
     "WorkbookResult": "pipeline", "convert_paths": "convert", "aggregate_paths": "aggregate", "RollUp": "aggregate",
+    "publish_paths": "publish",
     "write_template": "template", "get_format": "formats", "all_formats": "formats", "current_format": "formats",
     "format_for_year": "formats", "Format": "formats", "Finding": "catalog", "DisclosureError": "catalog",
     "write_outputs": "feedback", "serve": "web", "create_app": "web", "Workspace": "workspace",

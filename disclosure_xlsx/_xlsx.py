@@ -33,10 +33,12 @@ def output_property(kind: str, written: datetime) -> str:
 
 
 def new_workbook(path: str | os.PathLike[str], *, created: datetime | None = None,
-                 title: str | None = None, kind: str = "workbook") -> xlsxwriter.Workbook:
+                 title: str | None = None, kind: str = "workbook", in_memory: bool = True) -> xlsxwriter.Workbook:
     """An xlsxwriter workbook that writes text as text and records that the tool wrote it (`kind`);
-    `created` fixes the timestamp for stable bytes."""
-    workbook = xlsxwriter.Workbook(str(path), SAFE_OPTIONS)
+    `created` fixes the timestamp for stable bytes. `in_memory` assembles the parts in memory instead of
+    one temporary file each (a template-sized workbook needs well under 1 MB; on a busy disk it halves
+    the time)."""
+    workbook = xlsxwriter.Workbook(str(path), {**SAFE_OPTIONS, "in_memory": in_memory})
     when = created or datetime.now()
     properties: dict[str, Any] = {"created": when}
     if title:

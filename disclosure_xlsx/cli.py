@@ -7,6 +7,7 @@ usage errors are reported in the user's language, and an interrupted command say
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -245,6 +246,11 @@ def template(
         _fail("template_suffix", language, path=output)
     if from_last is not None:  # issue 14: a template that starts from last year's report
         _existing([from_last], language)
+        from .outputs import input_problem
+
+        problem = input_problem(output, [from_last])  # never written over last year's workbook
+        if problem is not None:
+            _refuse(problem, language)
         _template_from(output, from_last, format_id.value if format_id else None, year, force, language)
         return
     fmt = get_format(format_id.value) if format_id else (year and format_for_year(year)) or current_format()
@@ -298,7 +304,7 @@ def validate(
     review = _acceptance_file(accepted, language)
     files = _found(paths, [out] if out is not None else [], language)
     cross = _cross_year(previous, aliases, language)
-    with _stages(language, enabled=not as_json) as stage:
+    with _stages(language, enabled=not as_json) as stage, _validate_out(out, [*paths, *(previous or [])], language):
         result = _validate(files, workers, stage, exclude=[out] if out is not None else [], **cross)
         notices = _apply_review(result, review)
         if out is not None:
@@ -319,6 +325,40 @@ def validate(
 
 
 Tick = Callable[[int, int], None]
+
+
+# ------------------------------------------------------------------------------------------------
+# The output side (outputs.py): refused before anything is read, one run at a time, a full disk said once
+
+
+@contextmanager
+def _output_guard(problem: Any, lock: Any, lang: str) -> Iterator[None]:
+    """Refuse (exit 2) an output that cannot be written (`problem`, a Finding); hold `lock` for the whole
+    command, so that a second run into the same output is refused before it reads anything; a refusal
+    of the writers (the lock, a full disk) is its message and exit 2, never a traceback."""
+    if problem is not None:
+        _refuse(problem, lang)
+    try:
+        with lock if lock is not None else contextlib.nullcontext():
+            yield
+    except DisclosureError as refused:
+        _refuse(refused.finding, lang)
+
+
+def _refuse(finding: Any, lang: str) -> None:
+    err.print(escape(finding.message(lang)), soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _validate_out(out: Path | None, inputs: Sequence[Path], lang: str) -> Any:
+    """The guard of `validate --out` (nothing when there is no --out)."""
+    if out is None:
+        return contextlib.nullcontext()
+    from .feedback import output_lock, output_problem
+    from .outputs import writable_problem
+
+    problem = output_problem(out, inputs) or writable_problem(out)
+    return _output_guard(problem, output_lock(out) if problem is None else None, lang)
 
 
 class _Stages:
@@ -482,12 +522,12 @@ def convert(
     language = lang.value
     _existing(paths, language)
     cross = _cross_year(previous, aliases, language)
-    problem = output_folder_problem(out, force=force)
+    problem = output_folder_problem(out, force=force, inputs=[*paths, *(previous or [])])
     if problem is not None:  # checked before anything is read
-        err.print(escape(problem.message(language)))
-        raise typer.Exit(2)
+        _refuse(problem, language)
     files = _found(paths, [out], language)
-    with _stages(language, enabled=True) as stages, stages("reading", len(files), then="validating") as tick:
+    with (_stages(language, enabled=True) as stages, stages("reading", len(files), then="validating") as tick,
+          _output_guard(None, None, language)):  # locked or a full disk: one message, exit 2
         batch, done = convert_paths(files, out, format_to=format_to.value if format_to else None, workers=workers,
                                     progress=tick, force=force, apply_suggestions=apply_suggestions, stage=stages.start, **cross)
     console = Console(highlight=False)
@@ -496,6 +536,9 @@ def convert(
         target = str(item.output) if item.output else "—"
         console.print(escape(_say("converted", language, source=item.source.file, target=target,
                                   status=status_text(item.source.status, language))))
+        if item.problem is not None:  # read, but its cleaned workbook could not be written
+            failing += 1
+            console.print("  " + escape(item.problem.message(language)))
         if item.applied:
             console.print(escape(_say("applied", language, n=len(item.applied))))
         if item.to_fill and item.format_id:
@@ -539,6 +582,11 @@ def aggregate(
     _existing(paths, language)
     names = _read_roster(roster, language) if roster is not None else None  # before any workbook
     review = _acceptance_file(accepted, language)
+    from .outputs import input_problem
+
+    problem = input_problem(output, paths)  # `-o` one of the workbooks named: never written over
+    if problem is not None:
+        _refuse(problem, language)
     if output.exists() and not force:
         _fail("exists", language, path=output)
     files = _found(paths, [output], language)
@@ -603,13 +651,17 @@ def publish(
     if not discover(paths, exclude=[out]):
         err.print(text("publish.cli.none", code))
         raise typer.Exit(2)
-    with _stages(code, enabled=True) as stages, stages("reading", None, then="validating") as tick:
+    with (_stages(code, enabled=True) as stages, stages("reading", None, then="validating") as tick,
+          _output_guard(None, None, code)):  # an output refused, locked or a full disk: one message, exit 2
         batch, done = publish_paths(paths, out, draft=draft, fill_overview=fill_overview,
                                     prepend_overview=prepend_overview, lang=code, workers=workers, progress=tick,
                                     stage=stages.start)
     console = Console(highlight=False, soft_wrap=True)  # paths and messages stay whole lines
     for item in done:
         source = item.source
+        if item.problem is not None:  # to be written, but it could not be
+            console.print(escape(text("publish.cli.not_made", code, file=source.file, message=item.problem.message(code))))
+            continue
         if item.refused == "no_cover":
             missing = text("publish.list_separator", code).join(item.missing_cover)
             console.print(escape(text("publish.cli.no_cover", code, file=source.file, missing=missing)))
@@ -640,7 +692,7 @@ def publish(
     written = [d for d in done if d.docx]
     console.print("\n" + escape(text("publish.cli.summary", code, total=len(done), written=len(written),
                                      drafts=sum(d.draft for d in written), refused=len(done) - len(written))))
-    raise typer.Exit(1 if any(d.refused or d.draft for d in done) or batch.has_errors else 0)
+    raise typer.Exit(1 if any(d.refused or d.draft or d.problem for d in done) or batch.has_errors else 0)
 
 
 def _read_roster(path: Path, lang: str, *, need_email: bool = False) -> Roster:

@@ -26,13 +26,18 @@ from .clean import CleanReport
 from .feedback import output_name
 from .formats import Format, current_format, get_format
 from .layout import layout_for
+from .limits import WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
 from .mapping import MappingNote, map_values
-from .marks import MARKER, write_marker
+from .marks import write_marker
+from .outputs import (OutputLock, Written, clean_stale, clean_temporaries, csv_text, disk_full_as_finding,
+                      disk_full_finding, input_problem, is_own, writable_problem)
 from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .suggest import Change
 from .template import add_report_sheet, fill_workbook, mark_cover
+from .workers import run_isolated
 
-__all__ = ["DATA_CSV", "Converted", "MappingNote", "convert_paths", "data_rows", "map_values", "output_folder_problem"]
+__all__ = ["DATA_CSV", "Converted", "MappingNote", "convert_paths", "data_rows", "map_values", "output_folder_problem",
+           "output_lock"]
 
 DATA_CSV = text("convert.data_csv")
 UNREADABLE = ("value-unparseable", "number-not-whole", "number-too-large")
@@ -47,6 +52,7 @@ class Converted:
     format_id: str | None
     notes: list[MappingNote] = field(default_factory=list)
     check: WorkbookResult | None = None  # the written workbook validated again, when it was mapped
+    problem: Finding | None = None  # `output-not-made`: the workbook could be read but its output not written
     applied: tuple[Change, ...] = ()  # the suggested fix written into it (`apply_suggestions`, unique ones only)
 
     @property
@@ -55,16 +61,51 @@ class Converted:
         return [n for n in self.notes if not n.filled]
 
 
-def output_folder_problem(out: str | Path, *, force: bool = False) -> Finding | None:
-    """Why `out` cannot take a convert's output: it holds an earlier convert's output and `force` is not
-    given, or it holds files the tool did not write (which it never deletes). None when it can."""
+def output_folder_problem(out: str | Path, *, force: bool = False,
+                          inputs: Iterable[str | Path] = ()) -> Finding | None:
+    """Why `out` cannot take a convert's output: an input lies inside it or is it (`output-is-input`: the
+    folder is replaced whole, even with `force`); it is a file (`output-not-writable`); it holds an
+    earlier convert's output and `force` is not given; or it holds files the tool did not write (which it
+    never deletes). None when it can."""
     out = Path(out)
+    problem = input_problem(out, inputs)
+    if problem is not None:
+        return problem
+    if out.exists() and not out.is_dir():
+        return Finding("output-not-writable", params={"folder": str(out), "reason": {
+            lang: text("outputs.reason.file", lang) for lang in ("zh", "en")}})
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return None
-    if out.is_dir() and (out / MARKER).is_file():
+    if out.is_dir() and is_own(out, "convert"):
         return None if force else Finding("output-exists", params={"folder": str(out)})
     return Finding("output-not-empty", params={"folder": str(out),
                                                "suggestion": str(out / text("convert.default_folder"))})
+
+
+def output_lock(out: str | Path) -> OutputLock:
+    """The lock of a convert's output folder. It lies beside the folder (`.<name>.lock`), like the staging
+    folder, because the folder itself is replaced whole."""
+    out = Path(out)
+    return OutputLock(out.parent / f".{out.name}.lock", out)
+
+
+@dataclass(frozen=True)
+class _CleanedJob:
+    path: Path
+    workbook: WorkbookResult
+    format_id: str
+    values: dict[str, Any]
+    notes: list[MappingNote]
+    applied: tuple[Change, ...] = ()
+
+
+def _write_job(job: _CleanedJob) -> Written:
+    """In a worker: one cleaned workbook; one that cannot be written says why."""
+    try:
+        write_cleaned(job.path, job.workbook, get_format(job.format_id), job.values, job.notes, job.applied)
+    except Exception as exc:  # noqa: BLE001 - one workbook's output must never stop the others'
+        return Written.failed(exc)
+    return Written()
 
 
 def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: str | None = None,
@@ -79,42 +120,65 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     missing suggestion is never applied. `progress` ticks the reading; `stage` (if given) is told when the
     writing and the checks of mapped workbooks begin, and its ticks follow them.
 
+    Each cleaned workbook is written in a worker process (workers.py): one that cannot be made (a text
+    too long for a cell, a writer that fails or dies) is that workbook's `problem` and the others are
+    written all the same. The folder is built in a staging folder beside `out` and swapped in, holding
+    the folder's lock.
+
     Raises:
-        DisclosureError: `out` cannot take the output (`output_folder_problem`); nothing is read or written.
+        DisclosureError: `out` cannot take the output (`output_folder_problem`, `output-not-writable`), another
+            run holds its lock (`output-locked`): nothing is read or written; the disk is full
+            (`output-disk-full`): the previous output stays as it was.
     """
     out = Path(out)
-    problem = output_folder_problem(out, force=force)
+    paths = list(paths)
+    previous = list(previous) if previous is not None else None
+    problem = output_folder_problem(out, force=force, inputs=[*paths, *(previous or [])]) or writable_problem(
+        out.parent)
     if problem is not None:
         raise DisclosureError(problem)
-    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out], previous=previous,
-                           aliases=aliases)
-    done: list[Converted] = []
-    tick = stage("converting", len(batch.workbooks)) if stage else None
-    with _staged(out) as staging:
-        used: set[str] = set()
-        rows: list[list[Any]] = []
-        for count, workbook in enumerate(batch.workbooks, 1):
+    with output_lock(out):
+        batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out], previous=previous,
+                               aliases=aliases)
+        done: list[Converted] = []
+        with disk_full_as_finding(out), _staged(out) as staging:
+            used: set[str] = set()
+            rows: list[list[Any]] = []
+            jobs: list[_CleanedJob] = []
+            for workbook in batch.workbooks:
+                report = workbook.report
+                if report is None:
+                    done.append(Converted(workbook, None, None))
+                    continue
+                target = get_format(format_to or report.format_id)
+                values, notes = map_values(report, target)
+                applied = _applicable(workbook) if apply_suggestions else ()
+                values.update({c.id: c.suggested for c in applied if c.id in values})
+                name = f"{output_name(workbook, used)}.xlsx"
+                jobs.append(_CleanedJob(staging / name, workbook, target.id, values, notes, applied))
+                rows += data_rows(report, target, values)
+                done.append(Converted(workbook, out / name, target.id, notes, applied=applied))
+            written = [c for c in done if c.output is not None]
+            tick = stage("converting", len(jobs)) if stage else None
             if tick:
-                tick(count - 1, len(batch.workbooks))
-            report = workbook.report
-            if report is None:
-                done.append(Converted(workbook, None, None))
-                continue
-            target = get_format(format_to or report.format_id)
-            values, notes = map_values(report, target)
-            applied = _applicable(workbook) if apply_suggestions else ()
-            values.update({c.id: c.suggested for c in applied if c.id in values})
-            name = f"{output_name(workbook, used)}.xlsx"
-            write_cleaned(staging / name, workbook, target, values, notes, applied)
-            rows += data_rows(report, target, values)
-            done.append(Converted(workbook, out / name, target.id, notes, applied=applied))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(_data_headers())
-        writer.writerows([[number_text(v) if isinstance(v, float) else v for v in row] for row in rows])
-        (staging / DATA_CSV).write_text(buffer.getvalue(), "utf-8-sig")  # with a BOM, so Excel opens it as UTF-8
-        write_marker(staging, "convert")
-    mapped = [c for c in done if c.source.report and c.format_id != c.source.report.format_id]
+                tick(0, len(jobs))  # the stage shown before its first workbook is written
+            for outcome in run_isolated(_write_job, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
+                                        memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
+                result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)
+                if result.why == "disk_full":
+                    raise DisclosureError(disk_full_finding(out))
+                if not result.made:
+                    item = written[outcome.index]
+                    item.output, item.problem = None, result.finding("cleaned")
+                    jobs[outcome.index].path.unlink(missing_ok=True)
+            clean_temporaries(staging)  # what a worker that died left
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(_data_headers())
+            writer.writerows([[_csv_field(v) for v in row] for row in rows])
+            (staging / DATA_CSV).write_text(buffer.getvalue(), "utf-8-sig")  # with a BOM, so Excel opens it as UTF-8
+            write_marker(staging, "convert")
+    mapped = [c for c in done if c.source.report and c.output is not None and c.format_id != c.source.report.format_id]
     if mapped:  # a mapped workbook is a new workbook: does it pass, or what must the office still fill?
         outputs = [c.output for c in mapped if c.output is not None]
         checking = stage("checking_mapped", len(outputs)) if stage else None
@@ -123,18 +187,29 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     return batch, done
 
 
+def _csv_field(value: Any) -> Any:
+    """A field of 数据.csv: numbers as numbers (a negative one too), text that a spreadsheet would take for
+    a formula (an office named =cmd|… or +1) as text (outputs.csv_text)."""
+    if isinstance(value, float):
+        return number_text(value)
+    return csv_text(value)
+
+
 @contextlib.contextmanager
 def _staged(out: Path) -> Iterator[Path]:
     """A staging folder beside `out`, swapped in for it when the block succeeds and removed otherwise
-    (an interruption included): `out` is always either the previous output or the new one, whole."""
+    (an interruption included): `out` is always either the previous output or the new one, whole.
+    Call it holding `output_lock(out)`: what a run killed outright left beside `out` is cleaned first."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.new-*"):  # left by a run that was killed outright
-        shutil.rmtree(stale, ignore_errors=True)
+    clean_stale(out.parent, (out.name,), prefixes=(f".{out.name}.",), inside=False)
     staging = out.parent / f".{out.name}.new-{os.getpid()}"
     staging.mkdir()
     try:
         yield staging
         if out.exists():
+            if any(out.iterdir()) and not is_own(out, "convert"):  # files put there during the run: never deleted
+                raise DisclosureError(Finding("output-not-empty", params={
+                    "folder": str(out), "suggestion": str(out / text("convert.default_folder"))}))
             trash = out.parent / f".{out.name}.old-{os.getpid()}"
             out.rename(trash)
             try:

@@ -10,31 +10,36 @@ county-side column of the overview.
 
 from __future__ import annotations
 
+import errno
 import html
 import json
-import multiprocessing
 import os
 import re
 import shutil
 import unicodedata
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._xlsx import atomic_output, new_workbook, put
 from .accept import add_overview_columns, severity_word
 from .annotate import AnnotationJob, AnnotationOutcome, Suspect, annotate, copy_name
-from .catalog import Finding, cleaning_text, number_text, severity_text, status_text, text
+from .catalog import DisclosureError, Finding, cleaning_text, number_text, severity_text, status_text, text
+from .clean import CleanReport
 from .formats import current_format
 from .layout import LINE_HEIGHT, text_lines
+from .limits import CELL_TEXT_MAX, WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
 from .marks import write_marker
+from .outputs import (LOCK, PREFIX, STAGING, OutputLock, Written, clean_stale, clean_temporaries, commit, disk_full_as_finding,
+                      disk_full_finding, folder_problem, input_problem, is_own, name_text, writable_problem)
 from .pipeline import BatchResult, Progress, WorkbookResult
-from .rounds import add_round_columns, begin_round, review_header
+from .rounds import HISTORY, add_round_columns, begin_round, review_header
 from .refill import Refill, refill_for, write_refill
+from .workers import run_isolated
 
-__all__ = ["FEEDBACK_DIR", "OVERVIEW", "REPORT", "feedback_text", "output_name", "safe_name", "unique_name",
-           "write_outputs"]
+__all__ = ["FEEDBACK_DIR", "OVERVIEW", "REPORT", "CopyNote", "feedback_text", "output_lock", "output_name",
+           "output_problem", "safe_name", "unique_name", "write_outputs"]
 
 REPORT = text("feedback.report_file")
 OVERVIEW = text("feedback.overview_file")
@@ -43,35 +48,98 @@ TEXT, PAGE = text("feedback.text_file"), text("feedback.page_file")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 _STATUS_ORDER = {"unreadable": 0, "errors": 1, "warnings": 2, "ok": 3}
 _CURRENT = current_format()
+# What an output folder of a version that wrote no marker file holds (besides hidden entries).
+_OWN_NAMES = (REPORT, OVERVIEW, FEEDBACK_DIR, HISTORY, text("mail.drafts_dir"), text("mail.log_file"))
 
 
 def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = None,
                   progress: Progress | None = None) -> Path:
     """Write report.json, feedback/<office>_<year>/… and 校验汇总.xlsx under `out`.
 
-    report.json is written last, once the folders it names (`feedback_dir` of each workbook) exist;
-    `progress(done, total)` is called as the offices' folders are written.
+    Everything is built in a staging folder inside `out` and moved in at the end (the feedback tree by two
+    renames, the files by one each), holding `out`'s lock file: a run that fails, is interrupted or finds
+    the disk full leaves the previous outputs as they were. Each office's workbooks (annotated copy,
+    pre-filled template) are written in worker processes; one that cannot be made is a note in that
+    office's 反馈, in the overview and in report.json (`annotation`, `new_template`), never the end of the
+    run. `progress(done, total)` is called as the offices' folders are written.
+
+    Raises:
+        DisclosureError: `out` cannot take the outputs (`output_problem`, `output-not-writable`), another
+            run holds its lock (`output-locked`), or the disk is full (`output-disk-full`).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, "validate")  # a later search of a folder above leaves these outputs out
-    round_ = begin_round(batch, out)  # the round of resubmission, compared with the previous one (rounds.py)
-    folders, outcomes = _write_feedback_tree(batch, out, workers, progress)
-    _write_overview(batch.workbooks, out / OVERVIEW)
-    report = batch.to_dict()
-    for entry, folder in zip(report["workbooks"], folders, strict=True):
-        entry["feedback_dir"] = f"{FEEDBACK_DIR}/{folder}"  # relative to `out`, "/" on every system
-    with atomic_output(out / REPORT) as tmp:
-        tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
-    round_.finish()
+    problem = output_problem(out, _inputs(batch)) or writable_problem(out)
+    if problem is not None:
+        raise DisclosureError(problem)
+    with output_lock(out), disk_full_as_finding(out):
+        clean_stale(out, (FEEDBACK_DIR,), prefixes=(PREFIX, f".{FEEDBACK_DIR}."))  # left by a run killed outright
+        write_marker(out, "validate")  # a later search of a folder above leaves these outputs out
+        staging = out / f"{STAGING}{os.getpid()}"
+        staging.mkdir()
+        try:
+            round_ = begin_round(batch, out)  # the round of resubmission, compared with the previous one (rounds.py)
+            folders = _write_feedback_tree(batch, staging / FEEDBACK_DIR, out, workers, progress)
+            _write_overview(batch.workbooks, staging / OVERVIEW)
+            report = batch.to_dict()
+            for entry, folder in zip(report["workbooks"], folders, strict=True):
+                entry["feedback_dir"] = f"{FEEDBACK_DIR}/{folder}"  # relative to `out`, "/" on every system
+            with atomic_output(staging / REPORT) as tmp:
+                tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
+            commit(staging, out, (FEEDBACK_DIR, OVERVIEW, REPORT), own=_own_tree)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        round_.finish()
     return out
 
 
+def output_problem(out: str | Path, inputs: Iterable[str | Path]) -> Finding | None:
+    """Why `validate --out` cannot write `out` for a run over `inputs`, or None (nothing is written).
+
+    An input inside `out` (`output-is-input`: the feedback tree that would replace it may hold it); a
+    file, or a folder holding files the tool did not write (`output-not-empty`: the tool writes only into
+    an empty folder or its own, marked one); a `feedback/` it did not write.
+    """
+    out = Path(out)
+    return (input_problem(out, inputs)
+            or folder_problem(out, own=_OWN_NAMES, suggestion=text("feedback.default_folder"), kind="validate")
+            or _tree_problem(out / FEEDBACK_DIR))
+
+
+def output_lock(out: str | Path) -> OutputLock:
+    """The lock of a `validate --out` folder: one run at a time writes into it (`out` must exist)."""
+    return OutputLock(Path(out) / LOCK, out)
+
+
+def _inputs(batch: BatchResult) -> list[str]:
+    return [w.report.file if w.report is not None else w.file for w in batch.workbooks]
+
+
+def _own_tree(tree: Path) -> bool:
+    """Whether a feedback tree is the tool's own: marked, or (written by a version without markers) every
+    entry an office's folder holding its 反馈.txt."""
+    if is_own(tree):
+        return True
+    try:
+        entries = [tree / e for e in os.listdir(tree) if not e.startswith(".")]
+    except OSError:
+        return False
+    return all(e.is_dir() and (e / TEXT).is_file() for e in entries)
+
+
+def _tree_problem(tree: Path) -> Finding | None:
+    if not tree.exists() or (tree.is_dir() and _own_tree(tree)):
+        return None
+    return Finding("output-not-empty", params={"folder": str(tree), "suggestion": str(tree.parent.parent /
+                                                                                       text("feedback.default_folder"))})
+
+
 def safe_name(name: str, fallback: str | None = None) -> str:
-    """A file or folder name safe on Windows and Linux: no separators, `..`, control or reserved names."""
+    """A file or folder name safe on Windows and Linux: no separators, `..`, control or reserved names, and
+    no leading character that makes a spreadsheet formula (`=`, `+`, `-`, `@`)."""
     name = unicodedata.normalize("NFC", name)
     cleaned = "".join("_" if c in '<>:"/\\|?*' or unicodedata.category(c)[0] == "C" else c for c in name)
-    cleaned = re.sub(r"_{2,}", "_", re.sub(r"\.{2,}", "_", cleaned)).strip(" ._")[:60].strip(" ._")
+    cleaned = name_text(re.sub(r"_{2,}", "_", re.sub(r"\.{2,}", "_", cleaned)).strip(" ._"))  # no leading = + - @
+    cleaned = cleaned[:60].strip(" ._")
     if not cleaned:
         cleaned = fallback or text("feedback.unnamed")
     if cleaned.split(".")[0].upper() in _RESERVED:
@@ -79,44 +147,139 @@ def safe_name(name: str, fallback: str | None = None) -> str:
     return cleaned
 
 
-def _write_feedback_tree(batch: BatchResult, out: Path, workers: int | None, progress: Progress | None
-                         ) -> tuple[list[str], list[AnnotationOutcome]]:
-    for stale in out.glob(f".{FEEDBACK_DIR}.*"):  # left by an interrupted run
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = out / f".{FEEDBACK_DIR}.new-{os.getpid()}"
-    staging.mkdir()
+@dataclass(frozen=True)
+class CopyNote:
+    """What became of an office's annotated copy, for report.json (`annotation`) and the summaries."""
+
+    outcome: AnnotationOutcome
+
+    def to_dict(self) -> dict[str, Any]:
+        made = self.outcome.ok
+        return {"made": made, "reason": None if made else {lang: self.outcome.reason(lang) for lang in ("zh", "en")},
+                "problem": self.outcome.problem}
+
+
+@dataclass(frozen=True)
+class _OfficeJob:
+    """The workbooks written for one office in a worker: its annotated copy, its pre-filled template."""
+
+    report: CleanReport
+    findings: tuple[Finding, ...]
+    copy: Path | None
+    template: Path | None
+    source_name: str
+    suspects: tuple[Suspect, ...] = ()  # the cells the suggested fix names
+
+
+@dataclass(frozen=True)
+class _OfficeWritten:
+    copy: AnnotationOutcome | None = None
+    template: Written | None = None
+
+
+def _write_office(job: _OfficeJob) -> _OfficeWritten:
+    """In a worker: one office's workbooks; each that cannot be made is an outcome saying why."""
+    template = None
+    if job.template is not None:
+        try:
+            write_refill(refill_for(job.report), job.report, job.template, job.source_name)  # type: ignore[arg-type]
+            template = Written()
+        except Exception as exc:  # noqa: BLE001 - one office's template must never stop the run
+            template = Written.failed(exc)
+    copy = annotate(AnnotationJob(job.report, job.findings, job.copy, job.suspects)) if job.copy is not None else None
+    return _OfficeWritten(copy, template)
+
+
+def _write_feedback_tree(batch: BatchResult, tree: Path, out: Path, workers: int | None,
+                         progress: Progress | None) -> list[str]:
+    """Every office's folder in `tree` (a staging folder); the offices' names, in batch order."""
+    tree.mkdir()
     used: set[str] = set()
-    jobs = []
-    names = []
-    total = len(batch.workbooks)
-    for done, workbook in enumerate(batch.workbooks, 1):
+    names: list[str] = []
+    jobs: list[_OfficeJob] = []
+    owners: list[int] = []
+    for i, workbook in enumerate(batch.workbooks):
         names.append(output_name(workbook, used))
-        folder = staging / names[-1]
+        folder = tree / names[-1]
         folder.mkdir()
-        _write_summaries(workbook, folder)
-        refill = refill_for(workbook.report) if workbook.report is not None else None
-        if refill is not None:  # an old template: the current one, pre-filled (~40 ms, only for such offices)
-            write_refill(refill, workbook.report, folder / refill_name(workbook),  # type: ignore[arg-type]
-                         Path(workbook.file).name)
-        if progress and not workbook.findings:
-            progress(done, total)
-        if workbook.findings and workbook.report is not None:
-            source = Path(workbook.file)
-            jobs.append(AnnotationJob(workbook.report, tuple(workbook.findings),
-                                      folder / copy_name(safe_name(source.stem), source), _suspects(workbook)))
-    outcomes = _annotate_all(jobs, workers)
-    write_marker(staging, "feedback")
-    if progress:
+        workbook.review.pop("annotation", None)
+        workbook.review.pop("new_template", None)
+        report = workbook.report
+        if report is None:
+            continue
+        source = Path(workbook.file)
+        copy = folder / copy_name(safe_name(source.stem), source) if workbook.findings else None
+        template = folder / refill_name(workbook) if refill_for(report) is not None else None  # an old template
+        if copy is not None or template is not None:
+            jobs.append(_OfficeJob(report, tuple(workbook.findings), copy, template, source.name,
+                                   _suspects(workbook)))
+            owners.append(i)
+    total, quick = len(batch.workbooks), len(batch.workbooks) - len(jobs)
+
+    def done(count: int, _: int) -> None:
+        if progress:
+            progress(quick + count, total)
+
+    written: dict[int, _OfficeWritten] = {}
+    for outcome in run_isolated(_write_office, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
+                                memory_limit=WORKER_MEMORY_BYTES, on_done=done):
+        job = jobs[outcome.index]
+        if outcome.value is not None:
+            result = outcome.value
+        else:  # the worker died, ran out of memory or hung: neither workbook of this office is trusted
+            failed = Written.from_outcome(outcome)
+            problem = f"{outcome.failure}: {outcome.detail}"
+            for path in (job.copy, job.template):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+                    clean_temporaries(path.parent)
+            result = _OfficeWritten(
+                AnnotationOutcome(job.report.file, None, kind="unexpected", problem=problem) if job.copy else None,
+                failed if job.template else None)
+        written[owners[outcome.index]] = result
+    for i, workbook in enumerate(batch.workbooks):
+        result = written.get(i, _OfficeWritten())
+        if _disk_full(result):
+            raise DisclosureError(disk_full_finding(out))
+        if result.copy is not None:
+            workbook.review["annotation"] = CopyNote(result.copy)
+        if result.template is not None and not result.template.made:
+            workbook.review["new_template"] = result.template
+        try:
+            _write_summaries(workbook, tree / names[i])
+        except OSError:
+            raise  # a full disk, a folder gone: the whole run stops (disk_full_as_finding)
+        except Exception as exc:  # noqa: BLE001 - one office's summary must never stop the run
+            workbook.review["feedback"] = Written.failed(exc)
+    if progress and not jobs:
         progress(total, total)
-    final = out / FEEDBACK_DIR
-    if final.exists():
-        trash = out / f".{FEEDBACK_DIR}.old-{os.getpid()}"
-        final.rename(trash)
-        staging.rename(final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        staging.rename(final)
-    return names, outcomes
+    write_marker(tree, "feedback")
+    return names
+
+
+def _disk_full(result: _OfficeWritten) -> bool:
+    full = f"[Errno {errno.ENOSPC}]", f"[Errno {errno.EDQUOT}]"
+    copy = result.copy
+    return bool((result.template is not None and result.template.why == "disk_full")
+                or (copy is not None and copy.problem and any(f in copy.problem for f in full)))
+
+
+def _notes(workbook: WorkbookResult, lang: str) -> list[str]:
+    """Why an output of this office is missing: its annotated copy, its pre-filled template, its 反馈."""
+    notes = []
+    copy = workbook.review.get("annotation")
+    if isinstance(copy, CopyNote) and not copy.outcome.ok:
+        notes.append(copy.outcome.reason(lang))
+    for key, what in (("new_template", "template"), ("feedback", "summary")):
+        written = workbook.review.get(key)
+        if isinstance(written, Written) and not written.made:
+            notes.append(written.finding(what).message(lang))
+    return notes
+
+
+def _copy_missing(workbook: WorkbookResult) -> bool:
+    copy = workbook.review.get("annotation")
+    return isinstance(copy, CopyNote) and not copy.outcome.ok
 
 
 def refill_name(workbook: WorkbookResult) -> str:
@@ -147,19 +310,9 @@ def unique_name(base: str, used: set[str]) -> str:
 def _write_summaries(workbook: WorkbookResult, folder: Path) -> None:
     # Written straight into the staging tree: the tree as a whole is swapped in atomically. Notepad on
     # Windows wants a BOM and CRLF line ends.
-    (folder / TEXT).write_bytes(feedback_text(workbook).replace("\n", "\r\n").encode("utf-8-sig"))
-    (folder / PAGE).write_text(_html_page(workbook), "utf-8")
-
-
-def _annotate_all(jobs: list[AnnotationJob], workers: int | None) -> list[AnnotationOutcome]:
-    """The annotated copies (a few ms each), in a process pool when there are several; one outcome per
-    job, in order (a copy that cannot be made is an outcome saying why, never an exception)."""
-    workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(jobs) < 2 * workers:
-        return [annotate(job) for job in jobs]
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(annotate, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
+    # A character no encoding can hold (a lone surrogate) is replaced, so that the summary is still written.
+    (folder / TEXT).write_bytes(feedback_text(workbook).replace("\n", "\r\n").encode("utf-8-sig", "replace"))
+    (folder / PAGE).write_bytes(_html_page(workbook).encode("utf-8", "replace"))
 
 
 def _groups(workbook: WorkbookResult, lang: str) -> list[tuple[str, list[Finding]]]:
@@ -195,7 +348,8 @@ def _header(workbook: WorkbookResult, lang: str) -> list[tuple[str, str]]:
             (text("feedback.file", lang), Path(workbook.file).name),
             (text("feedback.result", lang), text("feedback.result_value", lang, status=status_text(workbook.status, lang),
                                                  errors=workbook.errors, warnings=workbook.warnings)),
-            *review_header(workbook, lang)]  # round, changes since the last one, accepted warnings
+            *review_header(workbook, lang),  # round, changes since the last one, accepted warnings
+            *((text("feedback.not_written", lang), note) for note in _notes(workbook, lang))]  # outputs not made
 
 
 def _where(finding: Finding) -> str:
@@ -256,7 +410,9 @@ def _suspects(workbook: WorkbookResult) -> tuple[Suspect, ...]:
 
 
 def _refill(workbook: WorkbookResult) -> Refill | None:
-    return refill_for(workbook.report) if workbook.report is not None else None
+    """The pre-filled template the office is sent (None when it needs none, or it could not be made)."""
+    missing = isinstance(workbook.review.get("new_template"), Written)
+    return refill_for(workbook.report) if workbook.report is not None and not missing else None
 
 
 def _refill_lines(workbook: WorkbookResult, refill: Refill, lang: str) -> tuple[str, list[str]]:
@@ -274,6 +430,8 @@ def _next_step(workbook: WorkbookResult, lang: str) -> str:
         return text("feedback.next_step.inaccessible", lang)
     if _refill(workbook) is not None:
         return text("refill.next_step", lang, file=refill_name(workbook))
+    if workbook.status == "errors" and _copy_missing(workbook):  # no marked copy to point to
+        return text("feedback.next_step.errors_no_copy", lang)
     return text(f"feedback.next_step.{workbook.status}", lang)
 
 
@@ -352,6 +510,7 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
         for r, w in enumerate(ordered, 1):
             put(summary, r, 4, status_text(w.status), look[w.status])
         add_round_columns(book, summary, ordered, len(headers), bold)  # round and changes (rounds.py)
+        _add_notes_column(summary, ordered, bold, wrap)  # why an office's copy or template is missing
         details = book.add_worksheet(word("details_sheet"))
         headers = [office, text("feedback.file"), year, word("severity"), word("sheet"), word("cell"),
                    word("message"), word("expected"), word("actual"), word("code")]
@@ -370,6 +529,26 @@ def _number(value: Any) -> Any:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else number_text(value) or None
 
 
+def _add_notes_column(sheet: Any, workbooks: Sequence[WorkbookResult], head: Any, wrap: Any) -> None:
+    """The last column of 汇总: the outputs not written for an office and why (blank when all were)."""
+    col = sheet.dim_colmax + 1  # after every column written so far (xlsxwriter's extent of the sheet)
+    put(sheet, 0, col, text("feedback.overview.not_written"), head)
+    for row, workbook in enumerate(workbooks, 1):
+        notes = _notes(workbook, "zh")
+        if notes:
+            put(sheet, row, col, _cell(text("feedback.overview.separator").join(notes)), wrap)
+    sheet.set_column(col, col, 30, wrap)
+    sheet.autofilter(0, 0, max(len(workbooks), 1), col)
+
+
+def _cell(value: Any) -> Any:
+    """A value of the overview as a cell can hold it: text beyond a cell's limit is shortened (the whole
+    of it stays in report.json), so that one office's text never stops the county's overview."""
+    if isinstance(value, str) and len(value) > CELL_TEXT_MAX:
+        return value[:CELL_TEXT_MAX - 1] + "\u2026"
+    return value
+
+
 def _office(workbook: WorkbookResult) -> str:
     return (workbook.report.office if workbook.report else None) or ""
 
@@ -380,7 +559,7 @@ def _sheet(sheet, headers, rows, bold, wrap, top, widths) -> None:  # type: igno
         sheet.set_column(col, col, width, wrap if width >= 20 else top)
     for r, row in enumerate(rows, 1):
         for col, value in enumerate(row):
-            put(sheet, r, col, value)
+            put(sheet, r, col, _cell(value))
         lines = max((text_lines(v, w) for v, w in zip(row, widths, strict=False) if isinstance(v, str) and w >= 20),
                     default=1)
         if lines > 1:  # neither Excel nor LibreOffice grows a row for wrapped text it did not write itself

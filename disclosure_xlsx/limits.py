@@ -30,7 +30,7 @@ from .layout import a1
 __all__ = ["FILE_TIMEOUT_SECONDS", "MAX_DOCUMENT_XML_BYTES", "MAX_FILE_BYTES", "MAX_PDF_INFLATED_BYTES",
            "MAX_PDF_PAGES", "MAX_TABLE_COLUMNS", "MAX_TABLE_ROWS", "MAX_FUZZY_TEXTS", "MAX_GRID_CELLS", "MAX_LABEL_CANDIDATES",
            "MAX_LABEL_CHARS", "MAX_NUMBER_CHARS", "MAX_SHEET_COLUMNS", "MAX_SHEET_ROWS", "MAX_SHEET_XML_BYTES",
-           "MAX_UNZIPPED_BYTES", "MAX_ZIP_MEMBERS", "WORKER_MEMORY_BYTES", "ZIP_ERRORS", "check_archive",
+           "MAX_UNZIPPED_BYTES", "MAX_ZIP_MEMBERS", "WORKER_MEMORY_BYTES", "WRITE_TIMEOUT_SECONDS", "CELL_TEXT_MAX", "ZIP_ERRORS", "check_archive",
            "check_loaded_sheet", "mib", "read_regular", "too_large", "unreadable"]
 
 # What a file may be, checked before any reader runs.
@@ -57,6 +57,10 @@ MAX_FUZZY_TEXTS = 2_000  # distinct texts compared for typos per label (a report
 # Each file is read in a worker process (workers.py) under these.
 FILE_TIMEOUT_SECONDS = 30.0  # a report reads in ~5 ms; a file still being read after this is stopped
 WORKER_MEMORY_BYTES = 2 * 2**30  # address space a worker may add while reading one file
+# What the tool writes: each workbook's outputs are written in a worker too (outputs.py, feedback.py,
+# convert.py, publish.py), under the memory limit above and this timeout.
+WRITE_TIMEOUT_SECONDS = 30.0  # a cleaned workbook takes ~40 ms, an annotated copy ~10 ms
+CELL_TEXT_MAX = 32_767  # characters a spreadsheet cell holds (Excel's limit; xlsxwriter refuses more)
 
 _PROLOG_BYTES = 4096  # an XML part's declarations come first; a workbook's take ~100 bytes
 _SHEET_DIRS = ("xl/worksheets/", "xl/chartsheets/", "xl/macrosheets/", "xl/dialogsheets/")

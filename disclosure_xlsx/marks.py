@@ -44,7 +44,7 @@ _MODIFIED = re.compile(r"<dcterms:modified\b[^>]*>([^<]+)</dcterms:modified>")
 
 
 def write_marker(folder: str | os.PathLike[str], kind: str) -> Path:
-    """Mark `folder` as an output of the tool (`kind`: validate | feedback | convert)."""
+    """Mark `folder` as an output of the tool (`kind`: validate | feedback | convert | publish)."""
     path = Path(folder) / MARKER
     body = {"tool": "disclosure-xlsx", "kind": kind, "note": text("marks.marker_note"),
             "note_en": text("marks.marker_note", "en")}

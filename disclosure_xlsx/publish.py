@@ -9,8 +9,11 @@ cannot hold and only ever written as text, never as markup, a field or a link.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import shutil
 import string
 import unicodedata
 import zipfile
@@ -21,16 +24,21 @@ from typing import Any
 from xml.etree import ElementTree
 
 from .aggregate import ROLLUP_PROPERTY
-from .catalog import number_text, text, text_list
+from .catalog import DisclosureError, Finding, number_text, text, text_list
 from .clean import CleanReport
 from .feedback import safe_name, unique_name
 from .formats import Cell, Format, get_format
 from .layout import report_layout
+from .limits import WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
+from .marks import write_marker
+from .outputs import (LOCK, STAGING, OutputLock, Written, clean_stale, clean_temporaries, commit,
+                      disk_full_as_finding, disk_full_finding, folder_problem, input_problem, writable_problem)
 from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .render import Para, ReportDocument, Table, TableCell, write_docx, write_html
+from .workers import run_isolated
 
-__all__ = ["Published", "Rollup", "build_document", "clean_text", "narrative_paragraphs", "propose_overview",
-           "publish_paths", "publish_workbook", "read_rollup", "report_tables", "value_text"]
+__all__ = ["Published", "Rollup", "build_document", "clean_text", "narrative_paragraphs", "output_problem",
+           "propose_overview", "publish_paths", "publish_workbook", "read_rollup", "report_tables", "value_text"]
 
 MAX_PROPERTIES = 1 << 20  # docProps/custom.xml larger than this is not ours: not parsed
 
@@ -61,10 +69,19 @@ class Published:
     unstated: tuple[str, ...] = ()  # cells the proposal could not state: blank in the workbook
     empty: tuple[str, ...] = ()  # headings of narrative parts left blank
     rollup: Rollup | None = None
+    problem: Finding | None = None  # `output-not-made`: the report was to be written but could not be
 
 
 # ------------------------------------------------------------------------------------------------
 # Publishing a batch
+
+
+def output_problem(out: str | Path, inputs: Iterable[str | Path]) -> Finding | None:
+    """Why `publish --out` cannot write into `out`, or None: an input inside it (`output-is-input`), a
+    file, or a folder holding files the tool did not write (`output-not-empty`; the reports of an earlier
+    publish, in a folder it marked, are replaced by name)."""
+    out = Path(out)
+    return input_problem(out, inputs) or folder_problem(out, kind="publish")
 
 
 def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool = False,
@@ -73,29 +90,124 @@ def publish_paths(paths: Iterable[str | Path], out: str | Path, *, draft: bool =
                   ) -> tuple[BatchResult, list[Published]]:
     """Validate every workbook under `paths`, then write its annual report (.docx and .html) under `out`.
 
+    The reports are written in worker processes (workers.py) into a staging folder inside `out` and
+    moved in at the end, holding `out`'s lock: a report that cannot be made is that workbook's `problem`
+    (the others are written all the same), and a full disk leaves `out` as it was.
+
     Args:
         draft: also write workbooks with errors (or without office or year), stamped as drafts.
         fill_overview: propose a paragraph for 一 from the tables; insert it where the office wrote none.
         prepend_overview: insert the proposed paragraph before the office's own text of 一 as well.
         lang: language of the tool's own words (the official labels stay as the format prints them).
         progress, stage: tick the reading; told when the writing begins, and tick it.
+
+    Raises:
+        DisclosureError: `out` cannot take the reports (`output_problem`, `output-not-writable`), another
+            run holds its lock (`output-locked`), or the disk is full (`output-disk-full`).
     """
     out = Path(out)
-    batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out])
-    used: set[str] = set()
-    tick = stage("publishing", len(batch.workbooks)) if stage else None
-    done = []
-    for count, workbook in enumerate(batch.workbooks):
-        if tick:
-            tick(count, len(batch.workbooks))
-        done.append(publish_workbook(workbook, out, used, draft=draft, fill_overview=fill_overview,
-                                     prepend_overview=prepend_overview, lang=lang))
+    paths = list(paths)
+    created = not out.exists()
+    problem = output_problem(out, paths) or writable_problem(out)
+    if problem is not None:
+        raise DisclosureError(problem)
+    try:
+        return _publish_batch(paths, out, workers, progress, stage, draft=draft, fill_overview=fill_overview,
+                              prepend_overview=prepend_overview, lang=lang)
+    finally:
+        if created:  # made for the lock, and nothing was written: not left behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+
+
+def _publish_batch(paths: list[str | Path], out: Path, workers: int | None, progress: Progress | None,
+                   stage: Stage | None, **options: Any) -> tuple[BatchResult, list[Published]]:
+    with OutputLock(out / LOCK, out):
+        batch = validate_paths(paths, workers=workers, progress=progress, exclude=[out])
+        with disk_full_as_finding(out):
+            clean_stale(out, ())
+            staging = out / f"{STAGING}{os.getpid()}"
+            staging.mkdir()
+            try:
+                done = _publish_all(batch, staging, out, workers, stage, **options)
+                clean_temporaries(staging)
+                names = sorted(p.name for p in staging.iterdir())
+                if names:
+                    write_marker(out, "publish")
+                    commit(staging, out, names)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    for item in done:  # the reports now lie in `out`
+        item.docx = out / item.docx.name if item.docx else None
+        item.html = out / item.html.name if item.html else None
     return batch, done
+
+
+@dataclass(frozen=True)
+class _Job:
+    workbook: WorkbookResult
+    folder: Path
+    name: str
+    options: dict[str, Any]
+
+
+def _publish_job(job: _Job) -> Published | Written:
+    """In a worker: one workbook's report; one that cannot be written says why."""
+    try:
+        return _publish_one(job.workbook, job.folder, job.name, **job.options)
+    except Exception as exc:  # noqa: BLE001 - one workbook's report must never stop the others'
+        return Written.failed(exc)
+
+
+def _publish_all(batch: BatchResult, folder: Path, out: Path, workers: int | None, stage: Stage | None,
+                 **options: Any) -> list[Published]:
+    used: set[str] = set()
+    done: list[Published] = []
+    jobs: list[_Job] = []
+    owners: list[int] = []
+    for workbook in batch.workbooks:
+        refused = _refusal(workbook, options["draft"])
+        done.append(refused or Published(workbook))
+        if refused is None:
+            report = workbook.report
+            assert report is not None
+            owners.append(len(done) - 1)
+            jobs.append(_Job(workbook, folder, unique_name(_file_name(report, get_format(report.format_id)), used),
+                             options))
+    tick = stage("publishing", len(jobs)) if stage else None
+    if tick:
+        tick(0, len(jobs))  # the stage shown before its first workbook is written
+    for outcome in run_isolated(_publish_job, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
+                                memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
+        result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)
+        if isinstance(result, Written):
+            if result.why == "disk_full":
+                raise DisclosureError(disk_full_finding(out))
+            job = jobs[outcome.index]
+            for suffix in (".docx", ".html"):  # a pair or nothing
+                (folder / f"{job.name}{suffix}").unlink(missing_ok=True)
+            done[owners[outcome.index]] = Published(job.workbook, problem=result.finding("report"))
+        else:
+            done[owners[outcome.index]] = result
+    return done
 
 
 def publish_workbook(workbook: WorkbookResult, out: Path, used: set[str], *, draft: bool = False,
                      fill_overview: bool = False, prepend_overview: bool = False, lang: str = "zh") -> Published:
     """Write one workbook's report, or say why not; `used` holds the file names taken in this batch."""
+    refused = _refusal(workbook, draft)
+    if refused is not None:
+        return refused
+    report = workbook.report
+    assert report is not None
+    name = unique_name(_file_name(report, get_format(report.format_id)), used)
+    return _publish_one(workbook, out, name, draft=draft, fill_overview=fill_overview,
+                        prepend_overview=prepend_overview, lang=lang)
+
+
+def _refusal(workbook: WorkbookResult, draft: bool) -> Published | None:
+    """Why no report is written for this workbook (unreadable; errors or no office or year without
+    --draft), or None."""
     report = workbook.report
     if report is None:
         return Published(workbook, refused="unreadable")
@@ -106,6 +218,18 @@ def publish_workbook(workbook: WorkbookResult, out: Path, used: set[str], *, dra
     failed = workbook.status == "errors"
     if (failed or missing) and not draft:
         return Published(workbook, refused="errors" if failed else "no_cover", missing_cover=missing)
+    return None
+
+
+def _publish_one(workbook: WorkbookResult, out: Path, name: str, *, draft: bool = False,
+                 fill_overview: bool = False, prepend_overview: bool = False, lang: str = "zh") -> Published:
+    report = workbook.report
+    assert report is not None
+    fmt = get_format(report.format_id)
+    labels = fmt.cover_labels
+    missing = tuple(labels[fmt.field(role).name] for role, v in (("office", report.office), ("year", report.year))
+                    if v is None)
+    failed = workbook.status == "errors"
     result = Published(workbook, draft=failed or bool(missing), missing_cover=missing, rollup=read_rollup(report.file))
     texts = {n.name: _as_text(report.texts.get(n.name)) for n in fmt.narratives}
     if fill_overview or prepend_overview:
@@ -122,7 +246,6 @@ def publish_workbook(workbook: WorkbookResult, out: Path, used: set[str], *, dra
     result.empty = tuple(n.heading for n in fmt.narratives if not (texts.get(n.name) or "").strip())
     document = build_document(report, fmt, lang=lang, texts=texts, rollup=result.rollup,
                               mark=text("publish.draft_mark", lang) if result.draft else None)
-    name = unique_name(_file_name(report, fmt), used)
     result.docx = write_docx(document, out / f"{name}.docx")
     result.html = write_html(document, out / f"{name}.html")
     return result

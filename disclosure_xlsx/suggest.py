@@ -34,9 +34,11 @@ Choices, and why:
   1e-7, at which a change of 1 under a big M of 10^8 hides behind a "changed" variable below the
   tolerance and the solver claims that less needs changing. Every answer is checked again exactly.
   Alternatives come from solving again with the sets found so far cut off, at the same weight.
-  `time_limit` bounds the solver per workbook; when it runs out before a minimal set is proven, the
-  outcome says so and nothing is suggested (if it runs out while looking for alternatives, the set
-  found stands and `more` says others may exist).
+  The solver's work is bounded by `NODE_LIMIT` branch-and-bound nodes per solve — a bound on work, the
+  same on every machine, so a busy machine never changes the answer — and by `time_limit` per workbook
+  as a last guard. When a bound is reached before a minimal set is proven, the outcome says so and
+  nothing is suggested (if it is reached while looking for alternatives, the set found stands and
+  `more` says others may exist).
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ NOT_FOUND = "not-found"  # the solver failed otherwise (never expected: all zero
 MAX_LISTED = 3  # alternatives listed; one more solve tells whether further ones exist
 _SIZES = 4  # set sizes tried one by one before the solver is left to find the size itself
 _TOL = 1e-9
-_HIGHS = {"mip_rel_gap": 0.0, "mip_feasibility_tolerance": _TOL, "primal_feasibility_tolerance": _TOL,
+NODE_LIMIT = 2000  # per solve; the samples and the benchmark's cases are solved within a few nodes
+_HIGHS = {"node_limit": NODE_LIMIT, "mip_rel_gap": 0.0, "mip_feasibility_tolerance": _TOL, "primal_feasibility_tolerance": _TOL,
           "presolve": True}
 
 Number = int | float
@@ -173,7 +176,7 @@ def _problem(fmt: Format) -> _Problem:
 
 
 def suggest_fix(fmt: Format, values: Mapping[str, Number | None], *, unusable: frozenset[str] = frozenset(),
-                time_limit: float = 1.0, blank_weight: float = 1.0) -> Suggestion | None:
+                time_limit: float = 10.0, blank_weight: float = 1.0) -> Suggestion | None:
     """The Fellegi–Holt suggestion for one workbook, or None when no identity fails.
 
     Args:
@@ -181,7 +184,8 @@ def suggest_fix(fmt: Format, values: Mapping[str, Number | None], *, unusable: f
         values: cell id → cleaned value (None = blank, counted as 0); cells missing count as blank.
         unusable: cells whose value could not be read; they are unknowns (see the module docstring), and
             an identity using one does not count as failing.
-        time_limit: seconds the solver may spend on this workbook (the numpy one-cell pass always runs).
+        time_limit: seconds the solver may spend on this workbook at most, a guard beside the node limit
+            (the numpy one-cell pass always runs).
         blank_weight: the cost of filling a blank, against 1 for changing a written value (> 0).
     """
     if not blank_weight > 0:

@@ -14,7 +14,7 @@ import disclosure_xlsx
 PACKAGE = Path(disclosure_xlsx.__file__).parent
 # Imports flow one way: a module may import only modules listed before it.
 ORDER = ["wrapping", "catalog", "formats", "roster", "_xlsx", "marks", "access", "_opc", "_sheetml", "xlsxpatch", "layout", "limits", "workers", "locate", "stray", "levels", "documents", "read", "clean",
-         "narrative", "_pandera", "validate", "suggest", "synthetic", "template", "mapping", "refill", "crossyear", "pipeline", "acceptfile", "accept", "rounds", "annotate", "feedback", "convert",
+         "narrative", "_pandera", "validate", "suggest", "synthetic", "template", "mapping", "refill", "crossyear", "pipeline", "outputs", "acceptfile", "accept", "rounds", "annotate", "feedback", "convert",
          "aggregate", "mail", "render", "publish", "uploads", "workspace", "webview", "web", "cli", "__main__", "__init__"]
 LABEL_FIELDS = {"label", "heading", "caption", "note", "sheet", "row_header", "aliases", "signals", "title",
                 "format_label", "version_label", "instructions_heading", "cover_sheet", "narrative_sheet"}
@@ -68,3 +68,11 @@ def test_help_does_not_import_heavy_libraries() -> None:
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_public_name_resolves() -> None:
+    """`disclosure_xlsx.__all__` names only what the package really exports (they resolve lazily)."""
+    for name in disclosure_xlsx.__all__:
+        assert getattr(disclosure_xlsx, name) is not None, name
+    assert {"validate_paths", "validate_workbook", "convert_paths", "aggregate_paths", "publish_paths",
+            "write_template", "get_format", "write_outputs", "serve"} <= set(disclosure_xlsx.__all__)

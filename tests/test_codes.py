@@ -555,6 +555,62 @@ SCENARIOS.update({code: _left_out for code in ("rollup-other-year", "rollup-wron
                                                 "rollup-superseded")})
 SCENARIOS.update({"money-magnitude": _magnitude, "value-outside-table": _shifted, "file-inaccessible": _vanished,
                   "output-exists": _output_folders, "output-not-empty": _output_folders})
+
+
+def _output_refusals(folder: Path) -> set[str]:
+    """The output side (issue 21): an input inside the output folder, a lock held by a live process, an
+    output that is a file."""
+    import json
+    import os
+
+    from disclosure_xlsx.convert import convert_paths
+    from disclosure_xlsx.feedback import write_outputs
+    from disclosure_xlsx.outputs import LOCK, _start_ticks
+
+    out = folder / "out"
+    codes = _raised(lambda: convert_paths([_filled(out / "x.xlsx")], out, workers=1))
+    batch = validate_paths([_filled(folder / "in" / "a.xlsx")], workers=1)
+    locked = folder / "locked"
+    locked.mkdir()
+    holder = os.getppid()  # a live process (the one that started the tests)
+    (locked / LOCK).write_text(json.dumps({"pid": holder, "started": _start_ticks(holder)}), "utf-8")
+    codes |= _raised(lambda: write_outputs(batch, locked, workers=1))
+    (folder / "file.txt").write_text("mine", "utf-8")
+    return codes | _raised(lambda: write_outputs(batch, folder / "file.txt", workers=1))
+
+
+def _full_disk(folder: Path) -> set[str]:
+    """The disk fills while the county overview is written (simulated: ENOSPC from its writer)."""
+    import errno
+
+    from disclosure_xlsx import feedback
+
+    batch = validate_paths([_filled(folder / "a.xlsx")], workers=1)
+    real = feedback._write_overview
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    feedback._write_overview = full  # type: ignore[assignment]
+    try:
+        return _raised(lambda: feedback.write_outputs(batch, folder / "out", workers=1))
+    finally:
+        feedback._write_overview = real  # type: ignore[assignment]
+
+
+def _not_made(folder: Path) -> set[str]:
+    """A published report whose text is longer than a cell holds: its cleaned workbook cannot be made."""
+    from disclosure_xlsx.convert import convert_paths
+
+    from .test_outputs import _long_text
+
+    _, done = convert_paths([_long_text(folder / "long.txt")], folder / "out", workers=1)
+    return {d.problem.code for d in done if d.problem is not None}
+
+
+SCENARIOS.update({"output-is-input": _output_refusals, "output-locked": _output_refusals,
+                  "output-not-writable": _output_refusals, "output-disk-full": _full_disk,
+                  "output-not-made": _not_made})
 SCENARIOS["document-no-text"] = _scanned_pdf
 SCENARIOS["table-unaligned"] = _relabelled_page
 

@@ -155,8 +155,8 @@ def test_time_limit_gives_an_honest_not_found(format_id: str) -> None:
     assert suggestion.changes == () and not suggestion.unique and suggestion.rules
     where = standard_where(format_id)
     assert suggestion.to_dict(where)["cells"] == [] and suggestion.to_dict(where)["unique"] is False
-    assert suggestion_text(suggestion, where) == "未能在规定时间内找出使所有勾稽关系成立的最少改动，请逐项核对标出的单元格。"
-    assert "time limit" in suggestion_text(suggestion, where, "en")
+    assert suggestion_text(suggestion, where) == "未能在计算限度内找出使所有勾稽关系成立的最少改动，请逐项核对标出的单元格。"
+    assert "search limit" in suggestion_text(suggestion, where, "en")
     found = suggest_fix(fmt, values, time_limit=30)
     assert found is not None and found.unique and _sets(found) == [
         {"s3.granted.natural_person": original["s3.granted.natural_person"],
