@@ -8,7 +8,8 @@ Each mutant replaces one snippet of one module (the snippet must still be there:
 applies is reported, not skipped). The package and tests are copied to a temporary folder, the mutant is
 applied there, and the tests named for it run first (they are the ones expected to catch it); if they
 all pass, the whole suite runs. A mutant "survives" when the whole suite passes with it: a gap in the
-tests. Exit code 1 if any mutant survives or no longer applies.
+tests. The tests named for the mutants must pass on an unbroken copy first (exit code 2 if not), so
+that a failure is the mutant's. Exit code 1 if any mutant survives or no longer applies.
 """
 
 from __future__ import annotations
@@ -98,6 +99,17 @@ MUTANTS = [
     Mutant("lang-ignored", "aggregate prints Chinese whatever --lang says", "cli.py",
            "for title, lines in provenance(result, language):", 'for title, lines in provenance(result, "zh"):',
            ("tests/test_aggregate.py",)),
+    Mutant("csv-formula-live", "a text field of 数据.csv beginning with = is written as it is", "outputs.py",
+           "        return f\"'{value}\"\n    return value", "        return value\n    return value",
+           ("tests/test_outputs.py",)),
+    Mutant("lock-ignored", "a second run into the same output is not refused", "outputs.py",
+           "                if holder is not None and _alive(holder):", "                if False:",
+           ("tests/test_outputs.py",)),
+    Mutant("not-own-replaced", "a folder the tool did not write is replaced by its output", "outputs.py",
+           "if (staging / name).is_dir() and target.exists() and not (target.is_dir() and own(target)):",
+           "if False:", ("tests/test_outputs.py",)),
+    Mutant("page-unescaped", "the clerk's page shows office text as live HTML", "web.py",
+           "autoescape=True,", "autoescape=False,", ("tests/test_web.py",)),
 ]
 
 
@@ -142,6 +154,13 @@ def main() -> int:
         for m in chosen:
             print(f"{m.name:24} {m.module:14} {m.what}")
         return 0
+    baseline = _copy()  # a mutant is "caught" only if the tests named for it pass without it
+    try:
+        if not _pytest(baseline, sorted({t for m in chosen for t in m.tests})):
+            print("the named tests fail without any mutant: fix them first", file=sys.stderr)
+            return 2
+    finally:
+        shutil.rmtree(baseline, ignore_errors=True)
     outcomes = {}
     for mutant in chosen:
         outcomes[mutant.name] = run(mutant)
