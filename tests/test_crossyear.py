@@ -582,3 +582,31 @@ def test_libreoffice_recalculates_the_live_cross_year_checks(tmp_path: Path, sof
     assert marks[("last_year", "current", "X1[legal_service]")] == this["s3.carried_in.legal_service"] + 1
     x2 = fmt.cross_year[-1]
     assert marks[("last_year", "expected", x2.rule)] == this[x2.anchor.cell]
+
+
+def test_real_reports_of_consecutive_years_are_not_taken_for_copies() -> None:
+    """Precision on real text: 平潭综合实验区 2019–2025 (tests/data/narrative_corpus.json, as printed) wrote
+    each year's 一 and 五 anew; none of the six year pairs, nor any two offices of the corpus, comes near
+    the format data's threshold (the highest similarity is 0.39 against 0.9)."""
+    corpus = json.loads((Path(__file__).parent / "data" / "narrative_corpus.json").read_text("utf-8"))["reports"]
+    by_office: dict[str, list[dict]] = {}
+    for rep in corpus:
+        by_office.setdefault(rep["office"], []).append(rep)
+    pairs = [(a, b) for reps in by_office.values() for a, b in zip(sorted(reps, key=lambda r: r["year"]),
+                                                                    sorted(reps, key=lambda r: r["year"])[1:])]
+    assert len(pairs) == 6
+    highest = 0.0
+    for last, this in pairs:
+        rule = get_format(this["format"]).copied_text
+        for name in rule.across_years:
+            a, b = (crossyear.normalise_text(r["texts"].get(name)) for r in (last, this))
+            assert len(b) >= rule.min_chars  # the real texts are long enough to be compared
+            highest = max(highest, crossyear.similarity(a, b))
+    offices = [max(reps, key=lambda r: r["year"]) for reps in by_office.values()]
+    for i, one in enumerate(offices):
+        for other in offices[i + 1:]:
+            rule = get_format(one["format"]).copied_text
+            for name in rule.across_offices:
+                a, b = (crossyear.normalise_text(r["texts"].get(name)) for r in (one, other))
+                highest = max(highest, crossyear.similarity(a, b))
+    assert highest < 0.5 < get_format("2021").copied_text.ratio
