@@ -114,7 +114,12 @@ MUTANTS = [
 
 
 def _copy() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="mutant-"))
+    """A copy of the project in a temporary folder, with ../shared (the seed, the real examples) linked beside it."""
+    parent = Path(tempfile.mkdtemp(prefix="mutant-"))
+    if (ROOT.parent / "shared").is_dir():
+        (parent / "shared").symlink_to(ROOT.parent / "shared")
+    folder = parent / "repo"
+    folder.mkdir()
     for part in ("disclosure_xlsx", "tests", "scripts", "sample_workbooks", "benchmarks", "docs"):
         shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
     for part in ("README.md", "pyproject.toml"):
@@ -122,10 +127,12 @@ def _copy() -> Path:
     return folder
 
 
-def _pytest(folder: Path, args: list[str]) -> bool:
+def _pytest(folder: Path, args: list[str], *, say: bool = False) -> bool:
     env = {**os.environ, "PYTHONPATH": str(folder)}
     done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *args],
                           cwd=folder, env=env, capture_output=True, text=True)
+    if say and done.returncode:
+        print(done.stdout[-4000:], file=sys.stderr)
     return done.returncode == 0
 
 
@@ -141,7 +148,7 @@ def run(mutant: Mutant) -> str:
             return "caught"
         return "caught" if not _pytest(folder, ["tests"]) else "SURVIVED"
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder.parent, ignore_errors=True)
 
 
 def main() -> int:
@@ -156,11 +163,11 @@ def main() -> int:
         return 0
     baseline = _copy()  # a mutant is "caught" only if the tests named for it pass without it
     try:
-        if not _pytest(baseline, sorted({t for m in chosen for t in m.tests})):
+        if not _pytest(baseline, sorted({t for m in chosen for t in m.tests}), say=True):
             print("the named tests fail without any mutant: fix them first", file=sys.stderr)
             return 2
     finally:
-        shutil.rmtree(baseline, ignore_errors=True)
+        shutil.rmtree(baseline.parent, ignore_errors=True)
     outcomes = {}
     for mutant in chosen:
         outcomes[mutant.name] = run(mutant)
