@@ -42,6 +42,8 @@ CASES = [
     ("79000.1元", PROCUREMENT, 7.90001, "unit-yuan+text-to-number", None),  # examples
     ("1.2亿元", PROCUREMENT, 12000.0, "unit-yiyuan+text-to-number", None),
     (1207.5, PROCUREMENT, 1207.5, "", "money-unit-assumed"),  # ruling 5: bare, unit not printed
+    (1207.0, PROCUREMENT, 1207.0, "", "money-unit-assumed"),  # the same for a whole number (the fast path)
+    (76.0, FEES, 76.0, "", None),  # a whole number under a header that prints 万元
     ("75.9260", FEES, 75.926, "text-to-number", None),  # 万元 printed in the 2021 header
     (75.926, FEES, 75.926, "", None),
     ("", COUNT, None, "", "blank-cell"),  # ruling 2: never silently 0
