@@ -75,8 +75,11 @@ MUTANTS = [
     Mutant("failures-not-first", "the overview no longer lists failures first", "feedback.py",
            "key=lambda w: (_STATUS_ORDER[w.status], _office(w), w.file))", "key=lambda w: w.file)",
            ("tests/test_feedback.py",)),
-    Mutant("formulas-live", "text from a workbook is written as a formula", "_xlsx.py",
-           '"strings_to_formulas": False', '"strings_to_formulas": True', ("tests/test_feedback.py",)),
+    # (turning on xlsxwriter's strings_to_formulas alone changes nothing: `put` writes text with write_string)
+    Mutant("formulas-live", "text from a workbook that starts with = is written as a formula", "_xlsx.py",
+           "code = sheet.write_string(row, col, str(value), cell_format)",
+           'code = (sheet.write_formula if str(value).startswith("=") else sheet.write_string)(row, col, str(value), cell_format)',
+           ("tests/test_outputs.py", "tests/test_feedback.py")),
     Mutant("json-float-ids", "report.json writes 43.0 for a whole expected value", "catalog.py",
            "if isinstance(value, float) and value.is_integer():\n        return int(value)\n    return value",
            "return value", ("tests/test_cli.py", "tests/test_validate.py")),
