@@ -173,3 +173,16 @@ def test_findings_do_not_depend_on_the_order_of_files(seeds: list[int], order: r
         first = {w.file: w.to_dict() for w in validate_paths(files, workers=1).workbooks}
         second = {w.file: w.to_dict() for w in validate_paths(shuffled, workers=1).workbooks}
     assert first == second
+
+
+
+def test_report_json_writes_whole_numbers_as_integers(tmp_path: Path) -> None:
+    """An amount the clerk compares is 125000 in report.json, never 125000.0 (calamine reads every number
+    as a float; money cells keep floats)."""
+    fmt = get_format("2021")
+    values = {**balanced_report("2021", random.Random(3)), "s2.fees.amount": 125000,
+              fmt.field("office").name: "某县某镇人民政府", fmt.field("year").name: 2024}
+    batch = validate_paths([write_template(tmp_path / "镇.xlsx", "2021", values=values)], workers=1)
+    text = json.dumps(batch.to_dict(), ensure_ascii=False)
+    finding = next(f for f in json.loads(text)["workbooks"][0]["findings"] if f["code"] == "money-magnitude")
+    assert type(finding["actual"]) is int and finding["actual"] == 125000 and "125000.0" not in text
