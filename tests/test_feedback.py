@@ -124,3 +124,15 @@ def test_rerunning_replaces_the_outputs_cleanly(tmp_path: Path) -> None:
     ("tab\there\x00", "tab_here"), ("  .. ", "未命名"), ("某镇人民政府_2024", "某镇人民政府_2024")])
 def test_safe_names_never_escape_the_folder(text: str, safe: str) -> None:
     assert safe_name(text) == safe
+
+
+def test_the_text_feedback_opens_in_windows_notepad(tmp_path: Path) -> None:
+    """反馈.txt is UTF-8 with a BOM and CRLF line endings (issue 13), so Notepad shows it right."""
+    batch = validate_paths(sorted(Path(__file__).parent.parent.joinpath("sample_workbooks").glob("*I2*.xlsx")),
+                           workers=1)
+    out = write_outputs(batch, tmp_path / "out", workers=1)
+    texts = sorted((out / FEEDBACK_DIR).glob(f"*/{text('feedback.text_file')}"))
+    assert texts
+    for path in texts:
+        data = path.read_bytes()
+        assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
