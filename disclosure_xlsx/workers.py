@@ -84,18 +84,19 @@ def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | No
     with tempfile.TemporaryDirectory(prefix="disclosure-workers-") as errors:
         pool = _Pool(workers, memory_limit, errors)
         pending: collections.deque[_Job] = collections.deque()
-        submitted = 0
+        submitted = finished = 0
         try:
             for done in range(1, total + 1):
                 while submitted < total and len(pending) < window:
                     pending.append(pool.submit(func, submitted, jobs[submitted], timeout))
                     submitted += 1
                 outcome = pool.outcome(pending, func, timeout)
+                finished = done
                 if on_done:
                     on_done(done, total)
                 yield outcome
-        finally:
-            pool.close()
+        finally:  # interrupted mid-way (Ctrl-C, an error): wait until no worker can still write a file
+            pool.close(wait=finished < total)
 
 
 @dataclass
@@ -180,17 +181,22 @@ class _Pool:
             if future is None or not future.done() or isinstance(future.exception(), BrokenProcessPool):
                 pending[i] = self.submit(func, item.index, item.job, timeout, item.attempts + 1)
 
-    def close(self) -> None:
-        _stop(self.pool)
+    def close(self, wait: bool = False) -> None:
+        _stop(self.pool, wait)
 
 
 _SIGNALS = {s.value for s in signal.Signals}
 
 
-def _stop(pool: ProcessPool) -> None:
-    """Stop the workers; the join (pebble polls every 0.1 s) goes on in the background."""
+def _stop(pool: ProcessPool, wait: bool = False) -> None:
+    """Stop the workers. With `wait`, return once every worker has ended (a job cut short may still be
+    writing into a staging folder its caller is about to remove); otherwise the join (pebble polls every
+    0.1 s) goes on in the background: idle workers have nothing left to write."""
     pool.stop()
-    threading.Thread(target=pool.join, daemon=True).start()
+    if wait:
+        pool.join()
+    else:
+        threading.Thread(target=pool.join, daemon=True).start()
 
 
 def _init_worker(memory_limit: int | None, errors: str) -> None:

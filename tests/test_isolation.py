@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -424,6 +425,28 @@ def test_run_isolated_gives_one_outcome_per_job_in_order(workers: int, tmp_path:
     assert got["calamine"] == (None, "memory")
     assert "allocation of 549755813888 bytes failed" in outcomes[jobs.index("calamine")].detail
     assert all(got[k] == (k, None) for k in "abcdefgh")
+
+
+def _slow_write(path: str) -> str:
+    """A job that keeps writing its file for a while, as a worker writing a cleaned workbook does."""
+    for _ in range(10):
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("x")
+        time.sleep(0.03)
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_run_stopped_mid_way_returns_only_when_no_worker_can_write(workers: int, tmp_path: Path) -> None:
+    """What a caller does after an interruption (remove its staging folder) must not race a worker still
+    writing into it: closing the run waits for every worker to end."""
+    jobs = [str(tmp_path / f"{i}.txt") for i in range(8)]
+    run = run_isolated(_slow_write, jobs, workers=workers)
+    assert next(run).ok
+    run.close()  # what Ctrl-C in the caller's loop does: the generator's `finally`
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    time.sleep(0.3)
+    assert {p.name: p.stat().st_size for p in tmp_path.iterdir()} == sizes
 
 
 def _exploding_check_file(path: str | Path) -> Any:
