@@ -6,7 +6,6 @@ openpyxl and LibreOffice only read the copies. `pytest --update-golden` rewrites
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import struct
@@ -39,9 +38,9 @@ from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import INPUT_FILL, write_template
 from disclosure_xlsx.xlsxpatch import Cell, Link, Mark, NewSheet, Style, patch_workbook
 
-from .conftest import DATA, ROOT, SAMPLES
+from .conftest import DATA, SAMPLES
+from .golden import check_golden
 
-GOLDEN = ROOT / "tests" / "golden" / "annotated.cells.json"
 GOLDEN_SAMPLE = "2024_2021格式_I2错误.xlsx"
 VBA = DATA / "vbaProject.bin"
 SHEET = text("annotate.sheet_name")
@@ -680,43 +679,6 @@ def test_annotating_changes_no_cell_value(tmp_path_factory, data) -> None:
 # Golden dump of one annotated sample
 
 
-def _dump(path: Path) -> dict[str, dict[str, dict[str, object]]]:
-    """Every cell's value, number format, fill, comment and formula text, by sheet and A1 address."""
-    formulas, values = openpyxl.load_workbook(path), openpyxl.load_workbook(path, data_only=True)
-    out: dict[str, dict[str, dict[str, object]]] = {}
-    for ws in formulas.worksheets:
-        cells = {}
-        for row in ws.iter_rows():
-            for c in row:
-                fill = c.fill.fgColor.rgb if c.fill.fill_type == "solid" else None
-                if c.value is None and c.comment is None and fill is None:
-                    continue
-                entry: dict[str, object] = {"value": values[ws.title][c.coordinate].value,
-                                            "number_format": c.number_format, "fill": fill,
-                                            "comment": c.comment.text if c.comment else None}
-                if c.data_type == "f":
-                    entry["formula"] = c.value
-                cells[c.coordinate] = entry
-        out[ws.title] = cells
-    return out
-
-
 def test_golden_dump_of_an_annotated_sample(samples, update_golden: bool) -> None:
     _, outcome = next((w, o) for w, o in samples if Path(w.file).name == GOLDEN_SAMPLE)
-    dump = _dump(outcome.target)
-    if update_golden or not GOLDEN.exists():
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(json.dumps(dump, ensure_ascii=False, indent=1, sort_keys=True) + "\n", "utf-8")
-        if update_golden:
-            pytest.skip(f"rewrote {GOLDEN.name}")
-    expected = json.loads(GOLDEN.read_text("utf-8"))
-    changes = []
-    for sheet in sorted(set(expected) | set(dump)):
-        old, new = expected.get(sheet, {}), dump.get(sheet, {})
-        for ref in sorted(set(old) | set(new)):
-            if old.get(ref) != new.get(ref):
-                fields = sorted(k for k in set(old.get(ref) or {}) | set(new.get(ref) or {})
-                                if (old.get(ref) or {}).get(k) != (new.get(ref) or {}).get(k))
-                changes.append(f"{sheet}!{ref} {fields}: {old.get(ref)} → {new.get(ref)}")
-    assert not changes, "annotated copy differs from tests/golden (pytest --update-golden to accept):\n" + \
-        "\n".join(changes[:20])
+    check_golden("annotated", outcome.target, update_golden)
