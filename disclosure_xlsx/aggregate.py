@@ -39,10 +39,6 @@ __all__ = ["REASONS", "ROLLUP_PROPERTY", "LeftOut", "RollUp", "RosterEntry", "ag
 REASONS = ("unreadable", "other_year", "wrong_format", "duplicate", "superseded", "errors")
 COUNTS_VERSION = 1
 
-# A custom document property of the total workbook: what it adds up, as JSON (read back by publish).
-ROLLUP_PROPERTY = "disclosure_xlsx.rollup"
-
-
 @dataclass(frozen=True)
 class LeftOut:
     """A workbook the roll-up did not add, and why (`why`: the roll-up's own reason; None: its first error)."""

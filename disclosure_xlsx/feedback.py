@@ -25,7 +25,7 @@ from typing import Any
 from ._xlsx import atomic_output, new_workbook, put
 from .accept import add_overview_columns, severity_word
 from .annotate import AnnotationJob, AnnotationOutcome, Suspect, annotate, copy_name
-from .catalog import DisclosureError, Finding, cleaning_text, number_text, severity_text, status_text, text
+from .catalog import DisclosureError, Finding, cleaning_text, number_text, status_text, text
 from .clean import CleanReport
 from .formats import current_format
 from .layout import LINE_HEIGHT, text_lines

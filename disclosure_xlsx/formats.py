@@ -949,8 +949,8 @@ def _check_cross_year(formats: Mapping[str, Format]) -> None:
                 if unknown:
                     raise FormatDataError(f"{rule.rule}: format {fid} has no cell {unknown[0]}")
             placeholders = {t.name for t in rule.terms} | {"expected"}
-            for text in (rule.zh, rule.en):
-                used = set(_PLACEHOLDER.findall(text))
+            for message in (rule.zh, rule.en):
+                used = set(_PLACEHOLDER.findall(message))
                 if not used <= placeholders:
                     raise FormatDataError(f"{rule.rule}: unknown placeholders {sorted(used - placeholders)}")
 

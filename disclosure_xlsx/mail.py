@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import DisclosureError, Finding, bilingual, text
-from .feedback import FEEDBACK_DIR, PAGE, REPORT, TEXT
+from .feedback import PAGE, REPORT, TEXT
 from .formats import all_formats, current_format
 from .roster import Roster, RosterEntry, RosterMatch, match_roster, suggestion_text
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .catalog import CellRef, Finding, bilingual, number_text, text
 from .clean import CleanReport
-from .formats import Format, Narrative, all_formats, get_format
+from .formats import Format, Narrative, all_formats
 
 __all__ = ["Found", "Reading", "Sentence", "Statement", "check_report", "chinese_number", "find_statements",
            "sentences"]

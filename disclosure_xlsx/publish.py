@@ -281,7 +281,7 @@ def build_document(report: CleanReport, fmt: Format, *, lang: str = "zh", texts:
     if rollup is not None:
         blocks.append(Para("note", _rollup_note(rollup, lang)))
     tables = {t.section: t for t in report_tables(fmt, report.values)}
-    for number, heading, key in _parts(fmt):
+    for _number, heading, key in _parts(fmt):
         blocks.append(Para("heading1", heading))
         if key in tables:
             blocks.append(tables[key])

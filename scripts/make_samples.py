@@ -21,7 +21,7 @@ import random
 from datetime import datetime
 from pathlib import Path
 
-from disclosure_xlsx.formats import all_formats, current_format, get_format
+from disclosure_xlsx.formats import all_formats, current_format
 from disclosure_xlsx.read import read_workbook
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template

@@ -507,7 +507,7 @@ def test_a_folder_that_cannot_be_listed_is_a_finding(tmp_path: Path, monkeypatch
     assert discover([tmp_path]) == [tmp_path / "a.xlsx", inner]
     assert discover(discover([tmp_path])) == [tmp_path / "a.xlsx", inner]
     checked = check_file(inner)
-    file, report, problem = checked.file, checked.report, checked.problem
+    report, problem = checked.report, checked.problem
     assert report is None and problem is not None and problem.code == "folder-unreadable"
     assert "permission denied" in problem.message("en") and "没有访问权限" in problem.message("zh")
 

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import errno
 import json
@@ -26,14 +25,13 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner
 
-from disclosure_xlsx import formats as formats_module
 from disclosure_xlsx.aggregate import aggregate_paths
 from disclosure_xlsx.catalog import DisclosureError
 from disclosure_xlsx.clean import clean_report
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.convert import DATA_CSV, convert_paths
 from disclosure_xlsx.feedback import FEEDBACK_DIR, write_outputs
-from disclosure_xlsx.formats import ANY_LEVEL, build_formats, get_format
+from disclosure_xlsx.formats import ANY_LEVEL, get_format
 from disclosure_xlsx.layout import layout_for
 from disclosure_xlsx.marks import (
     MARKER,
