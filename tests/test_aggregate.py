@@ -60,7 +60,7 @@ def test_the_total_of_valid_reports_is_valid_and_is_their_sum(case) -> None:
         assert written[cid] == pytest.approx(sum(p[cid] for p in parts)), cid
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)  # the roll-up has no order-dependent path to find by many more
 @given(case=st.tuples(st.sampled_from(list(all_formats())), st.lists(st.integers(0, 10**6), min_size=1, max_size=8,
                                                                      unique=True)),
        order=st.randoms(), cut=st.integers(1, 7))

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # ~30 s of real subprocesses: CI runs it on its own (`pytest -m slow`) after the suite
 def test_the_benchmark_runs_with_n_20(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_validate.py"), "--n", "20",
