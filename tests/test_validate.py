@@ -17,7 +17,7 @@ from disclosure_xlsx.pipeline import WorkbookResult, validate_paths
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, batch_of
 
 MANIFEST = json.loads((SAMPLES / "manifest.json").read_text("utf-8"))
 # Each example of a file property is a batch of up to six workbooks, validated together as a county's folder
@@ -197,3 +197,32 @@ def test_report_json_writes_whole_numbers_as_integers(tmp_path: Path) -> None:
     text = json.dumps(batch.to_dict(), ensure_ascii=False)
     finding = next(f for f in json.loads(text)["workbooks"][0]["findings"] if f["code"] == "money-magnitude")
     assert type(finding["actual"]) is int and finding["actual"] == 125000 and "125000.0" not in text
+
+
+@settings(max_examples=40, deadline=None)
+@given(format_id=st.sampled_from(list(all_formats())), seeds=st.lists(st.integers(0, 10**6), min_size=1, max_size=4),
+       changes=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10**4), st.integers(-5, 5).filter(bool)),
+                        max_size=6))
+def test_the_batch_check_finds_exactly_what_each_report_breaks(format_id: str, seeds: list[int],
+                                                               changes: list[tuple[int, int, int]]) -> None:
+    """In memory, many reports per batch: the vectorised checks (one range check, one identity check as a
+    matrix product) give each report the negative cells and failing identities its own values have, as
+    the format's identities evaluated one by one on that report say (less those deferred to a failing
+    family, spec §7.1 I4)."""
+    fmt = get_format(format_id)
+    cells = list(fmt.cells)
+    offices = [dict(balanced_report(format_id, random.Random(s))) for s in seeds]
+    for office, cell, delta in changes:
+        values = offices[office % len(offices)]
+        cid = cells[cell % len(cells)]
+        if fmt.cells[cid].type.integer:
+            values[cid] = (values.get(cid) or 0) + delta
+    batch = batch_of(format_id, [(v, f"第{i}镇") for i, v in enumerate(offices)], fmt.first_year)
+    for values, workbook in zip(offices, batch.workbooks, strict=True):
+        row = {c: values.get(c) or 0 for c in cells}
+        failing = {i.rule: i for i in fmt.identities if not i.holds(row)}
+        families = {i.family for i in failing.values()}
+        expected = {r for r, i in failing.items() if i.defer_to not in families}
+        assert {f.rule for f in workbook.findings if f.code == "identity-mismatch"} == expected
+        assert {f.cells[0].id for f in workbook.findings if f.code == "count-negative"} == {
+            c for c in cells if fmt.cells[c].type.min is not None and row[c] < fmt.cells[c].type.min}
