@@ -27,7 +27,7 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 from ._pandera import SchemaErrors, pa
 from .catalog import LANGS, Finding, bilingual, number_text, phrase, text
 from .clean import CleanReport, cell_where
-from .formats import ANY_LEVEL, Format, Identity, Rule, notation
+from .formats import ANY_LEVEL, Format, FormatDataError, Identity, Rule, notation
 from .levels import body_level
 
 __all__ = ["Validation", "checked_frame", "report_frame", "schema_for", "validate_reports"]
@@ -82,6 +82,8 @@ def _identities_check(fmt: Format) -> pa.Check:
     """Every identity's Σlhs − Σrhs is 0, for each row at once: the identity cells (all counts: exact in
     int64) times a matrix W, +1 where a cell is on an identity's left side and −1 on its right."""
     cells = sorted({c for i in fmt.identities for c in i.cells}, key=list(fmt.cells).index)
+    if not all(fmt.cells[c].type.integer for c in cells):  # format data this check was not built for
+        raise FormatDataError(f"format {fmt.id}: an identity uses a cell that is not a count")
     position = {c: k for k, c in enumerate(cells)}
     weights = np.zeros((len(cells), len(fmt.identities)), dtype="int64")
     for j, identity in enumerate(fmt.identities):

@@ -111,6 +111,11 @@ MUTANTS = [
     Mutant("not-own-replaced", "a folder the tool did not write is replaced by its output", "outputs.py",
            "if (staging / name).is_dir() and target.exists() and not (target.is_dir() and own(target)):",
            "if False:", ("tests/test_outputs.py",)),
+    Mutant("identities-unchecked", "the batch's identity check lets every row pass", "validate.py",
+           '@ weights == 0).all(axis=1)', '@ weights == 0).all(axis=1) | True', ("tests/test_validate.py",)),
+    Mutant("range-unchecked", "the batch's range check lets every row pass", "validate.py",
+           "return frame[minimum.index].ge(minimum).all(axis=1)", "return frame[minimum.index].ge(minimum).all(axis=1) | True",
+           ("tests/test_validate.py",)),
     Mutant("page-unescaped", "the clerk's page shows office text as live HTML", "web.py",
            "autoescape=True,", "autoescape=False,", ("tests/test_web.py",)),
 ]

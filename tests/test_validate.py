@@ -199,7 +199,7 @@ def test_report_json_writes_whole_numbers_as_integers(tmp_path: Path) -> None:
     assert type(finding["actual"]) is int and finding["actual"] == 125000 and "125000.0" not in text
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(format_id=st.sampled_from(list(all_formats())), seeds=st.lists(st.integers(0, 10**6), min_size=1, max_size=4),
        changes=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10**4), st.integers(-5, 5).filter(bool)),
                         max_size=6))
