@@ -182,7 +182,9 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
     if mapped:  # a mapped workbook is a new workbook: does it pass, or what must the office still fill?
         outputs = [c.output for c in mapped if c.output is not None]
         checking = stage("checking_mapped", len(outputs)) if stage else None
-        for item, check in zip(mapped, validate_paths(outputs, workers=1, progress=checking).workbooks, strict=True):
+        # only its errors are wanted (what the office must still fill): no suggested fix is worked out
+        checks = validate_paths(outputs, workers=1, progress=checking, suggest=False).workbooks
+        for item, check in zip(mapped, checks, strict=True):
             item.check = check
     return batch, done
 

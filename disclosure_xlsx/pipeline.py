@@ -327,7 +327,8 @@ def _isolation_finding(outcome: Outcome[Any]) -> Finding:
 
 def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
                    progress: Progress | None = None, exclude: Iterable[str | Path] = (),
-                   previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None) -> BatchResult:
+                   previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None,
+                   suggest: bool = True) -> BatchResult:
     """Check every workbook under `paths`: read, clean, then validate all of them at once.
 
     Args:
@@ -338,18 +339,20 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
         previous: last year's workbooks or folders: each workbook is then paired with its office's
             previous report and checked against it (crossyear.py); they are read in the same pool.
         aliases: a CSV of renamed or merged offices (旧名称,新名称), used with `previous`.
+        suggest: work out the suggested fix of each workbook whose identities fail (False: only the
+            findings are wanted, as for convert's check of a mapped workbook; a solve can take seconds).
     """
     exclude = list(exclude)
     files = discover(paths, exclude=exclude)
     if previous is None:
-        return validate_checked(list(_read_all(files, workers, progress)))
+        return validate_checked(list(_read_all(files, workers, progress)), suggest=suggest)
     # Cross-year (issue 14): last year's files are read in the same pool; a file in both lists is read once.
     renamed = _read_aliases(aliases)
     earlier = discover(previous, exclude=exclude)
     current = set(files)
     earlier_only = [p for p in earlier if p not in current]
     checked = list(_read_all([*files, *earlier_only], workers, progress))
-    batch = validate_checked(checked[:len(files)])
+    batch = validate_checked(checked[:len(files)], suggest=suggest)
     earlier_checked = checked[len(files):]
     _add_cross_year(batch.workbooks, earlier, [c.report for c in earlier_checked if c.report is not None], renamed)
     batch.previous_unreadable = [c.file for c in earlier_checked if c.report is None]
@@ -372,8 +375,9 @@ def validate_workbook(source: str | Path | bytes, *, name: str | None = None) ->
     return validate_checked([Checked(label, report, checked.problem)]).workbooks[0]
 
 
-def validate_checked(checked: Sequence[Checked]) -> BatchResult:
-    """Validate the read and cleaned files of a batch together (one Pandera call per format)."""
+def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> BatchResult:
+    """Validate the read and cleaned files of a batch together (one Pandera call per format); with
+    `suggest`, each workbook whose identities fail gets its suggested fix."""
     from .validate import validate_reports  # pandas and pandera load only when there is work
 
     positions = [i for i, c in enumerate(checked) if c.report is not None]
@@ -387,7 +391,7 @@ def validate_checked(checked: Sequence[Checked]) -> BatchResult:
             findings = [*item.report.findings, *found[i]]
             findings += check_report(item.report)  # the narrative against the tables and the notices (issue 15)
             results.append(WorkbookResult(item.file, findings, item.report.cleaning, item.report,
-                                          suggestion=_suggestion(item.report, findings)))
+                                          suggestion=_suggestion(item.report, findings) if suggest else None))
     for group in duplicate_groups(results):
         labels = {lang: file_labels(group, lang) for lang in LANGS}
         for workbook in group:

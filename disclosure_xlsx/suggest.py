@@ -43,10 +43,14 @@ Choices, and why:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
+import os
+import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +72,33 @@ _HIGHS = {"node_limit": NODE_LIMIT, "mip_rel_gap": 0.0, "mip_feasibility_toleran
           "presolve": True}
 
 Number = int | float
+
+
+@contextlib.contextmanager
+def native_stdout_silenced() -> Iterator[None]:
+    """Run a block with the process's C-level standard output sent to /dev/null.
+
+    HiGHS, as scipy bundles it, prints a debug line ("HighsMipSolverData::transformNewIntegerFeasibleSolution
+    tmpSolver.run();") straight to C's stdout in some solves, whatever its output options (HiGHS issue
+    2783): it would land in `validate --json`'s output and on the clerk's screen. C's buffer is flushed
+    before file descriptor 1 comes back, so nothing printed inside reaches it later. Where there is no C
+    library to flush (Windows), the block runs as it is."""
+    try:
+        libc = ctypes.CDLL(None)
+    except (OSError, TypeError):
+        yield
+        return
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        libc.fflush(None)
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +303,8 @@ def _milp(problem: _Problem, values: Mapping[str, Number | None], current: np.nd
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             return NOT_FOUND_IN_LIMIT, None
-        with warnings.catch_warnings():  # the tolerances are passed to HiGHS verbatim, which scipy warns about
-            warnings.filterwarnings("ignore", message="Unrecognized options", category=RuntimeWarning)
+        with warnings.catch_warnings(), native_stdout_silenced():  # the tolerances are passed to HiGHS
+            warnings.filterwarnings("ignore", message="Unrecognized options", category=RuntimeWarning)  # verbatim
             result = milp(cost, integrality=integrality, bounds=bounds, constraints=[*base, *extra],
                           options={**_HIGHS, "time_limit": remaining})
         if result.status == 0:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -370,3 +373,21 @@ def test_the_batch_carries_suggestions_to_every_output(tmp_path: Path) -> None:
     assert ["s3.granted.total", "三、依申请公开", "J8", 44, 43] in [row[:5] for row in log]
     cover = [c.value for row in wb["封面"].iter_rows() for c in row if isinstance(c.value, str)]
     assert any("唯一建议改正 1 个单元格" in t for t in cover)
+
+
+def test_what_the_solver_prints_in_c_never_reaches_standard_output() -> None:
+    """HiGHS prints a debug line to C's stdout in some solves (HiGHS issue 2783): inside the solve's guard,
+    C-level output is dropped and `validate --json`'s stdout stays JSON (a real subprocess, a pipe as
+    stdout, so C's stdio buffers fully, as it does for a county's script)."""
+    code = "\n".join([
+        "import ctypes, sys",
+        "from disclosure_xlsx.suggest import native_stdout_silenced",
+        "print('before', flush=True)",
+        "with native_stdout_silenced():",
+        "    ctypes.CDLL(None).printf(b'HighsMipSolverData::transformNewIntegerFeasibleSolution\\n')",
+        "print('after')",
+    ])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "before\nafter\n"
