@@ -48,6 +48,7 @@ import ctypes
 import math
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -74,6 +75,36 @@ _HIGHS = {"node_limit": NODE_LIMIT, "mip_rel_gap": 0.0, "mip_feasibility_toleran
 Number = int | float
 
 
+class _NativeStdout:
+    """Counts the blocks that want C's stdout silenced (solves in several threads of the clerk's page may
+    overlap): the first to enter points file descriptor 1 at /dev/null, the last to leave points it back."""
+
+    def __init__(self) -> None:
+        self.lock, self.depth, self.saved = threading.Lock(), 0, -1
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                sys.stdout.flush()
+                self.saved = os.dup(1)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.close(devnull)
+            self.depth += 1
+
+    def leave(self, libc: ctypes.CDLL) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0:
+                libc.fflush(None)
+                sys.stdout.flush()
+                os.dup2(self.saved, 1)
+                os.close(self.saved)
+
+
+_NATIVE_STDOUT = _NativeStdout()
+
+
 @contextlib.contextmanager
 def native_stdout_silenced() -> Iterator[None]:
     """Run a block with the process's C-level standard output sent to /dev/null.
@@ -88,17 +119,11 @@ def native_stdout_silenced() -> Iterator[None]:
     except (OSError, TypeError):
         yield
         return
-    sys.stdout.flush()
-    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    _NATIVE_STDOUT.enter()
     try:
-        os.dup2(devnull, 1)
         yield
     finally:
-        libc.fflush(None)
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+        _NATIVE_STDOUT.leave(libc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -391,3 +391,23 @@ def test_what_the_solver_prints_in_c_never_reaches_standard_output() -> None:
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "before\nafter\n"
+
+
+def test_overlapping_solves_in_threads_give_standard_output_back() -> None:
+    """The clerk's page may solve for two uploads at once: however the guarded blocks of two threads
+    overlap, file descriptor 1 is the terminal (here: a pipe) again when both have left."""
+    code = "\n".join([
+        "import threading, time",
+        "from disclosure_xlsx.suggest import native_stdout_silenced",
+        "def solve(pause):",
+        "    with native_stdout_silenced():",
+        "        time.sleep(pause)",
+        "threads = [threading.Thread(target=solve, args=(p,)) for p in (0.05, 0.2, 0.1)]",
+        "for t in threads: t.start(); time.sleep(0.01)",
+        "for t in threads: t.join()",
+        "print('back', flush=True)",
+    ])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "back\n"
