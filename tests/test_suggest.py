@@ -375,28 +375,32 @@ def test_the_batch_carries_suggestions_to_every_output(tmp_path: Path) -> None:
     assert any("唯一建议改正 1 个单元格" in t for t in cover)
 
 
+def _stdout_of(*lines: str) -> str:
+    """What a real Python subprocess with this project on its path writes to standard output (a pipe, so
+    C's stdio buffers fully, as it does for a county's script reading `validate --json`)."""
+    done = subprocess.run([sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_what_the_solver_prints_in_c_never_reaches_standard_output() -> None:
     """HiGHS prints a debug line to C's stdout in some solves (HiGHS issue 2783): inside the solve's guard,
-    C-level output is dropped and `validate --json`'s stdout stays JSON (a real subprocess, a pipe as
-    stdout, so C's stdio buffers fully, as it does for a county's script)."""
-    code = "\n".join([
-        "import ctypes, sys",
+    C-level output is dropped and `validate --json`'s stdout stays JSON."""
+    assert _stdout_of(
+        "import ctypes",
         "from disclosure_xlsx.suggest import native_stdout_silenced",
         "print('before', flush=True)",
         "with native_stdout_silenced():",
         "    ctypes.CDLL(None).printf(b'HighsMipSolverData::transformNewIntegerFeasibleSolution\\n')",
         "print('after')",
-    ])
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "before\nafter\n"
+    ) == "before\nafter\n"
 
 
 def test_overlapping_solves_in_threads_give_standard_output_back() -> None:
     """The clerk's page may solve for two uploads at once: however the guarded blocks of two threads
-    overlap, file descriptor 1 is the terminal (here: a pipe) again when both have left."""
-    code = "\n".join([
+    overlap, file descriptor 1 is the terminal (here: a pipe) again when all have left."""
+    assert _stdout_of(
         "import threading, time",
         "from disclosure_xlsx.suggest import native_stdout_silenced",
         "def solve(pause):",
@@ -406,8 +410,4 @@ def test_overlapping_solves_in_threads_give_standard_output_back() -> None:
         "for t in threads: t.start(); time.sleep(0.01)",
         "for t in threads: t.join()",
         "print('back', flush=True)",
-    ])
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "back\n"
+    ) == "back\n"
