@@ -500,6 +500,15 @@ class Format:
                 return cover
         raise KeyError(f"no cover field with role {role!r}")
 
+    def reportable_failures(self, values: Mapping[str, Any], unusable: Iterable[str] = ()) -> list[Identity]:
+        """The identities whose failure is reported for `values` (numbers; a blank given as 0), in identity
+        order: each that fails and uses no unusable cell (it waits until that cell is fixed), unless it
+        defers to a family that fails too (when I2 fails, I1 and I3 on the 总计 column are not reported,
+        spec §7.1 I4)."""
+        failing = [i for i in self.identities if not i.holds(values)]
+        families, unusable = {i.family for i in failing}, set(unusable)
+        return [i for i in failing if i.defer_to not in families and not set(i.cells) & unusable]
+
     def narrative(self, role: str) -> Narrative:
         """The narrative section with `role` (overview, problems, other)."""
         for narrative in self.narratives:

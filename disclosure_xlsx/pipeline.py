@@ -228,12 +228,14 @@ def _skipped(parts: Sequence[str]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """What reading and cleaning one file gave: its cleaned report, or the finding that stopped it.
+    """What reading and cleaning one file gave: its cleaned report, or the finding that stopped it, and
+    the suggested fix when its identities fail (worked out in the worker that read it: per-file work).
     `file` is the name shown to people (`shown_name`); the report keeps the path it was read from."""
 
     file: str
     report: CleanReport | None
     problem: Finding | None = None
+    suggestion: Suggestion | None = None
 
 
 def shown_name(path: str | Path) -> str:
@@ -260,8 +262,9 @@ def shown_name(path: str | Path) -> str:
     return os.sep.join(parts)
 
 
-def check_file(path: str | Path) -> Checked:
-    """Read and clean one file; never raises for a bad file (it becomes the returned finding).
+def check_file(path: str | Path, suggest: bool = True) -> Checked:
+    """Read and clean one file, and with `suggest` work out the fix of identities that fail; never raises
+    for a bad file (it becomes the returned finding).
 
     A folder (one `discover` could not list) gives `folder-unreadable`. Damage to the file is
     `file-unreadable`, running out of memory `file-too-large`; `internal-error` is left for a defect of
@@ -271,7 +274,8 @@ def check_file(path: str | Path) -> Checked:
     try:
         if os.path.isdir(path):
             return Checked(file, None, _folder_finding(Path(path), file))
-        return Checked(file, clean_report(read_workbook(path)))
+        report = clean_report(read_workbook(path))
+        return Checked(file, report, suggestion=_suggestion(report) if suggest else None)
     except DisclosureError as exc:
         return Checked(file, None, exc.finding)
     except MemoryError:
@@ -345,13 +349,13 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
     exclude = list(exclude)
     files = discover(paths, exclude=exclude)
     if previous is None:
-        return validate_checked(list(_read_all(files, workers, progress)), suggest=suggest)
+        return validate_checked(list(_read_all(files, workers, progress, suggest)), suggest=suggest)
     # Cross-year (issue 14): last year's files are read in the same pool; a file in both lists is read once.
     renamed = _read_aliases(aliases)
     earlier = discover(previous, exclude=exclude)
     current = set(files)
     earlier_only = [p for p in earlier if p not in current]
-    checked = list(_read_all([*files, *earlier_only], workers, progress))
+    checked = list(_read_all(files, workers, progress, suggest, unsuggested=earlier_only))
     batch = validate_checked(checked[:len(files)], suggest=suggest)
     earlier_checked = checked[len(files):]
     _add_cross_year(batch.workbooks, earlier, [c.report for c in earlier_checked if c.report is not None], renamed)
@@ -372,7 +376,7 @@ def validate_workbook(source: str | Path | bytes, *, name: str | None = None) ->
     report = checked.report
     if report is not None:
         report.file = label
-    return validate_checked([Checked(label, report, checked.problem)]).workbooks[0]
+    return validate_checked([Checked(label, report, checked.problem, checked.suggestion)]).workbooks[0]
 
 
 def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> BatchResult:
@@ -390,8 +394,11 @@ def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> Bat
         else:
             findings = [*item.report.findings, *found[i]]
             findings += check_report(item.report)  # the narrative against the tables and the notices (issue 15)
+            suggestion = item.suggestion
+            if suggestion is None and suggest and any(f.code == "identity-mismatch" for f in findings):
+                suggestion = _suggestion(item.report)  # a report read by the caller itself, not by check_file
             results.append(WorkbookResult(item.file, findings, item.report.cleaning, item.report,
-                                          suggestion=_suggestion(item.report, findings) if suggest else None))
+                                          suggestion=suggestion if suggest else None))
     for group in duplicate_groups(results):
         labels = {lang: file_labels(group, lang) for lang in LANGS}
         for workbook in group:
@@ -404,10 +411,12 @@ def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> Bat
     return BatchResult(results, frames)
 
 
-def _suggestion(report: CleanReport, findings: Sequence[Finding]) -> Suggestion | None:
-    """The suggested fix of a workbook whose identities fail (only those: a few ms each; the solver,
-    and scipy with it, is loaded only when no single cell explains the failures)."""
-    if not any(f.code == "identity-mismatch" for f in findings):
+def _suggestion(report: CleanReport) -> Suggestion | None:
+    """The suggested fix of a workbook with an identity failure that is reported (`reportable_failures`,
+    the same test validation makes; a few ms each: the solver, and scipy with it, is loaded only when no
+    single cell explains the failures)."""
+    row = {c: (v if v is not None else 0) for c, v in report.values.items()}
+    if not report.format.reportable_failures(row, report.unusable):
         return None
     from .suggest import suggest_fix
 
@@ -481,10 +490,25 @@ def modified_time(workbook: WorkbookResult) -> float:
         return 0.0
 
 
-def _read_all(files: list[Path], workers: int | None, progress: Progress | None) -> Iterator[Checked]:
-    """`check_file` for every file in worker processes (workers.py), so that a reader that aborts, runs
-    out of memory or hangs costs only its file: one finding, and the batch goes on. Always in workers,
-    even with `workers=1` (no look at a file beforehand can prove that a reader will not abort on it)."""
+@dataclass(frozen=True, slots=True)
+class _ReadJob:
+    """One file for a worker, and whether its suggested fix is wanted (not for last year's reports)."""
+
+    path: Path
+    suggest: bool
+
+
+def _read_job(job: _ReadJob) -> Checked:
+    """In a worker: `check_file` (looked up when called, so that a test can stand in for it)."""
+    return check_file(job.path, suggest=job.suggest)
+
+
+def _read_all(files: list[Path], workers: int | None, progress: Progress | None,
+              suggest: bool = True, unsuggested: Sequence[Path] = ()) -> Iterator[Checked]:
+    """`check_file` for every file, then every file of `unsuggested` (no suggested fix), in worker
+    processes (workers.py), so that a reader that aborts, runs out of memory or hangs costs only its
+    file: one finding, and the batch goes on. Always in workers, even with `workers=1` (no look at a
+    file beforehand can prove that a reader will not abort on it)."""
     importing: list[threading.Thread] = []
 
     def done(count: int, total: int) -> None:
@@ -495,9 +519,10 @@ def _read_all(files: list[Path], workers: int | None, progress: Progress | None)
         if progress:
             progress(count, total)
 
-    for outcome in run_isolated(check_file, files, workers=workers, timeout=FILE_TIMEOUT_SECONDS,
+    jobs = [*(_ReadJob(p, suggest) for p in files), *(_ReadJob(p, False) for p in unsuggested)]
+    for outcome in run_isolated(_read_job, jobs, workers=workers, timeout=FILE_TIMEOUT_SECONDS,
                                 memory_limit=WORKER_MEMORY_BYTES, on_done=done):
         if outcome.value is not None:
             yield outcome.value
         else:
-            yield Checked(shown_name(files[outcome.index]), None, _isolation_finding(outcome))
+            yield Checked(shown_name(jobs[outcome.index].path), None, _isolation_finding(outcome))

@@ -142,26 +142,26 @@ def validate_reports(reports: Sequence[CleanReport]) -> Validation:
 
 def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, cases: pd.DataFrame
               ) -> dict[int, list[Finding]]:
-    identities = {i.rule: i for i in fmt.identities}
     rules = {r.rule: r for r in fmt.rules}
-    failed: dict[int, set[str]] = defaultdict(set)
+    failed: dict[int, set[str]] = defaultdict(set)  # the plausibility rules each row fails
+    unbalanced: set[int] = set()  # the rows where an identity fails
     negative: dict[int, list[str]] = defaultdict(list)
     # A failing dataframe-level check lists its row once per column: keep one (check, row) pair. Which
     # cells are below their minimum and which identities fail there is read from the row's own values.
     for check, index in cases[["check", "index"]].drop_duplicates().itertuples(index=False):
         position = int(index)
-        row = {c: (v if v is not None else 0) for c, v in batch[position].values.items()}
         if check == NEGATIVE:
+            row = {c: (v if v is not None else 0) for c, v in batch[position].values.items()}
             negative[position] = [c for c, cell in fmt.cells.items() if cell.type.min is not None
                                   and row[c] < cell.type.min]
         elif check == IDENTITIES:
-            failed[position].update(i.rule for i in fmt.identities if not i.holds(row))
+            unbalanced.add(position)
         elif check in rules:
             failed[position].add(str(check))
         else:  # a dtype failure: the frame was built wrongly
             raise RuntimeError(f"unexpected schema failure {check!r}")
     out: dict[int, list[Finding]] = defaultdict(list)
-    for position in sorted(set(failed) | set(negative)):
+    for position in sorted(set(failed) | unbalanced | set(negative)):
         report = batch[position]
         row = {c: (v if v is not None else 0) for c, v in report.values.items()}
         for cid in sorted(negative[position], key=list(fmt.cells).index):
@@ -169,11 +169,9 @@ def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, ca
             out[position].append(Finding(NEGATIVE, cells=(report.where[cid],), rule="R6",
                                          actual=report.values[cid],
                                          params={"where": cell_where(fmt, cell, report.where[cid])}))
-        families = {identities[r].family for r in failed[position] if r in identities}
-        for identity in fmt.identities:  # identity order, so findings read top to bottom
-            if identity.rule in failed[position] and identity.defer_to not in families \
-                    and not set(identity.cells) & report.unusable:
-                out[position].append(_identity_finding(fmt, identity, report, row))
+        if position in unbalanced:  # identity order, so findings read top to bottom
+            out[position] += [_identity_finding(fmt, identity, report, row)
+                              for identity in fmt.reportable_failures(row, report.unusable)]
         found = body_level(fmt, report.texts, report.office)  # ruling 7: stated on the cover, else inferred
         level = found.level if found else None
         for rule in fmt.rules:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+import scipy.optimize  # noqa: F401  # loaded once: the workers every test forks inherit it (a county's
+#                      # run loads it once in each worker whose workbook needs the solver)
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from openpyxl.worksheet.worksheet import Worksheet
 

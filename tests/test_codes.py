@@ -456,7 +456,7 @@ def _review(folder: Path) -> set[str]:
 
 SCENARIOS.update({code: _review for code in ("acceptance-file-invalid", "acceptance-invalid", "acceptance-unmatched",
                                               "acceptance-refused")})
-def _misbehaving(path: str | Path):  # type: ignore[no-untyped-def]
+def _misbehaving(path: str | Path, suggest: bool = True):  # type: ignore[no-untyped-def]
     """A reader that aborts on one file and hangs on another (forked into the workers with the batch)."""
     import os
 
@@ -467,7 +467,7 @@ def _misbehaving(path: str | Path):  # type: ignore[no-untyped-def]
     if Path(path).name == "hang.xlsx":
         while True:
             pass
-    return check_file(path)
+    return check_file(path, suggest=suggest)
 
 
 def _isolated(folder: Path) -> set[str]:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from disclosure_xlsx.clean import clean_report
 from disclosure_xlsx.formats import Format, get_format
 from disclosure_xlsx.layout import standard_where
+from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.read import read_workbook
 from disclosure_xlsx.suggest import FOUND, NOT_FOUND_IN_LIMIT, Suggestion, suggest_fix, suggestion_text
 from disclosure_xlsx.synthetic import balanced_report
@@ -411,3 +413,29 @@ def test_overlapping_solves_in_threads_give_standard_output_back() -> None:
         "for t in threads: t.join()",
         "print('back', flush=True)",
     ) == "back\n"
+
+
+def _spying_suggest_fix(*args: Any, **kwargs: Any) -> Any:
+    """suggest_fix, noting which process called it (the workers are forked with it in place)."""
+    with open(os.environ["SUGGEST_CALLS"], "a", encoding="utf-8") as log:
+        log.write(f"{os.getpid()}\n")
+    return suggest_fix(*args, **kwargs)
+
+
+def test_the_fix_is_worked_out_in_the_worker_that_read_the_file(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-file work in the pool: each failing workbook's suggestion comes from the worker that read it,
+    never from the parent, and is the one suggest_fix gives for its report."""
+    import disclosure_xlsx.suggest
+
+    failing = [SAMPLES / e["file"] for e in json.loads((SAMPLES / "manifest.json").read_text("utf-8")) if e["errors"]]
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("SUGGEST_CALLS", str(calls))
+    monkeypatch.setattr(disclosure_xlsx.suggest, "suggest_fix", _spying_suggest_fix)
+    workbooks = validate_paths(failing, workers=2).workbooks
+    callers = calls.read_text("utf-8").split()
+    assert len(callers) == len(failing) and str(os.getpid()) not in callers
+    for workbook in workbooks:
+        report = workbook.report
+        assert workbook.suggestion is not None
+        assert workbook.suggestion == suggest_fix(report.format, report.values, unusable=report.unusable)
