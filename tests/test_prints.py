@@ -449,7 +449,9 @@ def test_validate_reads_well_at_80_columns() -> None:
             assert not (_narrow(before[-1]) and _narrow(after.strip()[0])), (before, after)
 
 
-CJK_TEXT = st.text(alphabet=st.sampled_from(list("三收到处理申请，。、（）：") + [" "]), min_size=0, max_size=6)
+# Words between the numbers and addresses: never none, as in every message (two tokens written together,
+# "B5" "1000", would read as one address "B51000" that no message contains).
+CJK_TEXT = st.text(alphabet=st.sampled_from(list("三收到处理申请，。、（）：") + [" "]), min_size=1, max_size=6)
 TOKEN = st.one_of(st.integers(0, 10**9).map(str), st.from_regex(r"[A-Z]{1,2}[1-9][0-9]{0,2}(:[A-Z][1-9][0-9]?)?",
                                                                 fullmatch=True), st.sampled_from(["1,234", "5949.088667", "二、主动公开!B5"]))
 
