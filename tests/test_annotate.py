@@ -609,7 +609,8 @@ def test_the_first_sheet_prints_every_message_whole_on_landscape_pages(soffice, 
 
     values = balanced_report("2021", random.Random(3))
     wrong = {cid: values[cid] + 1 for cid in values if cid.startswith("s3.") and cid.endswith(".total")}
-    (workbook,) = validate_paths([_filled(tmp_path, "many.xlsx", **wrong)], workers=1).workbooks
+    # Findings only: no suggested fix (every 总计 one off is ten seconds of solver that ends "not found").
+    (workbook,) = validate_paths([_filled(tmp_path, "many.xlsx", **wrong)], workers=1, suggest=False).workbooks
     assert len(workbook.findings) > 20  # several printed pages of findings
     outcome = annotate(AnnotationJob(workbook.report, tuple(workbook.findings), tmp_path / "many_x.xlsx"))
     (pdf,) = soffice([outcome.target], "pdf", tmp_path / "pdf")
