@@ -26,15 +26,13 @@ from .clean import CleanReport
 from .feedback import output_name
 from .formats import Format, current_format, get_format
 from .layout import layout_for
-from .limits import WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
 from .mapping import MappingNote, map_values
 from .marks import write_marker
 from .outputs import (OutputLock, Written, clean_stale, clean_temporaries, csv_text, disk_full_as_finding,
-                      disk_full_finding, input_problem, is_own, writable_problem)
+                      input_problem, is_own, writable_problem, written_in_workers)
 from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .suggest import Change
 from .template import add_report_sheet, fill_workbook, mark_cover
-from .workers import run_isolated
 
 __all__ = ["DATA_CSV", "Converted", "MappingNote", "convert_paths", "data_rows", "map_values", "output_folder_problem",
            "output_lock"]
@@ -159,18 +157,12 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
                 rows += data_rows(report, target, values)
                 done.append(Converted(workbook, out / name, target.id, notes, applied=applied))
             written = [c for c in done if c.output is not None]
-            tick = stage("converting", len(jobs)) if stage else None
-            if tick:
-                tick(0, len(jobs))  # the stage shown before its first workbook is written
-            for outcome in run_isolated(_write_job, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
-                                        memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
-                result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)
-                if result.why == "disk_full":
-                    raise DisclosureError(disk_full_finding(out))
+            for index, result in written_in_workers(_write_job, jobs, out, workers=workers, stage=stage,
+                                                    name="converting"):
                 if not result.made:
-                    item = written[outcome.index]
+                    item = written[index]
                     item.output, item.problem = None, result.finding("cleaned")
-                    jobs[outcome.index].path.unlink(missing_ok=True)
+                    jobs[index].path.unlink(missing_ok=True)
             clean_temporaries(staging)  # what a worker that died left
             buffer = io.StringIO()
             writer = csv.writer(buffer)

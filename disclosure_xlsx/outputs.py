@@ -31,14 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import DisclosureError, Finding, phrase, text
-from .limits import CELL_TEXT_MAX, WRITE_TIMEOUT_SECONDS
+from .limits import CELL_TEXT_MAX, WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
 from .marks import MARKER
-from .pipeline import shown_name
-from .workers import Outcome
+from .pipeline import Stage, shown_name
+from .workers import Outcome, run_isolated
 
 __all__ = ["FORMULA_START", "LOCK", "OLD", "PREFIX", "STAGING", "OutputLock", "Written", "clean_stale", "clean_temporaries", "commit",
            "csv_text", "disk_full", "disk_full_as_finding", "disk_full_finding", "folder_problem",
-           "input_problem", "is_own", "marker_kind", "name_text", "remove_own", "writable_problem"]
+           "input_problem", "is_own", "marker_kind", "name_text", "remove_own", "writable_problem",
+           "written_in_workers"]
 
 LOCK = ".disclosure-xlsx.lock"  # in the output folder (beside it for convert, whose folder is swapped whole)
 PREFIX = ".disclosure-xlsx."  # of every hidden entry a run makes in an output folder
@@ -482,3 +483,20 @@ class Written:
         """As in report.json: {made, reason: {zh, en} | null, problem}."""
         return {"made": self.made, "reason": {lang: self.reason(lang) for lang in ("zh", "en")} if not self.made
                 else None, "problem": self.problem}
+
+
+def written_in_workers(func: Callable[[Any], Any], jobs: Sequence[Any], out: str | Path, *, workers: int | None,
+                       stage: Stage | None, name: str) -> Iterator[tuple[int, Any]]:
+    """Run a writer `func(job)` for every job in worker processes (workers.py) under the stage `name`
+    (shown before the first output is written): each job's index with its result, a worker that died, ran
+    out of memory or hung given as a `Written` that says so. A full disk ends the run at once
+    (`output-disk-full`), so that the previous output stays as it was."""
+    tick = stage(name, len(jobs)) if stage else None
+    if tick:
+        tick(0, len(jobs))
+    for outcome in run_isolated(func, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
+                                memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
+        result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)
+        if isinstance(result, Written) and result.why == "disk_full":
+            raise DisclosureError(disk_full_finding(out))
+        yield outcome.index, result

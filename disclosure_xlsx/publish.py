@@ -29,13 +29,11 @@ from .clean import CleanReport
 from .feedback import safe_name, unique_name
 from .formats import Cell, Format, get_format
 from .layout import report_layout
-from .limits import WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
 from .marks import write_marker
 from .outputs import (LOCK, STAGING, OutputLock, Written, clean_stale, clean_temporaries, commit,
-                      disk_full_as_finding, disk_full_finding, folder_problem, input_problem, writable_problem)
+                      disk_full_as_finding, folder_problem, input_problem, writable_problem, written_in_workers)
 from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .render import Para, ReportDocument, Table, TableCell, write_docx, write_html
-from .workers import run_isolated
 
 __all__ = ["Published", "Rollup", "build_document", "clean_text", "narrative_paragraphs", "output_problem",
            "propose_overview", "publish_paths", "publish_workbook", "read_rollup", "report_tables", "value_text"]
@@ -174,21 +172,15 @@ def _publish_all(batch: BatchResult, folder: Path, out: Path, workers: int | Non
             owners.append(len(done) - 1)
             jobs.append(_Job(workbook, folder, unique_name(_file_name(report, get_format(report.format_id)), used),
                              options))
-    tick = stage("publishing", len(jobs)) if stage else None
-    if tick:
-        tick(0, len(jobs))  # the stage shown before its first workbook is written
-    for outcome in run_isolated(_publish_job, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
-                                memory_limit=WORKER_MEMORY_BYTES, on_done=tick):
-        result = outcome.value if outcome.value is not None else Written.from_outcome(outcome)
+    for index, result in written_in_workers(_publish_job, jobs, out, workers=workers, stage=stage,
+                                            name="publishing"):
         if isinstance(result, Written):
-            if result.why == "disk_full":
-                raise DisclosureError(disk_full_finding(out))
-            job = jobs[outcome.index]
+            job = jobs[index]
             for suffix in (".docx", ".html"):  # a pair or nothing
                 (folder / f"{job.name}{suffix}").unlink(missing_ok=True)
-            done[owners[outcome.index]] = Published(job.workbook, problem=result.finding("report"))
+            done[owners[index]] = Published(job.workbook, problem=result.finding("report"))
         else:
-            done[owners[outcome.index]] = result
+            done[owners[index]] = result
     return done
 
 
