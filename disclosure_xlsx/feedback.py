@@ -509,7 +509,7 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
         _sheet(summary, headers, rows, bold, wrap, top, tuple(widths))
         for r, w in enumerate(ordered, 1):
             put(summary, r, 4, status_text(w.status), look[w.status])
-        add_round_columns(book, summary, ordered, len(headers), bold)  # round and changes (rounds.py)
+        add_round_columns(book, summary, ordered, len(headers), bold, top)  # round and changes (rounds.py)
         _add_notes_column(summary, ordered, bold, wrap)  # why an office's copy or template is missing
         details = book.add_worksheet(word("details_sheet"))
         headers = [office, text("feedback.file"), year, word("severity"), word("sheet"), word("cell"),

@@ -289,9 +289,11 @@ def review_header(workbook: WorkbookResult, lang: str = "zh") -> list[tuple[str,
     return lines
 
 
-def add_round_columns(book: Any, sheet: Any, workbooks: Sequence[WorkbookResult], first: int, head: Any) -> None:
+def add_round_columns(book: Any, sheet: Any, workbooks: Sequence[WorkbookResult], first: int, head: Any,
+                      cell: Any = None) -> None:
     """Columns after `first` on the overview's 汇总 sheet (one row per workbook, in order): the round, the
-    previous round's problems, fixed, still open, new, and the accepted warnings."""
+    previous round's problems, fixed, still open, new, and the accepted warnings, written in `cell`'s
+    format (top-aligned like the rest of the row, so that a printed row's numbers stand beside its text)."""
     keys = ("round", "previous", "fixed", "open", "new", "accepted")
     for col, key in enumerate(keys, first):
         put(sheet, 0, col, text(f"rounds.overview.{key}"), head)
@@ -302,6 +304,6 @@ def add_round_columns(book: Any, sheet: Any, workbooks: Sequence[WorkbookResult]
             values = [changes.round, changes.previous, changes.fixed, changes.open, changes.new]
         values.append(sum(is_accepted(f) for f in workbook.findings))
         for col, value in enumerate(values, first):
-            put(sheet, row, col, value)
+            put(sheet, row, col, value, cell)
     sheet.set_column(first, first + len(keys) - 1, 8)
     sheet.autofilter(0, 0, max(len(workbooks), 1), first + len(keys) - 1)

@@ -102,6 +102,16 @@ def test_the_overview_lists_failures_first_with_filters(outputs) -> None:
     assert (out / REPORT).exists()
 
 
+def test_every_cell_of_an_overview_row_is_top_aligned(outputs) -> None:
+    """A printed row's numbers (errors, the round's counts, accepted warnings) stand at the top beside the
+    row's first lines of text, not at its foot where they would seem to belong to the next office."""
+    _, out, _ = outputs
+    summary = openpyxl.load_workbook(out / OVERVIEW)["汇总"]
+    bottom = [c.coordinate for row in summary.iter_rows(min_row=2) for c in row
+              if c.value is not None and c.alignment.vertical != "top"]
+    assert bottom == []
+
+
 def test_rerunning_replaces_the_outputs_cleanly(tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
