@@ -487,10 +487,12 @@ def _write_overview(workbooks: Sequence[WorkbookResult], path: Path) -> None:
         book = new_workbook(tmp, title=word("title"), kind="overview")
         bold = book.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1, "text_wrap": True, "valign": "top"})
         wrap = book.add_format({"text_wrap": True, "valign": "top"})
-        top = book.add_format({"valign": "top"})
-        red = book.add_format({"font_color": "#9C0006", "bg_color": "#FFC7CE", "valign": "top"})
-        amber = book.add_format({"font_color": "#7F6000", "bg_color": "#FFEB9C", "valign": "top"})
-        green = book.add_format({"font_color": "#006100", "bg_color": "#C6EFCE", "valign": "top"})
+        # Narrow columns (years, formats, statuses, counts) centred: a right-aligned count printed against
+        # the next column's text reads as one word ("0三、收到…").
+        top = book.add_format({"valign": "top", "align": "center"})
+        red = book.add_format({"font_color": "#9C0006", "bg_color": "#FFC7CE", "valign": "top", "align": "center"})
+        amber = book.add_format({"font_color": "#7F6000", "bg_color": "#FFEB9C", "valign": "top", "align": "center"})
+        green = book.add_format({"font_color": "#006100", "bg_color": "#C6EFCE", "valign": "top", "align": "center"})
         look = {"unreadable": red, "errors": red, "warnings": amber, "ok": green}
         summary = book.add_worksheet(word("summary_sheet"))
         headers = [office, text("feedback.file"), year, text("template.format_label"), word("status"),
