@@ -262,9 +262,10 @@ def shown_name(path: str | Path) -> str:
     return os.sep.join(parts)
 
 
-def check_file(path: str | Path, suggest: bool = True) -> Checked:
-    """Read and clean one file, and with `suggest` work out the fix of identities that fail; never raises
-    for a bad file (it becomes the returned finding).
+def check_file(path: str | Path, suggest: bool = False) -> Checked:
+    """Read and clean one file, and with `suggest` (as the batch's workers ask) work out the fix of
+    identities that fail; never raises for a bad file (it becomes the returned finding). A caller that
+    only wants the report pays for no solver.
 
     A folder (one `discover` could not list) gives `folder-unreadable`. Damage to the file is
     `file-unreadable`, running out of memory `file-too-large`; `internal-error` is left for a defect of
