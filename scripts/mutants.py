@@ -120,6 +120,12 @@ MUTANTS = [
     Mutant("suggestion-in-parent", "the suggested fixes are worked out in the parent, one after another", "pipeline.py",
            "return check_file(job.path, suggest=job.suggest)", "return check_file(job.path, suggest=False)",
            ("tests/test_suggest.py",)),
+    Mutant("pairs-in-a-row-missed", "the two-cell pass never pairs two cells of the same failing identity",
+           "suggest.py", "keep = (a != b) & ~((matrix[first, b] != 0) & (b < a))",
+           "keep = (a != b) & (matrix[first, b] == 0)", ("tests/test_suggest.py",)),
+    Mutant("pairs-unbounded", "the two-cell pass suggests a negative count", "suggest.py",
+           "solvable &= (new_a >= problem.lower[a]) & (new_b >= problem.lower[b])", "solvable &= True",
+           ("tests/test_suggest.py",)),
     Mutant("page-unescaped", "the clerk's page shows office text as live HTML", "web.py",
            "autoescape=True,", "autoescape=False,", ("tests/test_web.py",)),
 ]

@@ -154,7 +154,8 @@ def _two_cell_case(format_id: str) -> tuple[Format, dict[str, int], dict[str, in
 
 
 def test_time_limit_gives_an_honest_not_found(format_id: str) -> None:
-    fmt, original, values = _two_cell_case(format_id)
+    fmt, original, two = _two_cell_case(format_id)
+    values = {**two, "s3.denied_law.research": original["s3.denied_law.research"] + 3}  # three cells: the solver
     suggestion = suggest_fix(fmt, values, time_limit=0)
     assert suggestion is not None and suggestion.outcome == NOT_FOUND_IN_LIMIT
     assert suggestion.changes == () and not suggestion.unique and suggestion.rules
@@ -163,12 +164,50 @@ def test_time_limit_gives_an_honest_not_found(format_id: str) -> None:
     assert suggestion_text(suggestion, where) == "未能在计算限度内找出使所有勾稽关系成立的最少改动，请逐项核对标出的单元格。"
     assert "search limit" in suggestion_text(suggestion, where, "en")
     found = suggest_fix(fmt, values, time_limit=30)
-    assert found is not None and found.unique and _sets(found) == [
-        {"s3.granted.natural_person": original["s3.granted.natural_person"],
-         "s3.partial.commercial": original["s3.partial.commercial"]}]
+    assert found is not None and found.unique and found.method == "milp" and _sets(found) == [
+        {cid: original[cid] for cid in ("s3.granted.natural_person", "s3.partial.commercial", "s3.denied_law.research")}]
+    # the numpy passes need no solver time: one cell, and two cells when no single cell does it
     one = {**original, "s3.granted.total": original["s3.granted.total"] + 1}
-    fast = suggest_fix(fmt, one, time_limit=0)  # the numpy pass needs no solver time
+    fast = suggest_fix(fmt, one, time_limit=0)
     assert fast is not None and fast.unique and fast.method == "one-cell"
+    pair = suggest_fix(fmt, two, time_limit=0)
+    assert pair is not None and pair.unique and pair.method == "two-cell" and _sets(pair) == [
+        {cid: original[cid] for cid in ("s3.granted.natural_person", "s3.partial.commercial")}]
+
+
+@SLOW
+@given(seed=st.integers(0, 10**6), data=st.data())
+def test_the_two_cell_pass_gives_what_the_solver_gives(format_id: str, seed: int, data: st.DataObject,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no single cell fixes a workbook, the numpy pass lists every pair of cells that does; the
+    solver, which shares no code with it, must find the same minimal sets (as many as it lists)."""
+    import numpy as np
+
+    from disclosure_xlsx import suggest
+
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(seed), zero_share=data.draw(st.sampled_from([0.0, 0.4])))
+    cells = data.draw(st.lists(st.sampled_from(_identity_cells(fmt)), min_size=2, max_size=2, unique=True))
+    values: dict[str, int | None] = dict(original)
+    for cid in cells:
+        values[cid] = data.draw(st.integers(0, 60).filter(lambda v, c=cid: v != original[c]))
+    if _holds(fmt, values) or _one_cell_fixes(fmt, values):
+        return
+    fast = suggest_fix(fmt, values)
+    assert fast is not None and fast.method == "two-cell" and _valid(fmt, values, fast)
+    problem = suggest._problem(fmt)
+    every = suggest._two_cells(problem, np.array([float(values[c] or 0) for c in problem.ids]),
+                               np.ones(len(problem.ids)))
+    assert every is not None and {(problem.ids[a], problem.ids[b]) for (a, _), (b, _) in every} >= {
+        (cid, other) for cid, other in [tuple(sorted(cells, key=problem.ids.index))]}  # the true pair is listed
+    with monkeypatch.context() as patched:  # within this example only
+        patched.setattr(suggest, "_two_cells", lambda *args: None)
+        solved = suggest_fix(fmt, values, time_limit=30)
+    assert solved is not None and solved.method == "milp" and solved.outcome == FOUND
+    listed = [{(problem.ids[a], va), (problem.ids[b], vb)} for (a, va), (b, vb) in every]
+    assert all({(c.id, c.suggested) for c in s} in listed for s in (solved.changes, *solved.alternatives))
+    if not solved.more:  # the solver found them all: the same sets, in the same order
+        assert (fast.changes, fast.alternatives, fast.more) == (solved.changes, solved.alternatives, False)
 
 
 def test_a_blank_left_for_a_number_is_filled(format_id: str) -> None:
