@@ -76,6 +76,7 @@ _HIGHS = {"node_limit": NODE_LIMIT, "mip_rel_gap": 0.0, "mip_feasibility_toleran
           "presolve": True}
 
 Number = int | float
+Fix = tuple[tuple[str, float], ...]  # (cell id, new value) of each cell a set changes
 
 
 class _NativeStdout:
@@ -265,12 +266,12 @@ def suggest_fix(fmt: Format, values: Mapping[str, Number | None], *, unusable: f
     if fixes:
         cheapest = min(weights[k] for k, _ in fixes)
         if cheapest < 2 * weights[~free].min():  # no set of two or more cells can cost as little
-            sets = [((problem.ids[k], v),) for k, v in fixes if weights[k] == cheapest]
-            return _suggestion(problem, values, sets, more=False, failing=failing, method="one-cell")
+            ones: list[Fix] = [((problem.ids[k], v),) for k, v in fixes if weights[k] == cheapest]
+            return _suggestion(problem, values, ones, more=False, failing=failing, method="one-cell")
     pairs = _two_cells(problem, current, weights) if fixes == [] else None
     if pairs:  # no cell fixes it alone, and every written cell costs the same: no cheaper set exists
-        sets = [((problem.ids[a], va), (problem.ids[b], vb)) for (a, va), (b, vb) in pairs]
-        return _suggestion(problem, values, sets, more=False, failing=failing, method="two-cell")
+        twos: list[Fix] = [((problem.ids[a], va), (problem.ids[b], vb)) for (a, va), (b, vb) in pairs]
+        return _suggestion(problem, values, twos, more=False, failing=failing, method="two-cell")
     return _milp(problem, values, current, free, weights, failing, deadline=start + time_limit,
                  smallest=3 if pairs == [] else 2 if fixes == [] else 1)  # the sizes ruled out above
 
