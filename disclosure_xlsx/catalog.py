@@ -7,6 +7,7 @@ for that file. Messages are rendered late, per language, from the stored paramet
 from __future__ import annotations
 
 import string
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -147,6 +148,15 @@ class Cleaning:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "sheet": self.sheet, "ref": self.ref, "raw": _json_raw(self.raw),
                 "value": _json_number(self.value), "rule": self.rule}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_cleaning, (self.id, self.sheet, self.ref, self.raw, self.value, self.rule))
+
+
+def _cleaning(cid: str, sheet: str, ref: str, raw: Any, value: Any, rule: str) -> Cleaning:
+    """A cleaning record come from a worker: its cell id, sheet, reference and rule are the same few
+    strings in every workbook of a batch, kept once (interned) by the parent that holds them all."""
+    return Cleaning(sys.intern(cid), sys.intern(sheet), sys.intern(ref), raw, value, sys.intern(rule))
 
 
 def cleaning_text(rule: str, lang: str = "zh") -> str:

@@ -10,7 +10,7 @@ Used by `convert --format-to` and by the pre-filled new template of an office th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ def map_values(report: CleanReport, target: Format) -> tuple[dict[str, Any], lis
     return values, notes
 
 
-def _sum(values: dict[str, Any], parts: Sequence[str]) -> Any:
+def _sum(values: Mapping[str, Any], parts: Sequence[str]) -> Any:
     found = [values.get(p) for p in parts]
     return None if any(v is None for v in found) else sum(found)
 

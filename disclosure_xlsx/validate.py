@@ -26,7 +26,7 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 from ._pandera import SchemaErrors, pa
 from .catalog import LANGS, Finding, bilingual, number_text, phrase, text
-from .clean import MAX_ABS, CleanReport, cell_where
+from .clean import MAX_ABS, CellValues, CleanReport, cell_where
 from .formats import ANY_LEVEL, Format, FormatDataError, Identity, Rule, notation
 from .levels import body_level
 
@@ -37,11 +37,20 @@ IDENTITIES = "identities"  # the name of the check that every identity holds
 
 
 def report_frame(reports: Sequence[CleanReport], fmt: Format) -> pd.DataFrame:
-    """One row per report, one typed column per cell id (Int64 counts, Float64 money, <NA> = missing)."""
-    columns = {}
-    for cid, cell in fmt.cells.items():
-        dtype = "Int64" if cell.type.integer else "Float64"
-        columns[cid] = pd.array([r.values[cid] for r in reports], dtype=dtype)
+    """One row per report, one typed column per cell id (Int64 counts, Float64 money, <NA> = missing).
+    Reports whose values came packed from the workers (`CellValues`, as in a batch) are stacked as one
+    block; others are read value by value."""
+    packed = [r.values for r in reports if isinstance(r.values, CellValues) and r.values.format is fmt]
+    if packed and len(packed) == len(reports):
+        numbers = np.frombuffer(b"".join(v.numbers.tobytes() for v in packed),
+                                dtype="float64").reshape(len(packed), len(fmt.cells))
+        blank = np.frombuffer(b"".join(v.kinds for v in packed), dtype="uint8").reshape(len(packed), len(fmt.cells)) == 0
+        columns = {cid: (pd.arrays.IntegerArray(numbers[:, k].astype("int64"), blank[:, k].copy()) if cell.type.integer
+                         else pd.arrays.FloatingArray(numbers[:, k].copy(), blank[:, k].copy()))
+                   for k, (cid, cell) in enumerate(fmt.cells.items())}
+    else:
+        columns = {cid: pd.array([r.values[cid] for r in reports], dtype="Int64" if cell.type.integer else "Float64")
+                   for cid, cell in fmt.cells.items()}
     return pd.DataFrame(columns, index=pd.RangeIndex(len(reports)))
 
 

@@ -124,3 +124,87 @@ def test_raw_strings_of_published_reports(example, format_id, key, raw, expected
     assert parsed.value == pytest.approx(expected)
     assert parsed.problem in (None, "money-unit-assumed")
     assert parsed.rules  # each of these strings needed interpreting, and says how
+
+
+# ----------------------------------------------------------------------------------------------
+# A report's values as they cross the pool: packed, and read back as the dict they were
+
+
+def _cleaned_values(format_id: str, data) -> dict:
+    """Values of every kind a cleaned report holds: blanks, whole counts up to MAX_ABS, money with decimals."""
+    from hypothesis import strategies as st
+
+    from disclosure_xlsx.clean import MAX_ABS
+
+    fmt = get_format(format_id)
+    values: dict = {}
+    for cid, cell in fmt.cells.items():
+        if cell.type.integer:
+            values[cid] = data.draw(st.none() | st.integers(cell.type.min if cell.type.min is not None else -MAX_ABS,
+                                                            MAX_ABS), label=cid)
+        else:
+            values[cid] = data.draw(st.none() | st.integers(0, MAX_ABS) | st.floats(0, 1e9, allow_nan=False), label=cid)
+    return values
+
+
+@pytest.mark.parametrize("format_id", ["2019", "2021"])
+def test_packed_values_read_as_the_dict_they_were_made_from(format_id: str) -> None:
+    import pickle
+
+    import pandas as pd
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from disclosure_xlsx.clean import CellValues, CleanReport
+    from disclosure_xlsx.layout import standard_where
+    from disclosure_xlsx.validate import report_frame
+
+    fmt = get_format(format_id)
+
+    @settings(max_examples=15, deadline=None)
+    @given(data=st.data())
+    def check(data) -> None:
+        values = _cleaned_values(format_id, data)
+        report = CleanReport("a.xlsx", fmt, "names", "某镇", None, 2024, values, frozenset(), standard_where(format_id),
+                             {}, [], [])
+        back = pickle.loads(pickle.dumps(report))  # as a worker hands it to the parent
+        assert isinstance(back.values, CellValues)
+        assert list(back.values) == list(values) and len(back.values) == len(values)
+        assert [(v, type(v)) for v in back.values.values()] == [(v, type(v)) for v in values.values()]
+        assert back.values == values and dict(back.values) == values
+        assert back.values.get("no.such.cell") is None and "no.such.cell" not in back.values
+        # the frame of packed reports is the frame of the dicts, value for value and type for type
+        pd.testing.assert_frame_equal(report_frame([back, back], fmt), report_frame([report, report], fmt))
+
+    check()
+
+
+def test_a_value_packing_cannot_hold_exactly_stays_in_a_dict() -> None:
+    import pickle
+
+    from disclosure_xlsx.clean import CellValues, CleanReport
+    from disclosure_xlsx.layout import standard_where
+
+    fmt = get_format("2021")
+    values: dict = dict.fromkeys(fmt.cells, 0)
+    values["s3.new.total"] = 2**53 + 1  # beyond what a float64 holds exactly
+    assert CellValues.packed(fmt, values) is None
+    report = CleanReport("a.xlsx", fmt, "names", None, None, 2024, values, frozenset(), standard_where("2021"), {}, [], [])
+    back = pickle.loads(pickle.dumps(report))
+    assert type(back.values) is dict and back.values == values
+
+
+def test_cleaning_records_from_the_workers_share_their_few_strings() -> None:
+    """A batch's parent holds every workbook's cleaning records; their cell ids, sheets, references and
+    rules are the same few strings in every workbook and are kept once."""
+    import pickle
+
+    from disclosure_xlsx.catalog import Cleaning
+
+    def record() -> Cleaning:  # built afresh each time, as each worker does
+        return Cleaning("".join(["s3.new.", "total"]), "".join(["三、", "依申请公开"]), "".join(["J", "6"]), "0\u00a0", 0,
+                        "".join(["whitespace+", "text-to-number"]))
+
+    first, second = (pickle.loads(pickle.dumps(record())) for _ in range(2))
+    assert first == record() and second == record()
+    assert first.id is second.id and first.sheet is second.sheet and first.ref is second.ref and first.rule is second.rule
