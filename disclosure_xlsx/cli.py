@@ -312,8 +312,9 @@ def validate(
 
             with stage("writing", len(result.workbooks)) as tick:
                 write_outputs(result, out, workers=workers, progress=tick)
-    if as_json:  # one line: a batch of thousands stays quick to write and to parse
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+    if as_json:  # one line, written workbook by workbook: a batch of thousands stays quick to write and to parse
+        result.write_json(sys.stdout)
+        sys.stdout.write("\n")
     else:
         _print_result(result, language)
         if cross:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import html
-import json
 import os
 import re
 import shutil
@@ -80,11 +79,9 @@ def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = 
             round_ = begin_round(batch, out)  # the round of resubmission, compared with the previous one (rounds.py)
             folders = _write_feedback_tree(batch, staging / FEEDBACK_DIR, out, workers, progress)
             _write_overview(batch.workbooks, staging / OVERVIEW)
-            report = batch.to_dict()
-            for entry, folder in zip(report["workbooks"], folders, strict=True):
-                entry["feedback_dir"] = f"{FEEDBACK_DIR}/{folder}"  # relative to `out`, "/" on every system
-            with atomic_output(staging / REPORT) as tmp:
-                tmp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
+            folders_of = [{"feedback_dir": f"{FEEDBACK_DIR}/{folder}"} for folder in folders]  # "/" on every system
+            with atomic_output(staging / REPORT) as tmp, tmp.open("w", encoding="utf-8") as stream:
+                batch.write_json(stream, indent=1, extra=folders_of)  # workbook by workbook, as it is long
             commit(staging, out, (FEEDBACK_DIR, OVERVIEW, REPORT), own=_own_tree)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

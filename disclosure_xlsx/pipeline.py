@@ -8,6 +8,7 @@ finding for that file and the batch goes on.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import tempfile
 import threading
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .access import access_problem, scrub_paths
 from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, text
@@ -41,6 +42,7 @@ EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks
 # A folder is searched for these; a text copy (.txt) is read only when named, since folders hold notes too.
 FOLDER_EXTENSIONS = tuple(s for s in EXTENSIONS if s != ".txt")
 REPORT_VERSION = 1
+_JSON_SLOT = "\x00workbooks\x00"  # where write_json puts the workbooks (text with NULs: no workbook holds one)
 Progress = Callable[[int, int], None]  # (done, total)
 Stage = Callable[[str, int | None], Progress]  # starts the named stage (words: cli.stage.<name>) of a total, or None
 
@@ -135,12 +137,46 @@ class BatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (a stable contract, documented in README)."""
+        return self._head([w.to_dict() for w in self.workbooks])
+
+    def _head(self, workbooks: Any) -> dict[str, Any]:
         out: dict[str, Any] = {"version": REPORT_VERSION, "summary": self.summary(),
                                **{key: record.to_dict() for key, record in self.review.items()},
-                               "workbooks": [w.to_dict() for w in self.workbooks]}
+                               "workbooks": workbooks}
         if self.previous_unreadable:  # only with `previous=` (issue 14)
             out["previous_unreadable"] = self.previous_unreadable
         return out
+
+    def write_json(self, stream: TextIO, *, indent: int | None = None,
+                   extra: Sequence[dict[str, Any]] | None = None) -> None:
+        """The JSON report, the same text as `json.dumps(self.to_dict(), ensure_ascii=False)` with `indent`
+        (None: the most compact separators), written one workbook at a time, so that a batch of any size
+        never holds it whole. `extra` (one dict per workbook) adds keys to each workbook's entry."""
+        compact = indent is None
+        options: dict[str, Any] = {"ensure_ascii": False, "indent": indent,
+                                   "separators": (",", ":") if compact else None}
+        head = json.dumps(self._head(_JSON_SLOT), **options)
+        encoded = json.dumps(_JSON_SLOT)
+        before, slot, after = head.partition(encoded)
+        if not slot or encoded in after:  # a reviewer's text that holds the slot's very words: never guess
+            whole = self.to_dict()
+            for entry, added in zip(whole["workbooks"], extra or [{}] * len(self.workbooks), strict=True):
+                entry.update(added)
+            stream.write(json.dumps(whole, **options))
+            return
+        stream.write(before)
+        if not self.workbooks:
+            stream.write("[]")
+        inner = "" if compact else "\n" + " " * (2 * indent)  # type: ignore[operator]  # the entries' depth
+        for i, workbook in enumerate(self.workbooks):
+            entry = workbook.to_dict()
+            if extra is not None:
+                entry.update(extra[i])
+            text_ = json.dumps(entry, **options)
+            stream.write(("[" if i == 0 else ",") + inner + (text_ if compact else text_.replace("\n", inner)))
+        if self.workbooks:
+            stream.write("]" if compact else "\n" + " " * indent + "]")  # type: ignore[operator]
+        stream.write(after)
 
 
 def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = (),

@@ -123,6 +123,43 @@ def test_validate_json_equals_the_library_report() -> None:
     assert report == json.loads(json.dumps(validate_paths([SAMPLES]).to_dict(), ensure_ascii=False))
 
 
+class _Note:
+    """A review record (as accept.py and rounds.py add to a batch) whose text is the streaming slot itself."""
+
+    def to_dict(self) -> dict:
+        return {"reason": "\x00workbooks\x00", "n": 1}
+
+
+def test_the_report_written_workbook_by_workbook_is_the_report_as_one_text() -> None:
+    """`write_json` streams what `json.dumps(to_dict())` gives, byte for byte, in both layouts (the compact
+    line of `--json`, the indented report.json), with per-workbook keys added, with last year's pairing and
+    the county's review, for an empty batch, and when a reviewer's text holds the very slot it writes into."""
+    import io
+
+    batch = validate_paths([SAMPLES], previous=[SAMPLES], workers=1)
+    empty = validate_paths([], workers=1)
+    for case in (batch, empty):
+        for indent, separators in ((None, (",", ":")), (1, None)):
+            extra = [{"feedback_dir": f"反馈/{i}"} for i in range(len(case.workbooks))]
+            whole = case.to_dict()
+            for entry, added in zip(whole["workbooks"], extra, strict=True):
+                entry.update(added)
+            for review in ({}, {"note": _Note()}):
+                case.review = review
+                whole = {**{k: v for k, v in whole.items() if k not in ("workbooks", "previous_unreadable", "note")},
+                         **{key: record.to_dict() for key, record in review.items()},
+                         "workbooks": whole["workbooks"],
+                         **({"previous_unreadable": case.previous_unreadable} if case.previous_unreadable else {})}
+                stream = io.StringIO()
+                case.write_json(stream, indent=indent, extra=extra)
+                assert stream.getvalue() == json.dumps(whole, ensure_ascii=False, indent=indent, separators=separators)
+                plain = io.StringIO()
+                case.write_json(plain, indent=indent)
+                assert plain.getvalue() == json.dumps(case.to_dict(), ensure_ascii=False, indent=indent,
+                                                      separators=separators)
+    assert batch.workbooks and batch.workbooks[0].previous is not None
+
+
 def test_validate_writes_the_report_to_out(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(SAMPLES), "--json", "--out", str(tmp_path / "out")])
     written = json.loads((tmp_path / "out" / "report.json").read_text("utf-8"))
