@@ -600,3 +600,33 @@ def test_the_readme_quotes_the_limits_of_the_code() -> None:
     quoted = set(re.findall(r"\*\*[\d,]+ (?:MiB|GiB|rows|columns|cells|parts|characters|candidates|texts|s)\*\*",
                             section))
     assert quoted == expected
+
+
+_PROBE = """
+import json
+import sys
+from pathlib import Path
+from disclosure_xlsx import formats, layout, pipeline
+
+def probe(job):  # in the worker: what reading its first workbook had to build of the formats and layouts
+    def built():
+        return formats.all_formats.cache_info().misses, layout.layout_for.cache_info().misses, \\
+            layout.standard_where.cache_info().misses
+    before = built()
+    pipeline.check_file(job.path, suggest=job.suggest)
+    return before, built()
+
+pipeline._read_job = probe
+print(json.dumps(list(pipeline._read_all([Path(sys.argv[1])], 1, None))))
+"""
+
+
+def test_the_workers_inherit_the_formats_instead_of_building_them() -> None:
+    """Per-batch work once: the formats and their layouts are built by the run before it forks its
+    workers, so a worker's first workbook builds none of them (in a fresh process, where nothing else
+    built them first)."""
+    sample = ROOT / "sample_workbooks" / "2024_示例县审计局.xlsx"
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(sample)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, timeout=120)
+    ((before, after),) = json.loads(done.stdout)
+    assert before == after and all(count >= 1 for count in before), done.stdout
