@@ -555,20 +555,13 @@ def _read_all(files: list[Path], workers: int | None, progress: Progress | None,
     processes (workers.py), so that a reader that aborts, runs out of memory or hangs costs only its
     file: one finding, and the batch goes on. Always in workers, even with `workers=1` (no look at a
     file beforehand can prove that a reader will not abort on it)."""
-    importing: list[threading.Thread] = []
-
-    def done(count: int, total: int) -> None:
-        if not importing:  # the workers exist now: load pandas and pandera meanwhile, for the validation
-            importing.append(threading.Thread(target=importlib.import_module, args=(f"{__package__}.validate",),
-                                              daemon=True))
-            importing[0].start()
-        if progress:
-            progress(count, total)
+    def importing() -> None:  # the workers exist now: load pandas and pandera meanwhile, for the validation
+        threading.Thread(target=importlib.import_module, args=(f"{__package__}.validate",), daemon=True).start()
 
     jobs = [*(_ReadJob(p, suggest) for p in files), *(_ReadJob(p, False) for p in unsuggested)]
     _prepare_formats()
     for outcome in run_isolated(_read_job, jobs, workers=workers, timeout=FILE_TIMEOUT_SECONDS,
-                                memory_limit=WORKER_MEMORY_BYTES, on_done=done):
+                                memory_limit=WORKER_MEMORY_BYTES, on_done=progress, on_started=importing):
         if outcome.value is not None:
             yield outcome.value
         else:

@@ -64,7 +64,8 @@ class Outcome(Generic[R]):
 
 def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | None = None,
                  timeout: float | None = FILE_TIMEOUT_SECONDS, memory_limit: int | None = WORKER_MEMORY_BYTES,
-                 on_done: Callable[[int, int], None] | None = None) -> Iterator[Outcome[R]]:
+                 on_done: Callable[[int, int], None] | None = None,
+                 on_started: Callable[[], None] | None = None) -> Iterator[Outcome[R]]:
     """`func(job)` for every job, each in a worker process; one Outcome per job, in job order.
 
     Args:
@@ -75,6 +76,8 @@ def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | No
         memory_limit: bytes of address space a worker may add to what it has when it starts
             (RLIMIT_AS; None: no limit).
         on_done: called with (done, total) as each outcome is yielded.
+        on_started: called once the workers exist (forked with the first job), before any outcome: work
+            the caller does meanwhile (an import) is no longer inherited by them.
     """
     total = len(jobs)
     if not total:
@@ -90,6 +93,8 @@ def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | No
                 while submitted < total and len(pending) < window:
                     pending.append(pool.submit(func, submitted, jobs[submitted], timeout))
                     submitted += 1
+                    if submitted == 1 and on_started:
+                        on_started()
                 outcome = pool.outcome(pending, func, timeout)
                 finished = done
                 if on_done:

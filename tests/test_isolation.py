@@ -630,3 +630,20 @@ def test_the_workers_inherit_the_formats_instead_of_building_them() -> None:
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, timeout=120)
     ((before, after),) = json.loads(done.stdout)
     assert before == after and all(count >= 1 for count in before), done.stdout
+
+
+def _worker_pid(_: int) -> int:
+    return os.getpid()
+
+
+def test_on_started_is_told_once_when_the_workers_exist_before_any_outcome() -> None:
+    """The run says when its workers have been forked (the batch then imports pandas meanwhile, which
+    the workers must not inherit half done), once, before the first outcome; never for no job."""
+    events: list[str] = []
+    pids = []
+    for outcome in run_isolated(_worker_pid, list(range(5)), workers=2, on_started=lambda: events.append("started")):
+        events.append("outcome")
+        pids.append(outcome.value)
+    assert events == ["started"] + ["outcome"] * 5
+    assert os.getpid() not in pids
+    assert list(run_isolated(_worker_pid, [], on_started=lambda: events.append("again"))) == [] and "again" not in events
