@@ -126,6 +126,12 @@ MUTANTS = [
     Mutant("pairs-unbounded", "the two-cell pass suggests a negative count", "suggest.py",
            "solvable &= (new_a >= problem.lower[a]) & (new_b >= problem.lower[b])", "solvable &= True",
            ("tests/test_suggest.py",)),
+    Mutant("packed-ints-as-floats", "packed values read a whole count back as a float (3.0 in report.json)",
+           "clean.py", "return int(self.numbers[k]) if kind == _INT_KIND else self.numbers[k]",
+           "return self.numbers[k]", ("tests/test_clean.py",)),
+    Mutant("streamed-json-misindented", "report.json written workbook by workbook at the wrong depth",
+           "pipeline.py", 'inner = "" if compact else "\\n" + " " * (2 * indent)',
+           'inner = "" if compact else "\\n" + " " * indent', ("tests/test_cli.py",)),
     Mutant("page-unescaped", "the clerk's page shows office text as live HTML", "web.py",
            "autoescape=True,", "autoescape=False,", ("tests/test_web.py",)),
 ]
