@@ -23,6 +23,7 @@ __all__ = [
     "SHEET_ORDER",
     "Style",
     "Styles",
+    "TextTooLong",
     "a1",
     "cell_range",
     "esc",
@@ -55,6 +56,10 @@ SHEET_ORDER = ("sheetPr", "dimension", "sheetViews", "sheetFormatPr", "cols", "s
                 "tableParts", "extLst")
 _STYLE_ORDER = ("numFmts", "fonts", "fills", "borders", "cellStyleXfs", "cellXfs", "cellStyles", "dxfs",
                 "tableStyles", "colors", "extLst")
+class TextTooLong(ValueError):
+    """A text longer than a cell holds (MAX_TEXT characters): every writer raises this one."""
+
+
 @dataclass(frozen=True, slots=True)
 class Style:
     """How a cell of the new sheet looks: only what the marked-up copy needs."""

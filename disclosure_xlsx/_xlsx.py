@@ -12,11 +12,13 @@ import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import xlsxwriter
 from xlsxwriter.format import Format as CellFormat
 from xlsxwriter.worksheet import Worksheet
+
+from ._sheetml import TextTooLong
 
 __all__ = ["OUTPUT_PROPERTY", "atomic_output", "new_workbook", "output_property", "put"]
 
@@ -32,13 +34,14 @@ def output_property(kind: str, written: datetime) -> str:
     return json.dumps({"kind": kind, "written": written.isoformat(timespec="seconds")})
 
 
-def new_workbook(path: str | os.PathLike[str], *, created: datetime | None = None,
+def new_workbook(path: str | os.PathLike[str] | IO[bytes], *, created: datetime | None = None,
                  title: str | None = None, kind: str = "workbook", in_memory: bool = True) -> xlsxwriter.Workbook:
     """An xlsxwriter workbook that writes text as text and records that the tool wrote it (`kind`);
     `created` fixes the timestamp for stable bytes. `in_memory` assembles the parts in memory instead of
     one temporary file each (a template-sized workbook needs well under 1 MB; on a busy disk it halves
-    the time)."""
-    workbook = xlsxwriter.Workbook(str(path), {**SAFE_OPTIONS, "in_memory": in_memory})
+    the time). `path` may be a binary buffer (then in memory whatever `in_memory` says)."""
+    buffer = not isinstance(path, str | os.PathLike)
+    workbook = xlsxwriter.Workbook(path if buffer else str(path), {**SAFE_OPTIONS, "in_memory": in_memory or buffer})
     when = created or datetime.now()
     properties: dict[str, Any] = {"created": when}
     if title:
@@ -58,6 +61,9 @@ def put(sheet: Worksheet, row: int, col: int, value: object, cell_format: CellFo
         code = sheet.write_number(row, col, value, cell_format)
     else:
         code = sheet.write_string(row, col, str(value), cell_format)
+    if code == -2:
+        raise TextTooLong(f"xlsxwriter refused to write a text of {len(str(value)):,} characters at row {row}, "
+                          f"col {col} (code -2)")
     if code not in (0, None):
         raise ValueError(f"xlsxwriter refused to write {value!r} at row {row}, col {col} (code {code})")
 

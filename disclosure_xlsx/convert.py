@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import os
 import shutil
@@ -32,7 +33,8 @@ from .outputs import (OutputLock, Written, clean_stale, clean_temporaries, csv_t
                       input_problem, is_own, writable_problem, written_in_workers)
 from .pipeline import BatchResult, Progress, Stage, WorkbookResult, validate_paths
 from .suggest import Change
-from .template import add_report_sheet, fill_workbook, mark_cover
+from .stencil import RENDERED_AT, Stencil, token
+from .template import add_report_sheet, check_results, fill_workbook, mark_cover
 
 __all__ = ["DATA_CSV", "Converted", "MappingNote", "convert_paths", "data_rows", "map_values", "output_folder_problem",
            "output_lock"]
@@ -224,45 +226,129 @@ def _applicable(workbook: WorkbookResult) -> tuple[Change, ...]:
     return suggestion.changes if suggestion is not None and suggestion.unique else ()
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """What makes two cleaned workbooks of a format differ in more than their values: each shape is
+    rendered once per worker process and stamped for every workbook of that shape (stencil.py)."""
+
+    format_id: str
+    cover: str | None  # the red line on the cover: "applied" (a suggested fix was written), "failed", None
+    failed: bool  # the report sheet's red mark
+    notes: bool  # the 格式转换 sheet: cells mapped to nothing
+
+
+@dataclass(frozen=True)
+class _Page:
+    """What one cleaned workbook shows, by the names of its values."""
+
+    shape: _Shape
+    fields: dict[str, Any]  # the template's cells by id, its cover and narrative fields by name
+    title: str
+    cover_line: str
+    log: list[list[Any]]
+    data: list[list[Any]]
+    notes: list[list[Any]]
+
+
 def write_cleaned(path: Path, workbook: WorkbookResult, target: Format, values: dict[str, Any],
-                  notes: list[MappingNote], applied: Sequence[Change] = ()) -> Path:
+                  notes: list[MappingNote], applied: Sequence[Change] = (), *, stamped: bool = True) -> Path:
     """The cleaned standard workbook, its report sheet, cleaning log, long-form data and mapping notes;
-    `applied` are the changes of a suggested fix written into it (logged, and said on the cover)."""
+    `applied` are the changes of a suggested fix written into it (logged, and said on the cover).
+
+    It is stamped from its shape's stencil; `stamped=False` writes it through xlsxwriter instead, the
+    reference the stencil is tested against (the two give the same cells).
+    """
+    page = _page(workbook, target, values, notes, applied)
+    with atomic_output(path) as tmp:
+        if stamped:
+            fields = {**page.fields, _TITLE: page.title, _COVER_LINE: page.cover_line}
+            tmp.write_bytes(_stencil(page.shape).stamp(
+                fields, results=check_results(target.id, page.fields),
+                tables={target.words.log_sheet: page.log, target.words.mapping_sheet: page.notes}))
+        else:
+            book = new_workbook(tmp, title=target.words.title, kind="cleaned")
+            _render(book, target, page)
+            book.close()
+    return path
+
+
+_TITLE, _COVER_LINE = "convert:title", "convert:cover"  # the tokens of the report title and the cover line
+
+
+def _page(workbook: WorkbookResult, target: Format, values: dict[str, Any], notes: list[MappingNote],
+          applied: Sequence[Change]) -> _Page:
     report = workbook.report
     assert report is not None
     failed = workbook.status == "errors"
     words = target.words
-    cover = {target.field("office").name: report.office, target.field("credit_code").name: report.credit_code,
-             target.field("year").name: report.year, **{k: v for k, v in report.texts.items() if k in target.names}}
-    with atomic_output(path) as tmp:
-        book = new_workbook(tmp, title=words.title, kind="cleaned")
-        fill_workbook(book, target.id, {**values, **cover})
-        if applied:
-            mark_cover(book, target.id, text("convert.applied_cover", n=len(applied), file=Path(workbook.file).name))
-        elif failed:
-            mark_cover(book, target.id, text("convert.failed_cover", mark=words.failed_mark,
-                                             file=Path(workbook.file).name, errors=workbook.errors))
-        title = words.report_title.format(office=report.office or "", year=report.year or "")
-        add_report_sheet(book, target.id, values, title=title, mark=words.failed_mark if failed else None)
-        _log_sheet(book, target, workbook, applied)
-        _data_sheet(book, target, data_rows(report, target, values))
-        if notes:
-            _notes_sheet(book, target, notes)
-        book.close()
-    return path
+    cover = {**dict.fromkeys(_field_names(target)), target.field("office").name: report.office,
+             target.field("credit_code").name: report.credit_code, target.field("year").name: report.year,
+             **{k: v for k, v in report.texts.items() if k in target.names}}
+    name = Path(workbook.file).name
+    if applied:
+        line, kind = text("convert.applied_cover", n=len(applied), file=name), "applied"
+    elif failed:
+        line, kind = text("convert.failed_cover", mark=words.failed_mark, file=name, errors=workbook.errors), "failed"
+    else:
+        line, kind = "", None
+    return _Page(_Shape(target.id, kind, failed, bool(notes)), {**values, **cover},
+                 words.report_title.format(office=report.office or "", year=report.year or ""), line,
+                 _log_rows(workbook, applied), _long_rows(report.office, report.year, target, values),
+                 _note_rows(target, notes))
 
 
-def _log_sheet(book: Any, fmt: Format, workbook: WorkbookResult, applied: Sequence[Change] = ()) -> None:
+def _field_names(target: Format) -> list[str]:
+    """The names of the template's values that are not table cells: its cover and narrative fields."""
+    cells = {cid.replace(".", "_") for cid in target.cells}
+    return [name for name in target.names if name not in cells]
+
+
+def _render(book: Any, target: Format, page: _Page) -> None:
+    """Write a cleaned workbook's sheets into an open xlsxwriter workbook."""
+    words = target.words
+    fill_workbook(book, target.id, page.fields)
+    if page.shape.cover:
+        mark_cover(book, target.id, page.cover_line)
+    cells = {cid: page.fields.get(cid) for cid in target.cells}
+    add_report_sheet(book, target.id, cells, title=page.title, mark=words.failed_mark if page.shape.failed else None)
+    _table(book, book.add_worksheet(words.log_sheet), text_list("convert.headers.log"), page.log,
+           (28, 16, 8, 22, 12, 40))
+    _table(book, book.add_worksheet(words.data_sheet), _data_headers(), page.data, (22, 7, 8, 32, 30, 40, 30, 9, 6))
+    if page.shape.notes:
+        _table(book, book.add_worksheet(words.mapping_sheet), text_list("convert.headers.mapping"), page.notes,
+               (34, 16, 8, 40, 60))
+
+
+@functools.lru_cache(maxsize=32)
+def _stencil(shape: _Shape) -> Stencil:
+    """The shape rendered once with a token for every value, and cut into a stencil."""
+    target = get_format(shape.format_id)
+    words = target.words
+    fields: dict[str, Any] = {name: token(name) for name in _field_names(target)}
+    fields.update({cid: token(cid) for cid in target.cells})
+    office, year = target.field("office").name, target.field("year").name
+    log = [[token(f"log:{i}") for i in range(len(text_list("convert.headers.log")))]]
+    notes = [[token(f"note:{i}") for i in range(len(text_list("convert.headers.mapping")))]] if shape.notes else []
+    page = _Page(shape, fields, token(_TITLE), token(_COVER_LINE), log,
+                 _long_rows(token(office), token(year), target, fields), notes)
+    buffer = io.BytesIO()
+    book = new_workbook(buffer, created=RENDERED_AT, title=words.title, kind="cleaned")
+    _render(book, target, page)
+    book.close()
+    tables = [words.log_sheet, *([words.mapping_sheet] if shape.notes else [])]
+    return Stencil.from_package(buffer.getvalue(), results=check_results(target.id, fields), tables=tables)
+
+
+def _log_rows(workbook: WorkbookResult, applied: Sequence[Change] = ()) -> list[list[Any]]:
     """Every value the cleaner changed or interpreted, every value it could not read (left blank), and every
     change of a suggested fix written into the workbook."""
-    sheet = book.add_worksheet(fmt.words.log_sheet)
     rows = [[c.id, c.sheet, c.ref, _text(c.raw), c.value, cleaning_text(c.rule)] for c in workbook.cleaning]
     rows += [[f.cells[0].id, f.cells[0].sheet, f.cells[0].ref, str(f.params.get("raw", "")), None,
               text("convert.unreadable_note")] for f in workbook.findings if f.code in UNREADABLE]
     where = workbook.report.where if workbook.report else {}
     rows += [[c.id, where[c.id].sheet, where[c.id].ref, c.value, c.suggested, text("convert.applied_note")]
              for c in applied if c.id in where]
-    _table(book, sheet, text_list("convert.headers.log"), rows, (28, 16, 8, 22, 12, 40))
+    return rows
 
 
 def _data_headers() -> list[str]:
@@ -275,23 +361,21 @@ def _data_headers() -> list[str]:
 
 def data_rows(report: CleanReport, fmt: Format, values: dict[str, Any]) -> list[list[Any]]:
     """The long form: one row per cell (office, year, format, cell id, section, row, column, value, unit)."""
-    return [[report.office, report.year, fmt.id, cid, fmt.section(cell.section).heading, " / ".join(cell.row_path),
+    return _long_rows(report.office, report.year, fmt, values)
+
+
+def _long_rows(office: Any, year: Any, fmt: Format, values: dict[str, Any]) -> list[list[Any]]:
+    return [[office, year, fmt.id, cid, fmt.section(cell.section).heading, " / ".join(cell.row_path),
              " / ".join(cell.col_path), values.get(cid), cell.unit] for cid, cell in fmt.cells.items()]
 
 
-def _data_sheet(book: Any, fmt: Format, rows: list[list[Any]]) -> None:
-    sheet = book.add_worksheet(fmt.words.data_sheet)
-    _table(book, sheet, _data_headers(), rows, (22, 7, 8, 32, 30, 40, 30, 9, 6))
-
-
-def _notes_sheet(book: Any, fmt: Format, notes: list[MappingNote]) -> None:
-    sheet = book.add_worksheet(fmt.words.mapping_sheet)
+def _note_rows(fmt: Format, notes: list[MappingNote]) -> list[list[Any]]:
     layout = layout_for(fmt.id)
     rows = []
     for note in notes:
         where = layout.where(note.id)
         rows.append([note.id, where.sheet, where.ref, fmt.cells[note.id].label, note.message["zh"]])
-    _table(book, sheet, text_list("convert.headers.mapping"), rows, (34, 16, 8, 40, 60))
+    return rows
 
 
 def _table(book: Any, sheet: Any, headers: Sequence[str], rows: Sequence[Sequence[Any]],

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ._sheetml import TextTooLong
 from .catalog import DisclosureError, Finding, phrase, text
 from .limits import CELL_TEXT_MAX, WORKER_MEMORY_BYTES, WRITE_TIMEOUT_SECONDS
 from .marks import MARKER
@@ -458,7 +459,7 @@ class Written:
         problem = f"{type(exc).__name__}: {str(exc)[:300]}"
         if disk_full(exc):
             return cls(False, "disk_full", problem)
-        if isinstance(exc, ValueError) and "(code -2)" in str(exc):  # _xlsx.put: xlsxwriter's string too long
+        if isinstance(exc, TextTooLong):  # _xlsx.put or a stencil: a text over a cell's limit
             return cls(False, "too_long", problem)
         return cls(False, "error", problem)
 

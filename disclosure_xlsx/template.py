@@ -23,8 +23,8 @@ from .formats import CrossYearRule, Format, Identity, ValueType, get_format
 from .layout import (CheckSlot, CrossCheckSlot, LastYearSlot, Layout, SheetLayout, Slot, a1, last_year_layout,
                      layout_for, report_layout)
 
-__all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "LastYear", "add_report_sheet", "check_formula", "check_value",
-           "cross_check_formula", "cross_check_value", "fill_workbook", "mark_cover", "write_template"]
+__all__ = ["PROPERTY_FORMAT", "PROPERTY_VERSION", "LastYear", "add_report_sheet", "check_formula", "check_results",
+           "check_value", "cross_check_formula", "cross_check_value", "fill_workbook", "mark_cover", "write_template"]
 
 # Document properties that repeat what the cover's locked cells say, for tools that read those.
 PROPERTY_FORMAT = "disclosure_xlsx.format"
@@ -205,6 +205,15 @@ def check_value(identity: Identity, layout: Layout, values: Mapping[str, object]
         return words.check_blank
     holds = sum(numbers[c] for c in identity.lhs) == sum(numbers[c] for c in identity.rhs)
     return words.check_ok if holds else words.check_fail
+
+
+def check_results(format_id: str, values: Mapping[str, object]) -> dict[tuple[str, str], str]:
+    """The cached result of every self-check cell of the template for `values` (by cell id or name), by
+    (sheet, address): what a writer stamping the template (stencil.py) fills in."""
+    layout = layout_for(format_id)
+    named = {key.replace(".", "_"): value for key, value in values.items()}
+    return {(sheet.name, a1(check.row, check.col)): check_value(check.identity, layout, named)
+            for sheet in layout.sheets for check in sheet.checks}
 
 
 def _last_values(last_year: LastYear | None) -> Mapping[str, object]:

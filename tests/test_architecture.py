@@ -13,7 +13,7 @@ import disclosure_xlsx
 
 PACKAGE = Path(disclosure_xlsx.__file__).parent
 # Imports flow one way: a module may import only modules listed before it.
-ORDER = ["wrapping", "catalog", "formats", "roster", "_xlsx", "marks", "access", "_opc", "_sheetml", "xlsxpatch", "layout", "limits", "workers", "locate", "stray", "levels", "documents", "read", "clean",
+ORDER = ["wrapping", "catalog", "formats", "roster", "_opc", "_sheetml", "_xlsx", "marks", "access", "xlsxpatch", "stencil", "layout", "limits", "workers", "locate", "stray", "levels", "documents", "read", "clean",
          "narrative", "_pandera", "validate", "suggest", "synthetic", "template", "mapping", "refill", "crossyear", "pipeline", "outputs", "acceptfile", "accept", "rounds", "annotate", "feedback", "convert",
          "aggregate", "mail", "render", "publish", "uploads", "workspace", "webview", "web", "cli", "__main__", "__init__"]
 LABEL_FIELDS = {"label", "heading", "caption", "note", "sheet", "row_header", "aliases", "signals", "title",

@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 from disclosure_xlsx import convert as convert_module
 from disclosure_xlsx import feedback as feedback_module
 from disclosure_xlsx import publish as publish_module
+from disclosure_xlsx._sheetml import TextTooLong
 from disclosure_xlsx.catalog import DisclosureError
 from disclosure_xlsx.cli import app
 from disclosure_xlsx.convert import DATA_CSV, convert_paths
@@ -253,7 +254,7 @@ def test_the_office_and_the_county_are_told_why_a_copy_is_missing(tmp_path: Path
     monkeypatch.setattr(feedback_module, "annotate", _aborting(feedback_module.annotate, "hostile"))
 
     def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise ValueError("xlsxwriter refused to write '…' at row 3, col 2 (code -2)")
+        raise TextTooLong("xlsxwriter refused to write a text of 40,000 characters at row 3, col 2 (code -2)")
 
     monkeypatch.setattr(feedback_module, "write_refill", refused)
     out = write_outputs(validate_paths(files, workers=1), tmp_path / "out", workers=2)
