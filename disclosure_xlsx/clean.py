@@ -208,6 +208,11 @@ class CellValues(Mapping[str, Number | None]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.format.cells)
 
+    def row(self) -> list[Number | None]:
+        """Every value in the format's cell order, as `values()` gives them, in one pass."""
+        return [None if kind == _BLANK_KIND else int(number) if kind == _INT_KIND else number
+                for number, kind in zip(self.numbers.tolist(), self.kinds, strict=True)]
+
     def __len__(self) -> int:
         return len(self.format.cells)
 

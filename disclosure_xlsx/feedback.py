@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import html
+import itertools
 import os
 import re
 import shutil
@@ -217,7 +218,26 @@ def _write_feedback_tree(batch: BatchResult, tree: Path, out: Path, workers: int
         if progress:
             progress(quick + count, total)
 
-    written: dict[int, _OfficeWritten] = {}
+    def summarize(i: int, result: _OfficeWritten) -> None:
+        workbook = batch.workbooks[i]
+        if _disk_full(result):
+            raise DisclosureError(disk_full_finding(out))
+        if result.copy is not None:
+            workbook.review["annotation"] = CopyNote(result.copy)
+        if result.template is not None and not result.template.made:
+            workbook.review["new_template"] = result.template
+        try:
+            _write_summaries(workbook, tree / names[i])
+        except OSError:
+            raise  # a full disk, a folder gone: the whole run stops (disk_full_as_finding)
+        except Exception as exc:  # noqa: BLE001 - one office's summary must never stop the run
+            workbook.review["feedback"] = Written.failed(exc)
+
+    # The offices with nothing for a worker to write are summarised while the workers write the others'
+    # workbooks: a share of them after each outcome, the rest at the end.
+    alone = iter(sorted(set(range(total)) - set(owners)))
+    share = -(-quick // len(jobs)) if jobs else 0
+    written: list[tuple[int, _OfficeWritten]] = []
     for outcome in run_isolated(_write_office, jobs, workers=workers, timeout=WRITE_TIMEOUT_SECONDS,
                                 memory_limit=WORKER_MEMORY_BYTES, on_done=done):
         job = jobs[outcome.index]
@@ -233,21 +253,13 @@ def _write_feedback_tree(batch: BatchResult, tree: Path, out: Path, workers: int
             result = _OfficeWritten(
                 AnnotationOutcome(job.report.file, None, kind="unexpected", problem=problem) if job.copy else None,
                 failed if job.template else None)
-        written[owners[outcome.index]] = result
-    for i, workbook in enumerate(batch.workbooks):
-        result = written.get(i, _OfficeWritten())
-        if _disk_full(result):
-            raise DisclosureError(disk_full_finding(out))
-        if result.copy is not None:
-            workbook.review["annotation"] = CopyNote(result.copy)
-        if result.template is not None and not result.template.made:
-            workbook.review["new_template"] = result.template
-        try:
-            _write_summaries(workbook, tree / names[i])
-        except OSError:
-            raise  # a full disk, a folder gone: the whole run stops (disk_full_as_finding)
-        except Exception as exc:  # noqa: BLE001 - one office's summary must never stop the run
-            workbook.review["feedback"] = Written.failed(exc)
+        written.append((owners[outcome.index], result))
+        for i in itertools.islice(alone, share):
+            summarize(i, _OfficeWritten())
+    for i in alone:
+        summarize(i, _OfficeWritten())
+    for i, result in written:
+        summarize(i, result)
     if progress and not jobs:
         progress(total, total)
     write_marker(tree, "feedback")

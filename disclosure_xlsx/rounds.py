@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from ._xlsx import atomic_output, put
 from .accept import code_key, is_accepted, office_key
 from .catalog import Finding, number_text, text
+from .clean import CellValues
 from .pipeline import BatchResult, WorkbookResult
 
 __all__ = ["HISTORY", "Changes", "Round", "RoundInfo", "add_round_columns", "begin_round", "changes_text",
@@ -175,9 +176,13 @@ def _inputs(batch: BatchResult) -> str:
             items.append(json.dumps([Path(w.file).name, content]))
         else:
             items.append(json.dumps([office_key(r.office), code_key(r.credit_code), r.year, r.format_id,
-                                     [number_text(v) for v in r.values.values()], sorted(r.texts.items())],
+                                     [number_text(v) for v in _row(r.values)], sorted(r.texts.items())],
                                     ensure_ascii=False, default=str))
     return hashlib.sha256("\n".join(sorted(items)).encode("utf-8")).hexdigest()[:16]
+
+
+def _row(values: Mapping[str, int | float | None]) -> list[int | float | None]:
+    return values.row() if isinstance(values, CellValues) else list(values.values())
 
 
 def _pair(workbooks: Sequence[WorkbookResult], entries: Sequence[dict[str, Any]]

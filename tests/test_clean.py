@@ -171,6 +171,7 @@ def test_packed_values_read_as_the_dict_they_were_made_from(format_id: str) -> N
         assert isinstance(back.values, CellValues)
         assert list(back.values) == list(values) and len(back.values) == len(values)
         assert [(v, type(v)) for v in back.values.values()] == [(v, type(v)) for v in values.values()]
+        assert [(v, type(v)) for v in back.values.row()] == [(v, type(v)) for v in values.values()]
         assert back.values == values and dict(back.values) == values
         assert back.values.get("no.such.cell") is None and "no.such.cell" not in back.values
         # the frame of packed reports is the frame of the dicts, value for value and type for type
