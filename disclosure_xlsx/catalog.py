@@ -46,6 +46,7 @@ def _namespace(name: str) -> Mapping[str, Any]:
     return tomllib.loads(path.read_text("utf-8"))
 
 
+@cache  # the words are read-only data; an office's summary looks up some sixty of them
 def _entry(key: str, lang: str) -> Any:
     namespace, _, rest = key.partition(".")
     entry: Any = _namespace(namespace)

@@ -134,6 +134,19 @@ MUTANTS = [
            'inner = "" if compact else "\\n" + " " * indent', ("tests/test_cli.py",)),
     Mutant("page-unescaped", "the clerk's page shows office text as live HTML", "web.py",
            "autoescape=True,", "autoescape=False,", ("tests/test_web.py",)),
+    Mutant("stamp-numbers-as-text", "a stamped cleaned workbook holds its numbers as text", "stencil.py",
+           """return f'<c r="{ref}"{attrs}><v>{value:.16G}</v></c>'""",
+           """return f'<c r="{ref}"{attrs} t="inlineStr"><is><t>{value:.16G}</t></is></c>'""",
+           ("tests/test_stencil.py",)),
+    Mutant("stamp-filter-one-short", "a stamped log's filter stops one row short", "stencil.py",
+           "last = self.first - 1 + (max(count, 1) if self.at_least_one else count)",
+           "last = self.first - 2 + (max(count, 1) if self.at_least_one else count)", ("tests/test_stencil.py",)),
+    Mutant("stamp-stale-checks", "a stamped workbook keeps the template's self-check results", "convert.py",
+           "fields, results=check_results(target.id, page.fields),", "fields, results=check_results(target.id, {}),",
+           ("tests/test_stencil.py",)),
+    Mutant("quiet-offices-unsummarised", "offices with no workbook to write get no 反馈 when others have copies",
+           "feedback.py", "    for i in alone:\n        summarize(i, _OfficeWritten())\n", "",
+           ("tests/test_feedback.py", "tests/test_outputs.py")),
 ]
 
 
