@@ -531,8 +531,8 @@ def test_an_interrupted_convert_leaves_the_previous_output_whole(tmp_path: Path)
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     many = tmp_path / "many"
     for i, path in enumerate(_county(many, 2, seed=50)):
-        for k in range(60):  # 122 workbooks: several seconds of writing, so that a loaded machine's delay
-            shutil.copy(path, many / f"copy{i}_{k}.xlsx")  # between seeing staging and the signal cannot outlast it
+        for k in range(250):  # 502 workbooks: several seconds of writing even stamped (~8 ms each), so that a
+            shutil.copy(path, many / f"copy{i}_{k}.xlsx")  # loaded machine's delay before the signal cannot outlast it
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "disclosure_xlsx", "convert", str(many), "--out",
                              str(tmp_path / "out"), "--force", "--workers", "1"], env=env, cwd=tmp_path,
