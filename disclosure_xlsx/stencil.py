@@ -8,8 +8,8 @@ package turns it into parts with holes. Stamping fills the holes from one office
 parts again:
 
 - a cell holding only a token becomes the value: a number as a number, None as a blank (a styled empty
-  cell, or no cell), text as an inline string (an empty text too, as xlsxwriter writes it); a cell whose text holds tokens among other words
-  keeps its runs and their fonts, the tokens replaced;
+  cell, or no cell), text as an inline string (an empty text too, as xlsxwriter writes it); a cell whose
+  text holds tokens among other words keeps its runs and their fonts, the tokens replaced;
 - a formula cell named by its sheet and address gets its cached result;
 - the second row of a table sheet is repeated once per row given, and the table's filter range and the
   sheet's dimension follow;
@@ -243,7 +243,9 @@ class Stencil:
                 part = self.parts[info.filename]
                 content = part if isinstance(part, bytes) else "".join(
                     p if isinstance(p, str) else p.render(stamp) for p in part).encode("utf-8")
-                archive.writestr(info, content, compress_type=zipfile.ZIP_DEFLATED)
+                member = zipfile.ZipInfo(info.filename, info.date_time)  # writing fills in a ZipInfo: a new one
+                member.external_attr = info.external_attr
+                archive.writestr(member, content, compress_type=zipfile.ZIP_DEFLATED)
         return buffer.getvalue()
 
 
