@@ -56,6 +56,8 @@ SHEET_ORDER = ("sheetPr", "dimension", "sheetViews", "sheetFormatPr", "cols", "s
                 "tableParts", "extLst")
 _STYLE_ORDER = ("numFmts", "fonts", "fills", "borders", "cellStyleXfs", "cellXfs", "cellStyles", "dxfs",
                 "tableStyles", "colors", "extLst")
+
+
 class TextTooLong(ValueError):
     """A text longer than a cell holds (MAX_TEXT characters): every writer raises this one."""
 
