@@ -246,7 +246,6 @@ class _Page:
     title: str
     cover_line: str
     log: list[list[Any]]
-    data: list[list[Any]]
     notes: list[list[Any]]
 
 
@@ -293,8 +292,7 @@ def _page(workbook: WorkbookResult, target: Format, values: dict[str, Any], note
         line, kind = "", None
     return _Page(_Shape(target.id, kind, failed, bool(notes)), {**values, **cover},
                  words.report_title.format(office=report.office or "", year=report.year or ""), line,
-                 _log_rows(workbook, applied), _long_rows(report.office, report.year, target, values),
-                 _note_rows(target, notes))
+                 _log_rows(workbook, applied), _note_rows(target, notes))
 
 
 def _field_names(target: Format) -> list[str]:
@@ -313,7 +311,9 @@ def _render(book: Any, target: Format, page: _Page) -> None:
     add_report_sheet(book, target.id, cells, title=page.title, mark=words.failed_mark if page.shape.failed else None)
     _table(book, book.add_worksheet(words.log_sheet), text_list("convert.headers.log"), page.log,
            (28, 16, 8, 22, 12, 40))
-    _table(book, book.add_worksheet(words.data_sheet), _data_headers(), page.data, (22, 7, 8, 32, 30, 40, 30, 9, 6))
+    data = _long_rows(page.fields[target.field("office").name], page.fields[target.field("year").name], target,
+                      page.fields)
+    _table(book, book.add_worksheet(words.data_sheet), _data_headers(), data, (22, 7, 8, 32, 30, 40, 30, 9, 6))
     if page.shape.notes:
         _table(book, book.add_worksheet(words.mapping_sheet), text_list("convert.headers.mapping"), page.notes,
                (34, 16, 8, 40, 60))
@@ -326,11 +326,9 @@ def _stencil(shape: _Shape) -> Stencil:
     words = target.words
     fields: dict[str, Any] = {name: token(name) for name in _field_names(target)}
     fields.update({cid: token(cid) for cid in target.cells})
-    office, year = target.field("office").name, target.field("year").name
     log = [[token(f"log:{i}") for i in range(len(text_list("convert.headers.log")))]]
     notes = [[token(f"note:{i}") for i in range(len(text_list("convert.headers.mapping")))]] if shape.notes else []
-    page = _Page(shape, fields, token(_TITLE), token(_COVER_LINE), log,
-                 _long_rows(token(office), token(year), target, fields), notes)
+    page = _Page(shape, fields, token(_TITLE), token(_COVER_LINE), log, notes)
     buffer = io.BytesIO()
     book = new_workbook(buffer, created=RENDERED_AT, title=words.title, kind="cleaned")
     _render(book, target, page)
