@@ -185,6 +185,7 @@ class CellValues(Mapping[str, Number | None]):
     crosses process boundaries as its format (an id) and two byte strings."""
 
     __slots__ = ("format", "kinds", "numbers")
+    BLANK = _BLANK_KIND  # the kind byte of a blank cell (its number is 0.0 and means nothing)
 
     def __init__(self, fmt: Format, numbers: array, kinds: bytes) -> None:
         self.format, self.numbers, self.kinds = fmt, numbers, kinds
@@ -200,24 +201,24 @@ class CellValues(Mapping[str, Number | None]):
 
     def __getitem__(self, cid: str) -> Number | None:
         k = _cell_index(self.format)[cid]
-        kind = self.kinds[k]
-        if kind == _BLANK_KIND:
-            return None
-        return int(self.numbers[k]) if kind == _INT_KIND else self.numbers[k]
+        return _read(self.numbers[k], self.kinds[k])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.format.cells)
 
     def row(self) -> list[Number | None]:
         """Every value in the format's cell order, as `values()` gives them, in one pass."""
-        return [None if kind == _BLANK_KIND else int(number) if kind == _INT_KIND else number
-                for number, kind in zip(self.numbers.tolist(), self.kinds, strict=True)]
+        return [_read(number, kind) for number, kind in zip(self.numbers.tolist(), self.kinds, strict=True)]
 
     def __len__(self) -> int:
         return len(self.format.cells)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (CellValues, (self.format, self.numbers, self.kinds))
+
+
+def _read(number: float, kind: int) -> Number | None:
+    return None if kind == _BLANK_KIND else int(number) if kind == _INT_KIND else number
 
 
 @cache

@@ -295,10 +295,11 @@ def _page(workbook: WorkbookResult, target: Format, values: dict[str, Any], note
                  _log_rows(workbook, applied), _note_rows(target, notes))
 
 
-def _field_names(target: Format) -> list[str]:
+@functools.cache  # asked for every workbook written
+def _field_names(target: Format) -> tuple[str, ...]:
     """The names of the template's values that are not table cells: its cover and narrative fields."""
     cells = {cid.replace(".", "_") for cid in target.cells}
-    return [name for name in target.names if name not in cells]
+    return tuple(name for name in target.names if name not in cells)
 
 
 def _render(book: Any, target: Format, page: _Page) -> None:

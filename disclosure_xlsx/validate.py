@@ -44,7 +44,7 @@ def report_frame(reports: Sequence[CleanReport], fmt: Format) -> pd.DataFrame:
     if packed and len(packed) == len(reports):
         numbers = np.frombuffer(b"".join(v.numbers.tobytes() for v in packed),
                                 dtype="float64").reshape(len(packed), len(fmt.cells))
-        blank = np.frombuffer(b"".join(v.kinds for v in packed), dtype="uint8").reshape(len(packed), len(fmt.cells)) == 0
+        blank = np.frombuffer(b"".join(v.kinds for v in packed), dtype="uint8").reshape(len(packed), len(fmt.cells)) == CellValues.BLANK
         columns = {cid: (pd.arrays.IntegerArray(numbers[:, k].astype("int64"), blank[:, k].copy()) if cell.type.integer
                          else pd.arrays.FloatingArray(numbers[:, k].copy(), blank[:, k].copy()))
                    for k, (cid, cell) in enumerate(fmt.cells.items())}
