@@ -23,6 +23,7 @@ from ._xlsx import atomic_output, put
 from .accept import code_key, is_accepted, office_key
 from .catalog import Finding, number_text, text
 from .clean import CellValues
+from .formats import Format
 from .pipeline import BatchResult, WorkbookResult
 
 __all__ = ["HISTORY", "Changes", "Round", "RoundInfo", "add_round_columns", "begin_round", "changes_text",
@@ -176,13 +177,20 @@ def _inputs(batch: BatchResult) -> str:
             items.append(json.dumps([Path(w.file).name, content]))
         else:
             items.append(json.dumps([office_key(r.office), code_key(r.credit_code), r.year, r.format_id,
-                                     [number_text(v) for v in _row(r.values)], sorted(r.texts.items())],
+                                     _numbers(r.format, r.values), sorted(r.texts.items())],
                                     ensure_ascii=False, default=str))
     return hashlib.sha256("\n".join(sorted(items)).encode("utf-8")).hexdigest()[:16]
 
 
-def _row(values: Mapping[str, int | float | None]) -> list[int | float | None]:
-    return values.row() if isinstance(values, CellValues) else list(values.values())
+def _numbers(fmt: Format, values: Mapping[str, int | float | None]) -> str:
+    """A digest of a report's values: its packed float64s and which cells are blank (6 and 6.0 alike, as a
+    clerk reads them), ~20 times cheaper than spelling every value; the spelled values where they do not
+    pack (a number too large for a float64 to hold exactly)."""
+    packed = values if isinstance(values, CellValues) else CellValues.packed(fmt, values)
+    if packed is None:
+        return json.dumps([number_text(values[c]) for c in fmt.cells])
+    blank = bytes(kind == CellValues.BLANK for kind in packed.kinds)
+    return hashlib.blake2b(packed.numbers.tobytes() + blank, digest_size=16).hexdigest()
 
 
 def _pair(workbooks: Sequence[WorkbookResult], entries: Sequence[dict[str, Any]]

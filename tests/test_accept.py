@@ -460,6 +460,36 @@ def test_three_rounds_count_fixed_open_and_new(tmp_path: Path) -> None:
     assert [row[header.index(k)] for k in ("轮次", "上一轮问题", "已改正", "仍未改正", "新出现")] == [3, 1, 1, 0, 0]
 
 
+@pytest.mark.parametrize("format_id", ["2019", "2021"])
+def test_the_round_digest_follows_the_data_and_nothing_else(format_id: str) -> None:
+    """The digest that tells a rerun on the same data (one round) from new data (a new round): the same for
+    the same offices in any order, whether a report's values are packed or a dict, 6 or 6.0; another for
+    any one value changed by one or left blank."""
+    import dataclasses
+
+    from disclosure_xlsx.rounds import _inputs
+
+    from .conftest import batch_of
+
+    fmt = get_format(format_id)
+    base: dict = dict(balanced_report(format_id, random.Random(7)))
+    digest = _inputs(batch_of(format_id, [(base, "甲镇"), (base, "乙镇")], 2024))
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(cell=st.sampled_from(list(fmt.cells)), blank=st.booleans())
+    def check(cell: str, blank: bool) -> None:
+        batch = batch_of(format_id, [(base, "乙镇"), (base, "甲镇")], 2024)
+        assert _inputs(batch) == digest
+        first = batch.workbooks[0]
+        as_dict = {c: float(v) if isinstance(v, int) else v for c, v in first.report.values.items()}  # type: ignore[union-attr]
+        first.report = dataclasses.replace(first.report, values=as_dict)  # type: ignore[type-var]
+        assert _inputs(batch) == digest
+        changed = {**base, cell: None if blank and base[cell] is not None else (base[cell] or 0) + 1}
+        assert _inputs(batch_of(format_id, [(changed, "甲镇"), (base, "乙镇")], 2024)) != digest
+
+    check()
+
+
 def test_an_accepted_warning_is_neither_open_nor_fixed(tmp_path: Path) -> None:
     fid = _first_format()
     folder, out = tmp_path / "in", tmp_path / "out"
