@@ -82,7 +82,7 @@ def write_outputs(batch: BatchResult, out: str | Path, *, workers: int | None = 
             _write_overview(batch.workbooks, staging / OVERVIEW)
             folders_of = [{"feedback_dir": f"{FEEDBACK_DIR}/{folder}"} for folder in folders]  # "/" on every system
             with atomic_output(staging / REPORT) as tmp, tmp.open("w", encoding="utf-8") as stream:
-                batch.write_json(stream, indent=1, extra=folders_of)  # workbook by workbook, as it is long
+                batch.write_json(stream, lines=True, extra=folders_of)  # a workbook a line, written as it goes
             commit(staging, out, (FEEDBACK_DIR, OVERVIEW, REPORT), own=_own_tree)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -131,15 +131,16 @@ class _Note:
 
 
 def test_the_report_written_workbook_by_workbook_is_the_report_as_one_text() -> None:
-    """`write_json` streams what `json.dumps(to_dict())` gives, byte for byte, in both layouts (the compact
-    line of `--json`, the indented report.json), with per-workbook keys added, with last year's pairing and
-    the county's review, for an empty batch, and when a reviewer's text holds the very slot it writes into."""
+    """`write_json` streams what `json.dumps(to_dict())` gives: byte for byte for the compact line of
+    `--json`, and the same data with each workbook's entry on a line of its own for report.json; with
+    per-workbook keys added, with last year's pairing and the county's review, for an empty batch, and when
+    a reviewer's text holds the very slot it writes into."""
     import io
 
     batch = validate_paths([SAMPLES], previous=[SAMPLES], workers=1)
     empty = validate_paths([], workers=1)
     for case in (batch, empty):
-        for indent, separators in ((None, (",", ":")), (1, None)):
+        for lines in (False, True):
             extra = [{"feedback_dir": f"反馈/{i}"} for i in range(len(case.workbooks))]
             whole = case.to_dict()
             for entry, added in zip(whole["workbooks"], extra, strict=True):
@@ -150,13 +151,19 @@ def test_the_report_written_workbook_by_workbook_is_the_report_as_one_text() -> 
                          **{key: record.to_dict() for key, record in review.items()},
                          "workbooks": whole["workbooks"],
                          **({"previous_unreadable": case.previous_unreadable} if case.previous_unreadable else {})}
-                stream = io.StringIO()
-                case.write_json(stream, indent=indent, extra=extra)
-                assert stream.getvalue() == json.dumps(whole, ensure_ascii=False, indent=indent, separators=separators)
-                plain = io.StringIO()
-                case.write_json(plain, indent=indent)
-                assert plain.getvalue() == json.dumps(case.to_dict(), ensure_ascii=False, indent=indent,
-                                                      separators=separators)
+                for added, expected in ((extra, whole), (None, case.to_dict())):
+                    stream = io.StringIO()
+                    case.write_json(stream, lines=lines, extra=added)
+                    written = stream.getvalue()
+                    if not lines:
+                        assert written == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+                        continue
+                    assert json.loads(written) == expected
+                    if review:  # the slot's words in the review: written whole, indented
+                        assert written == json.dumps(expected, ensure_ascii=False, indent=1)
+                        continue
+                    entries = [line.rstrip(",") for line in written.splitlines() if line.startswith("  {")]
+                    assert [json.loads(e) for e in entries] == expected["workbooks"]
     assert batch.workbooks and batch.workbooks[0].previous is not None
 
 
