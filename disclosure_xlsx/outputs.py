@@ -86,12 +86,21 @@ def _resolved(path: Path) -> Path:
 def input_problem(out: str | Path, inputs: Iterable[str | Path]) -> Finding | None:
     """`output-is-input` when an input of the run (a file or folder named, or a file found) is the output
     `out` itself or lies inside it: writing the output would overwrite or delete it."""
-    target = _resolved(Path(out))
+    target = str(_resolved(Path(out)))
+    inside = target.rstrip(os.sep) + os.sep
     for item in inputs:
-        path = _resolved(Path(item))
-        if path == target or target in path.parents:
+        path = _real(item)  # a county's batch has thousands of inputs: strings, not Path objects
+        if path == target or path.startswith(inside):
             return Finding("output-is-input", params={"input": shown_name(item), "folder": shown_name(out)})
     return None
+
+
+def _real(path: str | Path) -> str:
+    """`path` with every link resolved, as `_resolved` gives it, as a string."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return os.path.abspath(path)
 
 
 def marker_kind(folder: str | Path) -> str | None:

@@ -182,6 +182,9 @@ def _inputs(batch: BatchResult) -> str:
     return hashlib.sha256("\n".join(sorted(items)).encode("utf-8")).hexdigest()[:16]
 
 
+_BLANK_MASK = bytes(int(kind == CellValues.BLANK) for kind in range(256))  # kind byte → 1 for a blank cell
+
+
 def _numbers(fmt: Format, values: Mapping[str, int | float | None]) -> str:
     """A digest of a report's values: its packed float64s and which cells are blank (6 and 6.0 alike, as a
     clerk reads them), ~20 times cheaper than spelling every value; the spelled values where they do not
@@ -189,7 +192,7 @@ def _numbers(fmt: Format, values: Mapping[str, int | float | None]) -> str:
     packed = values if isinstance(values, CellValues) else CellValues.packed(fmt, values)
     if packed is None:
         return json.dumps([number_text(values[c]) for c in fmt.cells])
-    blank = bytes(kind == CellValues.BLANK for kind in packed.kinds)
+    blank = packed.kinds.translate(_BLANK_MASK)
     return hashlib.blake2b(packed.numbers.tobytes() + blank, digest_size=16).hexdigest()
 
 

@@ -671,3 +671,24 @@ def test_the_readme_quotes_the_output_limits_of_the_code() -> None:
     section = section[:section.index("\n### ", 10)]
     quoted = set(re.findall(r"\*\*[\d,]+ (?:characters|s)\*\*", section))
     assert quoted == {f"**{limits.CELL_TEXT_MAX:,} characters**", f"**{limits.WRITE_TIMEOUT_SECONDS:g} s**"}
+
+
+def test_an_input_inside_the_output_is_found_through_links_and_only_there(tmp_path: Path) -> None:
+    """`output-is-input`: the output itself, a file inside it, and a link elsewhere that leads into it are
+    inputs inside the output; a folder whose name merely begins with the output's is not."""
+    from disclosure_xlsx.outputs import input_problem
+
+    out, beside = tmp_path / "校验结果", tmp_path / "校验结果-2"
+    for folder in (out / "feedback", beside):
+        folder.mkdir(parents=True)
+    (out / "feedback" / "a.xlsx").write_bytes(b"")
+    (beside / "b.xlsx").write_bytes(b"")
+    (tmp_path / "link.xlsx").symlink_to(out / "feedback" / "a.xlsx")
+    (tmp_path / "folder-link").symlink_to(out)
+    inside = [out, out / "feedback" / "a.xlsx", tmp_path / "link.xlsx", tmp_path / "folder-link" / "feedback",
+              out / "feedback" / ".." / "feedback" / "a.xlsx"]
+    for item in inside:
+        problem = input_problem(out, [beside / "b.xlsx", item])
+        assert problem is not None and problem.code == "output-is-input", item
+    assert input_problem(out, [beside, beside / "b.xlsx", tmp_path]) is None
+    assert input_problem(tmp_path / "folder-link", [out / "feedback" / "a.xlsx"]) is not None  # the output a link
