@@ -160,6 +160,7 @@ def _cleaning(cid: str, sheet: str, ref: str, raw: Any, value: Any, rule: str) -
     return Cleaning(sys.intern(cid), sys.intern(sheet), sys.intern(ref), raw, value, sys.intern(rule))
 
 
+@cache  # a batch has a few dozen distinct rules and every office's summary spells its own
 def cleaning_text(rule: str, lang: str = "zh") -> str:
     """What a cleaning record's rule ("whitespace+text-to-number") did, in words."""
     steps = _data()["cleaning"]
