@@ -106,7 +106,7 @@ def begin_round(batch: BatchResult, out: str | Path) -> Round:
     else:
         if (out / _REPORT).exists():  # an output folder of an earlier version has no history yet
             _keep(out / _REPORT, out, number_before)
-        if (previous.get("round") or {}).get("inputs") == inputs:  # the same data again: the same round
+        if _same_data((previous.get("round") or {}).get("inputs"), inputs, batch):  # the same data: the same round
             number = number_before
             against = number_before - 1 if number_before > 1 else None
             compared = _load(round_folder(out, against) / _REPORT) if against else None
@@ -164,8 +164,12 @@ def _keep(report: Path, out: Path, number: int) -> Path:
     return target
 
 
-def _inputs(batch: BatchResult) -> str:
-    """A digest of the data of the batch (not of the review): equal when the same offices sent the same."""
+_DIGEST = "2:"  # the digest's version: a round written before it (16 hex digits, no version) spelled every value
+
+
+def _inputs(batch: BatchResult, *, spelled: bool = False) -> str:
+    """A digest of the data of the batch (not of the review): equal when the same offices sent the same.
+    `spelled`: the digest of the versions before `_DIGEST`, which spelled every value (`number_text`)."""
     items = []
     for w in batch.workbooks:
         r = w.report
@@ -177,9 +181,19 @@ def _inputs(batch: BatchResult) -> str:
             items.append(json.dumps([Path(w.file).name, content]))
         else:
             items.append(json.dumps([office_key(r.office), code_key(r.credit_code), r.year, r.format_id,
-                                     _numbers(r.format, r.values), sorted(r.texts.items())],
+                                     [number_text(v) for v in r.values.values()] if spelled
+                                     else _numbers(r.format, r.values), sorted(r.texts.items())],
                                     ensure_ascii=False, default=str))
-    return hashlib.sha256("\n".join(sorted(items)).encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha256("\n".join(sorted(items)).encode("utf-8")).hexdigest()[:16]
+    return digest if spelled else _DIGEST + digest
+
+
+def _same_data(before: object, inputs: str, batch: BatchResult) -> bool:
+    """Whether the previous round's digest `before` is this batch's: the same data again. A round of a
+    version before `_DIGEST` is compared with the digest that version took (once: the next is versioned)."""
+    if before == inputs:
+        return True
+    return isinstance(before, str) and not before.startswith(_DIGEST) and before == _inputs(batch, spelled=True)
 
 
 _BLANK_MASK = bytes(int(kind == CellValues.BLANK) for kind in range(256))  # kind byte → 1 for a blank cell

@@ -490,6 +490,45 @@ def test_the_round_digest_follows_the_data_and_nothing_else(format_id: str) -> N
     check()
 
 
+def test_a_rerun_after_an_upgrade_repeats_the_round_an_earlier_version_wrote(tmp_path: Path) -> None:
+    """A round written before the digest was versioned holds the digest that version took (every value
+    spelled by number_text); the same data again after the upgrade is still the same round, and new data
+    is the next one."""
+    import hashlib
+
+    from disclosure_xlsx.accept import code_key, office_key
+    from disclosure_xlsx.catalog import number_text
+
+    fid = _first_format()
+    folder, out = tmp_path / "in", tmp_path / "out"
+    base = _values(fid)
+    _write(folder, "甲.xlsx", fid, base, office="甲镇人民政府", code=CODE)
+
+    def earlier_digest(batch) -> str:  # as rounds.py computed it before the digest had a version
+        items = sorted(json.dumps([office_key(w.report.office), code_key(w.report.credit_code), w.report.year,
+                                   w.report.format_id, [number_text(v) for v in w.report.values.values()],
+                                   sorted(w.report.texts.items())], ensure_ascii=False, default=str)
+                       for w in batch.workbooks)
+        return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()[:16]
+
+    batch = validate_paths([folder], workers=1)
+    write_outputs(batch, out, workers=1)
+    written = json.loads((out / REPORT).read_text("utf-8"))
+    assert written["round"]["inputs"] != earlier_digest(batch)  # versioned now
+    for path in (out / REPORT, round_folder(out, 1) / REPORT):  # as the earlier version left them
+        if path.exists():
+            kept = json.loads(path.read_text("utf-8"))
+            kept["round"]["inputs"] = earlier_digest(batch)
+            path.write_text(json.dumps(kept, ensure_ascii=False), "utf-8")
+    write_outputs(validate_paths([folder], workers=1), out, workers=1)
+    again = json.loads((out / REPORT).read_text("utf-8"))["round"]
+    assert (again["number"], again["repeat"]) == (1, True)
+    _write(folder, "甲.xlsx", fid, {**base, "s3.granted.total": base["s3.granted.total"] + 1},  # type: ignore[operator]
+           office="甲镇人民政府", code=CODE)
+    write_outputs(validate_paths([folder], workers=1), out, workers=1)
+    assert json.loads((out / REPORT).read_text("utf-8"))["round"]["number"] == 2
+
+
 def test_an_accepted_warning_is_neither_open_nor_fixed(tmp_path: Path) -> None:
     fid = _first_format()
     folder, out = tmp_path / "in", tmp_path / "out"
