@@ -76,17 +76,10 @@ def name_text(name: str) -> str:
 # What may be written where
 
 
-def _resolved(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
-
-
 def input_problem(out: str | Path, inputs: Iterable[str | Path]) -> Finding | None:
     """`output-is-input` when an input of the run (a file or folder named, or a file found) is the output
     `out` itself or lies inside it: writing the output would overwrite or delete it."""
-    target = str(_resolved(Path(out)))
+    target = _real(out)
     inside = target.rstrip(os.sep) + os.sep
     for item in inputs:
         path = _real(item)  # a county's batch has thousands of inputs: strings, not Path objects
@@ -96,7 +89,7 @@ def input_problem(out: str | Path, inputs: Iterable[str | Path]) -> Finding | No
 
 
 def _real(path: str | Path) -> str:
-    """`path` with every link resolved, as `_resolved` gives it, as a string."""
+    """`path` made absolute with every link resolved (as `Path.resolve` does it), as a string."""
     try:
         return os.path.realpath(path)
     except (OSError, ValueError):
@@ -265,7 +258,7 @@ class OutputLock:
     def __init__(self, path: str | Path, folder: str | Path) -> None:
         self.path = Path(path)
         self.folder = Path(folder)
-        self._key = _resolved(self.path)
+        self._key = Path(_real(self.path))
 
     def __enter__(self) -> OutputLock:
         self.acquire()

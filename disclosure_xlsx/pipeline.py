@@ -167,7 +167,6 @@ class BatchResult:
                 entry.update(added)
             stream.write(json.dumps(whole, ensure_ascii=False, **layout))
             return
-        separators = None if lines else (",", ":")
         stream.write(before)
         if not self.workbooks:
             stream.write("[]")
@@ -176,7 +175,8 @@ class BatchResult:
             entry = workbook.to_dict()
             if extra is not None:
                 entry.update(extra[i])
-            stream.write(("[" if i == 0 else ",") + inner + json.dumps(entry, ensure_ascii=False, separators=separators))
+            text_ = json.dumps(entry, ensure_ascii=False, separators=layout.get("separators"))  # one line
+            stream.write(("[" if i == 0 else ",") + inner + text_)
         if self.workbooks:
             stream.write("\n ]" if lines else "]")
         stream.write(after)

@@ -181,8 +181,8 @@ def _inputs(batch: BatchResult, *, spelled: bool = False) -> str:
             items.append(json.dumps([Path(w.file).name, content]))
         else:
             items.append(json.dumps([office_key(r.office), code_key(r.credit_code), r.year, r.format_id,
-                                     [number_text(v) for v in r.values.values()] if spelled
-                                     else _numbers(r.format, r.values), sorted(r.texts.items())],
+                                     _spelled(r.values) if spelled else _numbers(r.format, r.values),
+                                     sorted(r.texts.items())],
                                     ensure_ascii=False, default=str))
     digest = hashlib.sha256("\n".join(sorted(items)).encode("utf-8")).hexdigest()[:16]
     return digest if spelled else _DIGEST + digest
@@ -196,6 +196,10 @@ def _same_data(before: object, inputs: str, batch: BatchResult) -> bool:
     return isinstance(before, str) and not before.startswith(_DIGEST) and before == _inputs(batch, spelled=True)
 
 
+def _spelled(values: Mapping[str, int | float | None]) -> list[str]:
+    return [number_text(v) for v in values.values()]
+
+
 _BLANK_MASK = bytes(int(kind == CellValues.BLANK) for kind in range(256))  # kind byte → 1 for a blank cell
 
 
@@ -205,7 +209,7 @@ def _numbers(fmt: Format, values: Mapping[str, int | float | None]) -> str:
     pack (a number too large for a float64 to hold exactly)."""
     packed = values if isinstance(values, CellValues) else CellValues.packed(fmt, values)
     if packed is None:
-        return json.dumps([number_text(values[c]) for c in fmt.cells])
+        return json.dumps(_spelled(values))
     blank = packed.kinds.translate(_BLANK_MASK)
     return hashlib.blake2b(packed.numbers.tobytes() + blank, digest_size=16).hexdigest()
 
