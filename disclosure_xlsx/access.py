@@ -47,8 +47,9 @@ def _finding(kind: str) -> Finding:
                                                 "advice": phrase(f"access.{kind}.advice")})
 
 
-def scrub_paths(message: str, path: str | os.PathLike[str]) -> str:
-    """`message` without the folders of `path` on this machine: the file is named by its name only."""
+def scrub_paths(message: str, path: str | os.PathLike[str], limit: int = 160) -> str:
+    """`message` without the folders of `path` on this machine (the file is named by its name only), then
+    cut to `limit` characters: cut first, a folder's tail would be left to show."""
     file = Path(path)
     out = message
     for form in sorted({str(file.absolute()), str(file.resolve()), str(file)}, key=len, reverse=True):
@@ -57,4 +58,4 @@ def scrub_paths(message: str, path: str | os.PathLike[str]) -> str:
     for folder in sorted({str(file.absolute().parent), str(file.resolve().parent)}, key=len, reverse=True):
         if folder not in (os.sep, "."):
             out = out.replace(folder + os.sep, "").replace(folder, "")
-    return out
+    return out[:limit]

@@ -326,7 +326,7 @@ def check_file(path: str | Path, suggest: bool = False) -> Checked:
         problem = access_problem(exc)
         if problem is not None:  # this machine could not read it: not the office's fault
             return Checked(file, None, problem)
-        reason = scrub_paths(f"{type(exc).__name__}: {str(exc)[:160]}", path)
+        reason = scrub_paths(f"{type(exc).__name__}: {exc}", path)
         return Checked(file, None, Finding("internal-error", params={"reason": bilingual(reason, reason)}))
 
 

@@ -343,7 +343,7 @@ def _unreadable(path: Path, exc: BaseException) -> Finding:
         return problem
     kind = type(exc).__name__
     reason = kind if kind in _REASONS else "other"
-    detail = scrub_paths(str(exc).splitlines()[0][:160], path) if str(exc) else kind
+    detail = scrub_paths(str(exc).splitlines()[0], path) if str(exc) else kind
     return Finding("file-unreadable", params={"reason": phrase(f"read.unreadable.{reason}", detail=detail)})
 
 

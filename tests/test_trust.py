@@ -455,9 +455,10 @@ def test_a_file_without_read_permission_is_the_countys_problem(tmp_path: Path) -
 
 
 def test_no_absolute_path_of_this_machine_in_any_office_feedback(tmp_path: Path, monkeypatch) -> None:
-    root = (tmp_path / "县里的电脑" / "交回的报表").absolute()
+    # a folder long enough that a crash message naming it is cut inside it, wherever pytest's tmp_path is
+    root = (tmp_path / "县里的电脑" / Path(*["各乡镇和部门第一次报送的年报"] * 6) / "交回的报表").absolute()
     _pair(tmp_path)  # duplicates in two folders
-    root.parent.mkdir()
+    root.parent.mkdir(parents=True)
     shutil.move(str(tmp_path / "in"), str(root))
     _office(root, "旧.xlsx", "2019", seed=9, year=2024, office="旧镇")
     _office(root, "错.xlsx", seed=10, office="错镇", s3__granted__total=999)
