@@ -7,7 +7,10 @@ workers replaced when one dies), with a timeout per job and a memory limit per w
 "error"). Nothing a job does can stop the others.
 
 Every job runs in a child, even with one worker: no look at a file beforehand can prove that a reader
-will not abort on it, and a child costs one fork per call and ~0.1 ms per job.
+will not abort on it, and a child costs one fork per call. A job's round trip through the pool costs the
+parent about 0.3 ms, as much as reading a small workbook, so a large run sends its jobs in chunks (up to
+16 at a time); a chunk that does not come back whole (a job in it hung, crashed or ran out of memory) is
+run again one job at a time, so that what became of each job is still its own.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ __all__ = ["Outcome", "run_isolated"]
 J = TypeVar("J")
 R = TypeVar("R")
 _IN_FLIGHT_PER_WORKER = 64  # jobs handed to the pool ahead of the one being waited for
+_CHUNK = 16  # jobs sent to a worker at once, at most
+_CHUNKS_PER_WORKER = 8  # a run is cut into at least this many chunks a worker, so that none waits at the end
 _POLL_SECONDS = 1.0  # how often a wait checks that the pool is still alive
 _ALLOCATION = re.compile(r"memory allocation of (\d+) bytes failed")
 
@@ -65,51 +70,76 @@ class Outcome(Generic[R]):
 def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | None = None,
                  timeout: float | None = FILE_TIMEOUT_SECONDS, memory_limit: int | None = WORKER_MEMORY_BYTES,
                  on_done: Callable[[int, int], None] | None = None,
-                 on_started: Callable[[], None] | None = None) -> Iterator[Outcome[R]]:
+                 on_started: Callable[[], None] | None = None, chunk: int | None = None) -> Iterator[Outcome[R]]:
     """`func(job)` for every job, each in a worker process; one Outcome per job, in job order.
 
     Args:
         func: a module-level function (it is sent to the workers by reference); it may raise.
         jobs: its arguments, one per call; sent to the workers, so they must pickle (paths, tuples).
         workers: processes (default: all cores); at least one, even for one job.
-        timeout: seconds one job may run before its worker is stopped (None: no limit).
+        timeout: seconds one job (or one chunk of jobs) may run before its worker is stopped (None: no
+            limit); the jobs of a chunk stopped are then given this time each, one at a time.
         memory_limit: bytes of address space a worker may add to what it has when it starts
             (RLIMIT_AS; None: no limit).
         on_done: called with (done, total) as each outcome is yielded.
         on_started: called once the workers exist (forked with the first job), before any outcome: work
             the caller does meanwhile (an import) is no longer inherited by them.
+        chunk: jobs sent to a worker at once (default: up to 16, fewer for a small run).
     """
     total = len(jobs)
     if not total:
         return
     workers = max(1, min(workers or os.cpu_count() or 1, total))
+    chunk = max(1, chunk or min(_CHUNK, total // (workers * _CHUNKS_PER_WORKER)))
     window = workers * _IN_FLIGHT_PER_WORKER
     with tempfile.TemporaryDirectory(prefix="disclosure-workers-") as errors:
         pool = _Pool(workers, memory_limit, errors)
         pending: collections.deque[_Job] = collections.deque()
         submitted = finished = 0
         try:
-            for done in range(1, total + 1):
-                while submitted < total and len(pending) < window:
-                    pending.append(pool.submit(func, submitted, jobs[submitted], timeout))
-                    submitted += 1
-                    if submitted == 1 and on_started:
+            while finished < total:
+                while submitted < total and submitted - finished < window:
+                    part = tuple(jobs[submitted:submitted + chunk])
+                    pending.append(pool.submit(func, submitted, part, timeout))
+                    submitted += len(part)
+                    if submitted == len(part) and on_started:
                         on_started()
-                outcome = pool.outcome(pending, func, timeout)
-                finished = done
-                if on_done:
-                    on_done(done, total)
-                yield outcome
+                for outcome in pool.outcomes(pending, func, timeout):
+                    finished += 1
+                    if on_done:
+                        on_done(finished, total)
+                    yield outcome
         finally:  # interrupted mid-way (Ctrl-C, an error): wait until no worker can still write a file
             pool.close(wait=finished < total)
 
 
 @dataclass
 class _Job:
+    """Jobs sent to the pool together: the first one's index, the jobs, and what the pool gave back."""
+
     index: int
-    job: Any
+    jobs: tuple[Any, ...]
     future: Any  # pebble's ProcessFuture, or None when it could not be scheduled
     attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """What one job of a chunk gave in the worker: its value, or the exception it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+def _run_chunk(func: Callable[[Any], Any], jobs: tuple[Any, ...]) -> list[_Done]:
+    """In a worker: `func(job)` for each job of a chunk; an exception is its own job's outcome only."""
+    done = []
+    for job in jobs:
+        try:
+            done.append(_Done(value=func(job)))
+        except Exception as exc:  # noqa: BLE001 - MemoryError included: the job's outcome, not the chunk's
+            done.append(_Done(error=exc))
+    return done
 
 
 class _Pool:
@@ -126,17 +156,21 @@ class _Pool:
         return ProcessPool(self.workers, initializer=_init_worker, initargs=(self.memory_limit, self.errors),
                            context=context)
 
-    def submit(self, func: Callable[[Any], Any], index: int, job: Any, timeout: float | None,
+    def submit(self, func: Callable[[Any], Any], index: int, jobs: tuple[Any, ...], timeout: float | None,
                attempts: int = 1) -> _Job:
         try:
-            future = self.pool.schedule(func, (job,), timeout=timeout)
-        except RuntimeError:  # the pool broke: `outcome` replaces it when it comes to this job
+            if len(jobs) == 1:
+                future = self.pool.schedule(func, jobs, timeout=timeout)
+            else:
+                future = self.pool.schedule(_run_chunk, (func, jobs), timeout=timeout)
+        except RuntimeError:  # the pool broke: `outcomes` replaces it when it comes to these jobs
             future = None
-        return _Job(index, job, future, attempts)
+        return _Job(index, jobs, future, attempts)
 
-    def outcome(self, pending: collections.deque[_Job], func: Callable[[Any], Any],
-                timeout: float | None) -> Outcome[Any]:
-        """The outcome of the first pending job (waiting for it), replacing the pool if it broke."""
+    def outcomes(self, pending: collections.deque[_Job], func: Callable[[Any], Any],
+                 timeout: float | None) -> list[Outcome[Any]]:
+        """The outcomes of the first pending jobs (waiting for them), replacing the pool if it broke; a
+        chunk that did not come back whole is put back as its jobs one by one."""
         while True:
             head = pending[0]
             future = head.future
@@ -147,15 +181,30 @@ class _Pool:
                     if self.pool.active:
                         continue
             if future is None or not future.done() or isinstance(future.exception(), BrokenProcessPool):
-                if head.attempts >= 2:
+                if head.attempts < 2:
+                    self._restart(pending, func, timeout)
+                elif len(head.jobs) > 1:
+                    self._one_by_one(pending, func, timeout)
+                else:
                     pending.popleft()
-                    return Outcome(head.index, failure="crashed", detail="the worker pool broke twice")
-                self._restart(pending, func, timeout)
+                    return [Outcome(head.index, failure="crashed", detail="the worker pool broke twice")]
+                continue
+            error = future.exception()
+            if len(head.jobs) > 1 and error is not None:  # a job of the chunk hung, crashed or did not travel
+                self._one_by_one(pending, func, timeout)
                 continue
             pending.popleft()
-            error = future.exception()
-            return Outcome(head.index, value=future.result()) if error is None else self._failed(head.index, error,
-                                                                                                  timeout)
+            if len(head.jobs) == 1:
+                return [Outcome(head.index, value=future.result()) if error is None
+                        else self._failed(head.index, error, timeout)]
+            return [Outcome(head.index + k, value=done.value) if done.error is None
+                    else self._failed(head.index + k, done.error, timeout) for k, done in enumerate(future.result())]
+
+    def _one_by_one(self, pending: collections.deque[_Job], func: Callable[[Any], Any], timeout: float | None) -> None:
+        """The first pending chunk replaced by its jobs, each sent on its own."""
+        head = pending.popleft()
+        for k in reversed(range(len(head.jobs))):
+            pending.appendleft(self.submit(func, head.index + k, (head.jobs[k],), timeout))
 
     def _failed(self, index: int, error: BaseException, timeout: float | None) -> Outcome[Any]:
         if isinstance(error, FutureTimeout):
@@ -184,7 +233,7 @@ class _Pool:
         for i, item in enumerate(pending):
             future = item.future
             if future is None or not future.done() or isinstance(future.exception(), BrokenProcessPool):
-                pending[i] = self.submit(func, item.index, item.job, timeout, item.attempts + 1)
+                pending[i] = self.submit(func, item.index, item.jobs, timeout, item.attempts + 1)
 
     def close(self, wait: bool = False) -> None:
         _stop(self.pool, wait)

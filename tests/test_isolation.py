@@ -26,6 +26,7 @@ import pytest
 import xlsxwriter
 
 from disclosure_xlsx import limits, locate, pipeline, read
+from disclosure_xlsx import workers as workers_module
 from disclosure_xlsx.catalog import DisclosureError
 from disclosure_xlsx.clean import clean_value
 from disclosure_xlsx.formats import all_formats, get_format
@@ -411,16 +412,19 @@ def _job(kind: str) -> str:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_run_isolated_gives_one_outcome_per_job_in_order(workers: int, tmp_path: Path, template_bytes: bytes,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("chunk", [1, 4], ids=["one-by-one", "in-chunks"])
+def test_run_isolated_gives_one_outcome_per_job_in_order(workers: int, chunk: int, tmp_path: Path,
+                                                         template_bytes: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every way a job can end is that job's alone, whether it went to its worker alone or in a chunk
+    (which is then run again one job at a time)."""
     (tmp_path / "far.xlsx").write_bytes(far_cell(template_bytes))
     monkeypatch.setenv("FAR_CELL", str(tmp_path / "far.xlsx"))
     jobs = ["a", "abort", "b", "hang", "memory", "raise", "kill", "calamine", *"cdefgh"]
     done: list[tuple[int, int]] = []
     outcomes = list(run_isolated(_job, jobs, workers=workers, timeout=1, memory_limit=2**30,
-                                 on_done=lambda d, t: done.append((d, t))))
+                                 on_done=lambda d, t: done.append((d, t)), chunk=chunk))
     assert [o.index for o in outcomes] == list(range(len(jobs)))
-    assert done[-1] == (len(jobs), len(jobs))
+    assert done == [(d, len(jobs)) for d in range(1, len(jobs) + 1)]
     got = {jobs[o.index]: (o.value, o.failure) for o in outcomes}
     assert got["abort"] == (None, "crashed") and got["hang"] == (None, "timeout")
     assert got["memory"] == (None, "memory") and got["raise"] == (None, "error") and got["kill"] == (None, "memory")
@@ -462,8 +466,12 @@ def _exploding_check_file(path: str | Path, suggest: bool = True) -> Any:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_reader_that_aborts_or_hangs_costs_only_its_file(workers: int, tmp_path: Path, good_folder: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("chunks_per_worker", [8, 1], ids=["one-by-one", "in-chunks"])
+def test_a_reader_that_aborts_or_hangs_costs_only_its_file(workers: int, chunks_per_worker: int, tmp_path: Path,
+                                                           good_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch this small goes to the workers a file at a time; one as large as a county's goes in chunks
+    (made so here by asking for fewer chunks): either way the hostile files cost only themselves."""
+    monkeypatch.setattr(workers_module, "_CHUNKS_PER_WORKER", chunks_per_worker)
     for name in ("good00.xlsx", "good01.xlsx", "good02.xlsx"):
         shutil.copy(good_folder / name, tmp_path / name)
     shutil.copy(good_folder / "good03.xlsx", tmp_path / "abort.xlsx")
@@ -647,3 +655,26 @@ def test_on_started_is_told_once_when_the_workers_exist_before_any_outcome() -> 
     assert events == ["started"] + ["outcome"] * 5
     assert os.getpid() not in pids
     assert list(run_isolated(_worker_pid, [], on_started=lambda: events.append("again"))) == [] and "again" not in events
+
+
+def _square(n: int) -> int:
+    return n * n
+
+
+@pytest.mark.parametrize(("jobs", "workers", "sent"), [(5, 2, 5), (320, 2, 20), (1000, 2, 63), (320, 1, 20)])
+def test_a_large_run_goes_to_the_workers_in_chunks(jobs: int, workers: int, sent: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's round trip through the pool costs the parent as much as reading a small workbook, so a
+    large run sends up to 16 jobs at a time and a small one one by one (each worker still gets several
+    chunks); the outcomes are the jobs' own, in order, either way."""
+    submitted: list[int] = []
+    submit = workers_module._Pool.submit
+
+    def counted(self: Any, func: Any, index: int, part: tuple[Any, ...], *args: Any, **kwargs: Any) -> Any:
+        submitted.append(len(part))
+        return submit(self, func, index, part, *args, **kwargs)
+
+    monkeypatch.setattr(workers_module._Pool, "submit", counted)
+    outcomes = list(run_isolated(_square, list(range(jobs)), workers=workers))
+    assert [(o.index, o.value) for o in outcomes] == [(n, n * n) for n in range(jobs)]
+    assert len(submitted) == sent and sum(submitted) == jobs and max(submitted) <= 16
