@@ -7,10 +7,11 @@ workers replaced when one dies), with a timeout per job and a memory limit per w
 "error"). Nothing a job does can stop the others.
 
 Every job runs in a child, even with one worker: no look at a file beforehand can prove that a reader
-will not abort on it, and a child costs one fork per call. A job's round trip through the pool costs the
-parent about 0.3 ms, as much as reading a small workbook, so a large run sends its jobs in chunks (up to
-16 at a time); a chunk that does not come back whole (a job in it hung, crashed or ran out of memory) is
-run again one job at a time, so that what became of each job is still its own.
+will not abort on it, and a child costs one fork per call. A job's own trip through the pool costs about
+as much CPU as reading a small workbook (measured over 5,000: ~0.4 ms in the parent, ~0.8 ms in the
+worker), so a large run sends its jobs in chunks of up to 16; a chunk that does not come back whole (a job
+in it hung, crashed or ran out of memory) is run again one job at a time, so that what became of each job
+is still its own.
 """
 
 from __future__ import annotations

@@ -151,6 +151,12 @@ MUTANTS = [
            "rounds.py", "packed.numbers.tobytes() + blank", "blank", ("tests/test_accept.py",)),
     Mutant("input-check-by-prefix", "an input beside the output whose name begins with the output's counts as inside it",
            "outputs.py", "path.startswith(inside)", "path.startswith(target)", ("tests/test_outputs.py",)),
+    Mutant("chunk-fails-whole", "a chunk of jobs in which one hangs or crashes gives every job of it that failure",
+           "workers.py", "if len(head.jobs) > 1 and error is not None:", "if False:",
+           ("tests/test_isolation.py::test_run_isolated_gives_one_outcome_per_job_in_order",)),
+    Mutant("never-chunked", "every job is sent to the pool on its own, however large the run",
+           "workers.py", "min(_CHUNK, total // (workers * _CHUNKS_PER_WORKER))", "1",
+           ("tests/test_isolation.py::test_a_large_run_goes_to_the_workers_in_chunks",)),
 ]
 
 
