@@ -127,6 +127,10 @@ FormatChoice = Enum("FormatChoice", {f"f{fid}": fid for fid in all_formats()}, t
 _CURRENT = current_format()
 err = Console(stderr=True, highlight=False)
 BLANKS_SHOWN = 5  # blank-cell warnings listed one by one per workbook; the rest are summarised
+# Workbooks the terminal lists one by one. A larger batch (a city's, a province's) lists only this many
+# of those with a problem and says where every result is: a table of 20,000 rows took longer than
+# validating them (rich renders ~3.5 ms a row) and nobody reads it in a terminal.
+LISTED = 200
 
 
 class Lang(str, Enum):
@@ -316,7 +320,7 @@ def validate(
         result.write_json(sys.stdout)
         sys.stdout.write("\n")
     else:
-        _print_result(result, language)
+        _print_result(result, language, out)
         if cross:
             _print_pairing(result, language)
         _print_review(result, notices, language, out)
@@ -452,7 +456,30 @@ def _lines(console: Console, message: str, *, first: str = "", indent: str = "",
         console.print(head + body, soft_wrap=True, highlight=False)
 
 
-def _print_result(result: BatchResult, lang: str) -> None:
+def _listed(workbooks: list[Any]) -> list[Any]:
+    """The workbooks the terminal lists: all of a batch of up to LISTED, else the first LISTED with a problem."""
+    if len(workbooks) <= LISTED:
+        return workbooks
+    return [w for w in workbooks if w.status != "ok"][:LISTED]
+
+
+def _not_listed(console: Console, workbooks: list[Any], listed: list[Any], lang: str, out: Path | None) -> None:
+    """How many workbooks the terminal left out, and where every result is."""
+    passed = sum(w.status == "ok" for w in workbooks)
+    problems = len(workbooks) - passed - len(listed)
+    if problems:
+        _lines(console, _say("listed_some", lang, listed=len(listed), passed=passed, problems=problems))
+    else:
+        _lines(console, _say("listed_problems", lang, listed=len(listed), passed=passed))
+    if out is None:
+        _lines(console, _say("results_how", lang))
+    else:
+        from .feedback import OVERVIEW  # imported already: the outputs were written
+
+        _lines(console, _say("results_in_out", lang, path=str(out / OVERVIEW)))
+
+
+def _print_result(result: BatchResult, lang: str, out: Path | None = None) -> None:
     from .accept import severity_word
 
     console = Console(highlight=False)
@@ -466,7 +493,8 @@ def _print_result(result: BatchResult, lang: str) -> None:
             header = _say("office_file", lang, office=header, file=text("cli.words.file", lang))
         table.add_column(header, justify="right" if key in ("errors", "warnings", "year") else "left",
                          overflow="fold", no_wrap=key not in ("file", "office"))
-    for w in result.workbooks:
+    listed = _listed(result.workbooks)
+    for w in listed:
         r = w.report
         style = {"ok": "green", "warnings": "yellow"}.get(w.status, "red")
         office, file = escape(r.office or "") if r else "", escape(Path(w.file).name)
@@ -475,7 +503,7 @@ def _print_result(result: BatchResult, lang: str) -> None:
                       r.format_id if r else "", str(w.errors), str(w.warnings),
                       f"[{style}]{status_text(w.status, lang)}[/]")
     console.print(table)
-    for w in result.workbooks:
+    for w in listed:
         if not w.findings:
             continue
         name = _say("file_office", lang, file=w.file, office=w.report.office) if w.report and w.report.office \
@@ -495,6 +523,8 @@ def _print_result(result: BatchResult, lang: str) -> None:
             _finding(console, severity_text("warning", lang), "yellow",
                      _say("more_blank", lang, n=len(blanks) - BLANKS_SHOWN, refs=refs))
     console.print()
+    if len(listed) < len(result.workbooks):
+        _not_listed(console, result.workbooks, listed, lang, out)
     _lines(console, _say("summary", lang, **result.summary()))
 
 

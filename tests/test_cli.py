@@ -191,3 +191,37 @@ def test_validate_prints_a_table_and_the_findings(tmp_path: Path) -> None:
     assert "自然人至其他六列之和为" in result.stdout
     english = runner.invoke(app, ["validate", str(SAMPLES), "--lang", "en"], env={"COLUMNS": "240"})
     assert "the sum of the six applicant columns" in english.stdout and "workbooks:" in english.stdout
+
+
+def test_a_large_batch_lists_only_workbooks_with_problems_and_says_where_the_rest_are(
+        tmp_path: Path, monkeypatch) -> None:
+    """A city's or a province's batch is too large to list in a terminal: only the first LISTED workbooks
+    with a problem are listed (table and details), and one line counts the others and says where every
+    result is; a batch of up to LISTED is listed whole. (LISTED is made 3 here: the samples are 10.)"""
+    from disclosure_xlsx import cli
+
+    everything = runner.invoke(app, ["validate", str(SAMPLES), "--workers", "1"])
+    assert "力洋镇" in everything.output and "工作簿较多" not in everything.output
+    monkeypatch.setattr(cli, "LISTED", 3)
+    batch = validate_paths([SAMPLES], workers=1)
+    problems = [w for w in batch.workbooks if w.status != "ok"]
+    shown = runner.invoke(app, ["validate", str(SAMPLES), "--workers", "1"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 1
+    names = [Path(w.file).name for w in batch.workbooks]
+    listed = [n for n in names if n in shown.output]
+    assert listed == [Path(w.file).name for w in problems[:3]]  # the first three with problems, in batch order
+    assert "力洋镇" not in shown.output and "示例县审计局" not in shown.output  # passed: not listed
+    line = " ".join(shown.output.split())
+    assert f"上面只列出了 3 个有问题的；另有 2 个通过校验、{len(problems) - 3} 个有问题的没有列出" in line
+    assert "要看每个工作簿的结果，请加 --out" in line and "--json" in line
+    assert "共 10 个工作簿：通过 2，有警告 0，有错误 8，无法读取 0。" in line  # the whole batch's count
+    out = tmp_path / "结果"
+    written = runner.invoke(app, ["validate", str(SAMPLES), "--workers", "1", "--out", str(out), "--lang", "en"],
+                            env={"COLUMNS": "400"})
+    line = " ".join(written.output.split())
+    assert f"only 3 with problems are listed above; 2 more passed and {len(problems) - 3} more" in line
+    assert str(out / "校验汇总.xlsx") in line and (out / "校验汇总.xlsx").is_file()
+    monkeypatch.setattr(cli, "LISTED", 9)  # room for every workbook with a problem: all 8 listed
+    every_problem = " ".join(runner.invoke(app, ["validate", str(SAMPLES), "--workers", "1"],
+                                           env={"COLUMNS": "200"}).output.split())
+    assert "上面只列出了有问题的 8 个；另有 2 个通过校验，没有列出。" in every_problem
