@@ -278,7 +278,7 @@ def _page(workbook: WorkbookResult, target: Format, values: dict[str, Any], note
           applied: Sequence[Change]) -> _Page:
     report = workbook.report
     assert report is not None
-    failed = workbook.status == "errors"
+    failed = _errors_left(workbook, applied)
     words = target.words
     cover = {**dict.fromkeys(_field_names(target)), target.field("office").name: report.office,
              target.field("credit_code").name: report.credit_code, target.field("year").name: report.year,
@@ -293,6 +293,15 @@ def _page(workbook: WorkbookResult, target: Format, values: dict[str, Any], note
     return _Page(_Shape(target.id, kind, failed, bool(notes)), {**values, **cover},
                  words.report_title.format(office=report.office or "", year=report.year or ""), line,
                  _log_rows(workbook, applied), _note_rows(target, notes))
+
+
+def _errors_left(workbook: WorkbookResult, applied: Sequence[Change]) -> bool:
+    """Whether the cleaned workbook still fails: its errors, less those of the identities its applied
+    fix makes hold (a unique fix makes every identity it explains hold; `tests/test_suggest.py` checks the
+    written workbook again)."""
+    explained = set(workbook.suggestion.rules) if applied and workbook.suggestion is not None else set()
+    return any(f.severity == "error" and not (f.code == "identity-mismatch" and f.rule in explained)
+               for f in workbook.findings)
 
 
 @functools.cache  # asked for every workbook written

@@ -414,6 +414,11 @@ def test_the_batch_carries_suggestions_to_every_output(tmp_path: Path) -> None:
     assert ["s3.granted.total", "三、依申请公开", "J8", 44, 43] in [row[:5] for row in log]
     cover = [c.value for row in wb["封面"].iter_rows() for c in row if isinstance(c.value, str)]
     assert any("唯一建议改正 1 个单元格" in t for t in cover)
+    # its report sheet is not marked as failing: with the fix, it passes (the cover says the fix was applied)
+    sheet = [c.value for row in wb["年报表格"].iter_rows() for c in row if isinstance(c.value, str)]
+    assert not any("未通过校验" in t for t in sheet)
+    ambiguous = openpyxl.load_workbook(by_name["2024_2021格式_I5错误.xlsx"].output)  # no fix applied: still failing
+    assert any("未通过校验" in c.value for row in ambiguous["年报表格"].iter_rows() for c in row if isinstance(c.value, str))
 
 
 def _stdout_of(*lines: str) -> str:
