@@ -30,7 +30,7 @@ from .wrapping import display_width, wrap
 
 if TYPE_CHECKING:
     from .accept import AcceptanceFile
-    from .pipeline import BatchResult
+    from .pipeline import BatchResult, WorkbookResult
     from .roster import Roster
 
 
@@ -456,14 +456,15 @@ def _lines(console: Console, message: str, *, first: str = "", indent: str = "",
         console.print(head + body, soft_wrap=True, highlight=False)
 
 
-def _listed(workbooks: list[Any]) -> list[Any]:
+def _listed(workbooks: list[WorkbookResult]) -> list[WorkbookResult]:
     """The workbooks the terminal lists: all of a batch of up to LISTED, else the first LISTED with a problem."""
     if len(workbooks) <= LISTED:
         return workbooks
     return [w for w in workbooks if w.status != "ok"][:LISTED]
 
 
-def _not_listed(console: Console, workbooks: list[Any], listed: list[Any], lang: str, out: Path | None) -> None:
+def _not_listed(console: Console, workbooks: list[WorkbookResult], listed: list[WorkbookResult], lang: str,
+                out: Path | None) -> None:
     """How many workbooks the terminal left out, and where every result is."""
     passed = sum(w.status == "ok" for w in workbooks)
     problems = len(workbooks) - passed - len(listed)
