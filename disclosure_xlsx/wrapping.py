@@ -3,12 +3,13 @@
 rich and textwrap break Chinese text between any two characters, and so they split "1,234", "J8" or
 "D8:I8" across lines as readily as two ideographs. Here a line may break between two wide characters
 (CJK), at a space, or between a wide character and a run of narrow ones; never inside a run of narrow
-characters, never before closing punctuation (，。、）… and the "!" of Sheet!A1) and never after opening
+characters or a file name (校验汇总.xlsx), never before closing punctuation (，。、）… and the "!" of Sheet!A1) and never after opening
 punctuation (（“…). Widths are terminal columns: 2 for East Asian wide and full-width characters, else 1.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 
@@ -61,10 +62,27 @@ def _units(text: str) -> list[str]:
             continue
         if units and units[-1] != " " and (glue_next or atom[0] in NO_BREAK_BEFORE):
             units[-1] += atom
+            if _EXTENSION.match(atom):  # a file name: its Chinese part stays with its extension (校验汇总.xlsx)
+                for _ in range(_NAME_CHARS - 1):
+                    before = units[-2] if len(units) > 1 else ""
+                    if not (before and _ideograph(before[-1]) and _ideograph(units[-1][0])):
+                        break
+                    units[-2:] = [before + units[-1]]
+                    if len(before) > 1:  # a unit glued already (（校): the name began in it
+                        break
         else:
             units.append(atom)
         glue_next = atom[-1] in NO_BREAK_AFTER
     return units
+
+
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{1,4}\b")
+_NAME_CHARS = 6  # Chinese characters kept with an extension, at most (校验汇总, 反馈, 数据, 名单)
+
+
+def _ideograph(char: str) -> bool:
+    """A wide letter (a Chinese character), not punctuation: part of a name."""
+    return _width(char) == 2 and unicodedata.category(char).startswith("L")
 
 
 def wrap(text: str, width: int, *, indent: str = "", first: str = "") -> list[str]:

@@ -474,6 +474,19 @@ def test_wrapping_keeps_numbers_and_addresses_whole(parts: list[tuple[str, str]]
         assert not cut or display_width(tail + head) > width - 7, (before, after)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(CJK_TEXT, min_size=2, max_size=8), st.sampled_from(["校验汇总.xlsx", "反馈.txt", "数据.csv", "名单.xlsx"]),
+       st.integers(0, 7), st.integers(24, 60))
+def test_wrapping_keeps_a_file_name_whole(words: list[str], name: str, at: int, width: int) -> None:
+    """A file name such as 校验汇总.xlsx is one unit: never split between its Chinese characters, in
+    Chinese or in English text around it, on any line it fits (with up to six Chinese characters before
+    its extension; a number like 1.5 is not a file name)."""
+    words.insert(min(at, len(words)), name)
+    lines = wrap("".join(words) + " Every result is in out/" + name + " now.", width, indent="  ")
+    assert sum(line.count(name) for line in lines) == 2, lines
+    assert wrap("1.5万元", 4) == ["1.5", "万元"]
+
+
 # ------------------------------------------------------------------------------------------------
 # A roll-up whose own total fails a check
 
