@@ -566,23 +566,25 @@ def convert(
     failing = 0
     for item in done:
         target = str(item.output) if item.output else "—"
-        console.print(escape(_say("converted", language, source=item.source.file, target=target,
-                                  status=status_text(item.source.status, language))))
+        status = _say("fixed", language) if item.fixed else status_text(item.source.status, language)
+        _lines(console, _say("converted", language, source=item.source.file, target=target, status=status),
+               indent="    ")
         if item.problem is not None:  # read, but its cleaned workbook could not be written
             failing += 1
-            console.print("  " + escape(item.problem.message(language)))
+            _lines(console, item.problem.message(language), first="  ", indent="    ")
         if item.applied:
-            console.print(escape(_say("applied", language, n=len(item.applied))))
+            _lines(console, _say("applied", language, n=len(item.applied)), first="    ", indent="      ")
         if item.to_fill and item.format_id:
             layout = layout_for(item.format_id)
             cells = [_say("cell", language, place=f"{layout.where(n.id).sheet}!{layout.where(n.id).ref}",
                           label=layout.format.cells[n.id].label) for n in item.to_fill]
-            console.print(escape(_say("must_fill", language, n=len(cells), sheet=_CURRENT.words.mapping_sheet,
-                                      cells=text("catalog.enumeration", language).join(cells))))
+            _lines(console, _say("must_fill", language, n=len(cells), sheet=_CURRENT.words.mapping_sheet,
+                                 cells=text("catalog.enumeration", language).join(cells)), first="    ", indent="      ")
         if item.check is not None and item.check.errors:
             failing += 1
             first = next(f.message(language) for f in item.check.findings if f.severity == "error")
-            console.print(escape(_say("still_failing", language, errors=item.check.errors, first=first)))
+            _lines(console, _say("still_failing", language, errors=item.check.errors, first=first), first="    ",
+                   indent="      ")
     console.print(escape(str(Path(out) / DATA_CSV)))
     raise typer.Exit(1 if batch.has_errors or failing else 0)
 

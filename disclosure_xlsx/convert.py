@@ -60,6 +60,11 @@ class Converted:
         """The cells the office must still fill: mapped to nothing."""
         return [n for n in self.notes if not n.filled]
 
+    @property
+    def fixed(self) -> bool:
+        """Whether the applied fix leaves the cleaned workbook without an error (its source had some)."""
+        return bool(self.applied) and not _errors_left(self.source, self.applied)
+
 
 def output_folder_problem(out: str | Path, *, force: bool = False,
                           inputs: Iterable[str | Path] = ()) -> Finding | None:

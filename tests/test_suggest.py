@@ -419,6 +419,16 @@ def test_the_batch_carries_suggestions_to_every_output(tmp_path: Path) -> None:
     assert not any("未通过校验" in t for t in sheet)
     ambiguous = openpyxl.load_workbook(by_name["2024_2021格式_I5错误.xlsx"].output)  # no fix applied: still failing
     assert any("未通过校验" in c.value for row in ambiguous["年报表格"].iter_rows() for c in row if isinstance(c.value, str))
+    assert by_name["2024_2021格式_I2错误.xlsx"].fixed and not by_name["2024_2021格式_I5错误.xlsx"].fixed
+    from typer.testing import CliRunner
+
+    from disclosure_xlsx.cli import app
+
+    printed = CliRunner().invoke(app, ["convert", str(inputs), "--out", str(tmp_path / "cli"), "--apply-suggestions",
+                                       "--workers", "1"], env={"COLUMNS": "300"}).stdout
+    lines = {line.split(" → ")[0].split("/")[-1]: line for line in printed.splitlines() if " → " in line}
+    assert lines["2024_2021格式_I2错误.xlsx"].endswith("[原有错误，按唯一建议改正后通过]")
+    assert lines["2024_2021格式_I5错误.xlsx"].endswith("[有错误]")
 
 
 def _stdout_of(*lines: str) -> str:
