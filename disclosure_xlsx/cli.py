@@ -574,6 +574,8 @@ def convert(
             _lines(console, item.problem.message(language), first="  ", indent="    ")
         if item.applied:
             _lines(console, _say("applied", language, n=len(item.applied)), first="    ", indent="      ")
+        elif apply_suggestions and item.source.suggestion is not None and item.source.suggestion.found:
+            _lines(console, _say("not_applied", language), first="    ", indent="      ")  # several ways: never guessed
         if item.to_fill and item.format_id:
             layout = layout_for(item.format_id)
             cells = [_say("cell", language, place=f"{layout.where(n.id).sheet}!{layout.where(n.id).ref}",

@@ -429,6 +429,9 @@ def test_the_batch_carries_suggestions_to_every_output(tmp_path: Path) -> None:
     lines = {line.split(" → ")[0].split("/")[-1]: line for line in printed.splitlines() if " → " in line}
     assert lines["2024_2021格式_I2错误.xlsx"].endswith("[原有错误，按唯一建议改正后通过]")
     assert lines["2024_2021格式_I5错误.xlsx"].endswith("[有错误]")
+    after_i5 = printed.split(lines["2024_2021格式_I5错误.xlsx"])[1].splitlines()[1]
+    assert "有不止一种同样少的改法，没有自动改正" in after_i5  # why its fix was not applied
+    assert "没有自动改正" not in printed.split(lines["2024_2021格式_I2错误.xlsx"])[1].splitlines()[1]
 
 
 def _stdout_of(*lines: str) -> str:
