@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import io
 import os
@@ -63,7 +64,7 @@ class Converted:
     @property
     def fixed(self) -> bool:
         """Whether the applied fix leaves the cleaned workbook without an error (its source had some)."""
-        return bool(self.applied) and not _errors_left(self.source, self.applied)
+        return bool(self.applied) and not _errors_left(self.source, self.applied, self.format_id)
 
 
 def output_folder_problem(out: str | Path, *, force: bool = False,
@@ -156,9 +157,10 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
                     done.append(Converted(workbook, None, None))
                     continue
                 target = get_format(format_to or report.format_id)
-                values, notes = map_values(report, target)
                 applied = _applicable(workbook) if apply_suggestions else ()
-                values.update({c.id: c.suggested for c in applied if c.id in values})
+                # the fix goes into the report's own values, so that a mapped workbook's derived cells follow it
+                fixed = dataclasses.replace(report, values={**report.values, **{c.id: c.suggested for c in applied}})
+                values, notes = map_values(fixed if applied else report, target)
                 name = f"{output_name(workbook, used)}.xlsx"
                 jobs.append(_CleanedJob(staging / name, workbook, target.id, values, notes, applied))
                 rows += data_rows(report, target, values)
@@ -283,7 +285,7 @@ def _page(workbook: WorkbookResult, target: Format, values: dict[str, Any], note
           applied: Sequence[Change]) -> _Page:
     report = workbook.report
     assert report is not None
-    failed = _errors_left(workbook, applied)
+    failed = _errors_left(workbook, applied, target.id)
     words = target.words
     cover = {**dict.fromkeys(_field_names(target)), target.field("office").name: report.office,
              target.field("credit_code").name: report.credit_code, target.field("year").name: report.year,
@@ -300,11 +302,13 @@ def _page(workbook: WorkbookResult, target: Format, values: dict[str, Any], note
                  _log_rows(workbook, applied), _note_rows(target, notes))
 
 
-def _errors_left(workbook: WorkbookResult, applied: Sequence[Change]) -> bool:
+def _errors_left(workbook: WorkbookResult, applied: Sequence[Change], format_id: str | None) -> bool:
     """Whether the cleaned workbook still fails: its errors, less those of the identities its applied
-    fix makes hold (a unique fix makes every identity it explains hold; `tests/test_suggest.py` checks the
-    written workbook again)."""
-    explained = set(workbook.suggestion.rules) if applied and workbook.suggestion is not None else set()
+    fix makes hold (the solver's fix makes every identity of the format hold; `tests/test_suggest.py`
+    checks the written workbook again). A workbook written in another format keeps its errors: what the
+    office must still fill there is checked after writing (`Converted.check`)."""
+    same_format = workbook.report is not None and format_id == workbook.report.format_id
+    explained = set(workbook.suggestion.rules) if applied and same_format and workbook.suggestion is not None else set()
     return any(f.severity == "error" and not (f.code == "identity-mismatch" and f.rule in explained)
                for f in workbook.findings)
 

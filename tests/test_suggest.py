@@ -434,6 +434,42 @@ def test_the_batch_carries_suggestions_to_every_output(tmp_path: Path) -> None:
     assert "没有自动改正" not in printed.split(lines["2024_2021格式_I2错误.xlsx"])[1].splitlines()[1]
 
 
+def _marked(path: Path) -> bool:
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(path)["年报表格"]
+    return any("未通过校验" in c.value for row in sheet.iter_rows() for c in row if isinstance(c.value, str))
+
+
+def test_a_fixed_workbook_keeps_its_mark_for_any_error_the_fix_does_not_make_hold(tmp_path: Path) -> None:
+    """The mark 未通过校验 goes only when the fix's identities were the workbook's only errors: a negative
+    count beside them keeps it, and so does a workbook written in another format (checked afterwards for
+    what its office must still fill); the fix goes into the values before they are mapped."""
+    import shutil
+
+    import openpyxl
+
+    from disclosure_xlsx.convert import convert_paths
+
+    from .conftest import SAMPLES
+
+    negative = tmp_path / "negative"
+    negative.mkdir()
+    wb = openpyxl.load_workbook(SAMPLES / "2024_2021格式_I2错误.xlsx")
+    wb["二、主动公开"]["B5"].value = -1  # a count outside every identity, negative: an error the fix does not touch
+    wb.save(negative / "负数.xlsx")
+    _, (item,) = convert_paths([negative], tmp_path / "out1", workers=1, apply_suggestions=True)
+    assert {f.code for f in item.source.findings} == {"count-negative", "identity-mismatch"}
+    assert [c.id for c in item.applied] == ["s3.granted.total"] and not item.fixed and _marked(item.output)
+    mapped = tmp_path / "mapped"
+    mapped.mkdir()
+    shutil.copy(SAMPLES / "2020_2019格式_I2错误.xlsx", mapped)
+    _, (item,) = convert_paths([mapped], tmp_path / "out2", workers=1, apply_suggestions=True, format_to="2021")
+    assert item.applied and item.check is not None and item.check.errors and not item.fixed and _marked(item.output)
+    (change,) = item.applied
+    assert openpyxl.load_workbook(item.output, data_only=True)["三、依申请公开"]["J8"].value == change.suggested
+
+
 def _stdout_of(*lines: str) -> str:
     """What a real Python subprocess with this project on its path writes to standard output (a pipe, so
     C's stdio buffers fully, as it does for a county's script reading `validate --json`)."""
