@@ -468,10 +468,11 @@ def _not_listed(console: Console, workbooks: list[WorkbookResult], listed: list[
     """How many workbooks the terminal left out, and where every result is."""
     passed = sum(w.status == "ok" for w in workbooks)
     problems = len(workbooks) - passed - len(listed)
-    if problems:
-        _lines(console, _say("listed_some", lang, listed=len(listed), passed=passed, problems=problems))
+    if not listed:
+        _lines(console, _say("listed_none", lang))
     else:
-        _lines(console, _say("listed_problems", lang, listed=len(listed), passed=passed))
+        _lines(console, _say("listed_first" if problems else "listed_all", lang, listed=len(listed)))
+        _lines(console, _say("not_listed", lang, passed=passed, problems=problems))
     if out is None:
         _lines(console, _say("results_how", lang))
     else:
@@ -503,7 +504,8 @@ def _print_result(result: BatchResult, lang: str, out: Path | None = None) -> No
         table.add_row(*(() if narrow else (file,)), first, str(r.year or "") if r else "",
                       r.format_id if r else "", str(w.errors), str(w.warnings),
                       f"[{style}]{status_text(w.status, lang)}[/]")
-    console.print(table)
+    if listed:  # a large batch that passed whole has no row to show
+        console.print(table)
     for w in listed:
         if not w.findings:
             continue

@@ -212,16 +212,26 @@ def test_a_large_batch_lists_only_workbooks_with_problems_and_says_where_the_res
     assert listed == [Path(w.file).name for w in problems[:3]]  # the first three with problems, in batch order
     assert "力洋镇" not in shown.output and "示例县审计局" not in shown.output  # passed: not listed
     line = " ".join(shown.output.split())
-    assert f"上面只列出了前 3 个有问题的；另有 2 个通过校验、{len(problems) - 3} 个有问题的没有列出" in line
+    assert "工作簿较多，上面只列出了前 3 个有问题的。" in line
+    assert f"没有列出的：通过校验 2 个，有问题 {len(problems) - 3} 个。" in line
     assert "要看每个工作簿的结果，请加 --out 文件夹再运行一次" in line
     assert "共 10 个工作簿：通过 2，有警告 0，有错误 8，无法读取 0。" in line  # the whole batch's count
     out = tmp_path / "结果"
     written = runner.invoke(app, ["validate", str(SAMPLES), "--workers", "1", "--out", str(out), "--lang", "en"],
                             env={"COLUMNS": "400"})
     line = " ".join(written.output.split())
-    assert f"only the first 3 with problems are listed above; 2 more passed and {len(problems) - 3} more" in line
+    assert "only the first 3 with problems are listed above." in line
+    assert f"Not listed: 2 that passed, {len(problems) - 3} with problems." in line
     assert str(out / "校验汇总.xlsx") in line and (out / "校验汇总.xlsx").is_file()
     monkeypatch.setattr(cli, "LISTED", 9)  # room for every workbook with a problem: all 8 listed
     every_problem = " ".join(runner.invoke(app, ["validate", str(SAMPLES), "--workers", "1"],
                                            env={"COLUMNS": "200"}).output.split())
-    assert "上面只列出了有问题的 8 个；另有 2 个通过校验，没有列出。" in every_problem
+    assert "上面只列出了有问题的 8 个。 没有列出的：通过校验 2 个，有问题 0 个。" in every_problem
+    monkeypatch.setattr(cli, "LISTED", 1)  # a large batch that passed whole: no empty table, one line
+    passed = tmp_path / "passed"
+    passed.mkdir()
+    for name in ("2020_宁海县力洋镇人民政府.xlsx", "2024_示例县审计局.xlsx"):
+        (passed / name).write_bytes((SAMPLES / name).read_bytes())
+    clean = runner.invoke(app, ["validate", str(passed), "--workers", "1"], env={"COLUMNS": "200"})
+    assert clean.exit_code == 0 and "┃" not in clean.output and "━" not in clean.output
+    assert " ".join(clean.output.split()).startswith("工作簿较多，全部通过校验，没有逐一列出。 要看每个工作簿的结果")
