@@ -49,7 +49,7 @@ def _finding(kind: str) -> Finding:
 
 def scrub_paths(message: str, path: str | os.PathLike[str], limit: int = 160) -> str:
     """`message` without the folders of `path` on this machine (the file is named by its name only), then
-    cut to `limit` characters: cut first, a folder's tail would be left to show."""
+    cut to `limit` characters (cut first, the head of a long folder would be left to show)."""
     file = Path(path)
     out = message
     for form in sorted({str(file.absolute()), str(file.resolve()), str(file)}, key=len, reverse=True):

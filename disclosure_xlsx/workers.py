@@ -120,8 +120,9 @@ class _Job:
 
     index: int
     jobs: tuple[Any, ...]
-    future: Any  # pebble's ProcessFuture, or None when it could not be scheduled
+    future: Any  # pebble's ProcessFuture, or None when it could not be scheduled (or is held back)
     attempts: int = 1
+    alone: bool = False  # run with nothing else in the pool, to tell whether it is what breaks pools
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,9 @@ def _run_chunk(func: Callable[[Any], Any], jobs: tuple[Any, ...]) -> list[_Done]
 
 class _Pool:
     """A pebble pool, replaced when it breaks (pebble gives up on a pool when a worker dies before any job
-    was known to run on it); a job caught in two broken pools counts as crashed."""
+    was known to run on it, or a result cannot be unpickled here). Every job a broken pool did not finish
+    is sent again; a job caught in two broken pools is then run alone, and counts as crashed only if it
+    breaks a pool alone too: a job that was merely in flight beside the one breaking pools is not blamed."""
 
     def __init__(self, workers: int, memory_limit: int | None, errors: str) -> None:
         self.workers, self.memory_limit, self.errors = workers, memory_limit, errors
@@ -158,7 +161,7 @@ class _Pool:
                            context=context)
 
     def submit(self, func: Callable[[Any], Any], index: int, jobs: tuple[Any, ...], timeout: float | None,
-               attempts: int = 1) -> _Job:
+               attempts: int = 1, alone: bool = False) -> _Job:
         try:
             if len(jobs) == 1:
                 future = self.pool.schedule(func, jobs, timeout=timeout)
@@ -166,7 +169,7 @@ class _Pool:
                 future = self.pool.schedule(_run_chunk, (func, jobs), timeout=timeout)
         except RuntimeError:  # the pool broke: `outcomes` replaces it when it comes to these jobs
             future = None
-        return _Job(index, jobs, future, attempts)
+        return _Job(index, jobs, future, attempts, alone)
 
     def outcomes(self, pending: collections.deque[_Job], func: Callable[[Any], Any],
                  timeout: float | None) -> list[Outcome[Any]]:
@@ -181,13 +184,16 @@ class _Pool:
                 except FutureTimeout:  # still running (its own timeout is pebble's); is the pool alive?
                     if self.pool.active:
                         continue
-            if future is None or not future.done() or isinstance(future.exception(), BrokenProcessPool):
+            if _broken(future):
                 if head.attempts < 2:
                     self._restart(pending, func, timeout)
                 elif len(head.jobs) > 1:
                     self._one_by_one(pending, func, timeout)
-                else:
+                elif not head.alone:
+                    self._quarantine(pending, func, timeout)
+                else:  # it broke a pool with nothing beside it
                     pending.popleft()
+                    self._resume(pending, func, timeout)
                     return [Outcome(head.index, failure="crashed", detail="the worker pool broke twice")]
                 continue
             error = future.exception()
@@ -195,6 +201,8 @@ class _Pool:
                 self._one_by_one(pending, func, timeout)
                 continue
             pending.popleft()
+            if head.alone:
+                self._resume(pending, func, timeout)
             if len(head.jobs) == 1:
                 return [Outcome(head.index, value=future.result()) if error is None
                         else self._failed(head.index, error, timeout)]
@@ -232,15 +240,37 @@ class _Pool:
         old, self.pool = self.pool, self._start()
         _stop(old)
         for i, item in enumerate(pending):
-            future = item.future
-            if future is None or not future.done() or isinstance(future.exception(), BrokenProcessPool):
+            if _broken(item.future):
                 pending[i] = self.submit(func, item.index, item.jobs, timeout, item.attempts + 1)
+
+    def _quarantine(self, pending: collections.deque[_Job], func: Callable[[Any], Any], timeout: float | None) -> None:
+        """A new pool running the first pending job alone; the other unfinished jobs wait, blamed for
+        nothing (`_resume` sends them once it is done)."""
+        old, self.pool = self.pool, self._start()
+        _stop(old)
+        head = pending[0]
+        pending[0] = self.submit(func, head.index, head.jobs, timeout, head.attempts, alone=True)
+        for i in range(1, len(pending)):
+            if _broken(pending[i].future):
+                pending[i] = _Job(pending[i].index, pending[i].jobs, None)
+
+    def _resume(self, pending: collections.deque[_Job], func: Callable[[Any], Any], timeout: float | None) -> None:
+        """The jobs held back while one ran alone, sent to the pool."""
+        for i, item in enumerate(pending):
+            if item.future is None:
+                pending[i] = self.submit(func, item.index, item.jobs, timeout, item.attempts)
 
     def close(self, wait: bool = False) -> None:
         _stop(self.pool, wait)
 
 
 _SIGNALS = {s.value for s in signal.Signals}
+
+
+def _broken(future: Any) -> bool:
+    """Whether a job's future will not give its outcome: not scheduled (or held back), not finished by a
+    pool that is being replaced, or lost with a broken pool."""
+    return future is None or not future.done() or isinstance(future.exception(), BrokenProcessPool)
 
 
 def _stop(pool: ProcessPool, wait: bool = False) -> None:

@@ -157,6 +157,9 @@ MUTANTS = [
     Mutant("never-chunked", "every job is sent to the pool on its own, however large the run",
            "workers.py", "min(_CHUNK, total // (workers * _CHUNKS_PER_WORKER))", "1",
            ("tests/test_isolation.py::test_a_large_run_goes_to_the_workers_in_chunks",)),
+    Mutant("blame-beside-the-breaker", "a job in flight in two broken pools is counted as crashed without being run alone",
+           "workers.py", "elif not head.alone:", "elif False:",
+           ("tests/test_isolation.py::test_a_job_that_breaks_the_pool_or_hangs_in_a_chunk_costs_only_itself",)),
 ]
 
 

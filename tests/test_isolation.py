@@ -678,3 +678,35 @@ def test_a_large_run_goes_to_the_workers_in_chunks(jobs: int, workers: int, sent
     outcomes = list(run_isolated(_square, list(range(jobs)), workers=workers))
     assert [(o.index, o.value) for o in outcomes] == [(n, n * n) for n in range(jobs)]
     assert len(submitted) == sent and sum(submitted) == jobs and max(submitted) <= 16
+
+
+class _NoWayBack(Exception):
+    """An exception that pickles in the worker but cannot be unpickled in the parent (two required
+    arguments): pebble gives up on the whole pool when such a result arrives."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}-{b}")
+
+
+def _pool_breaker(kind: str) -> str:
+    if kind == "no-way-back":
+        raise _NoWayBack(1, 2)
+    if kind == "hang":
+        while True:
+            pass
+    return kind
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 16])
+def test_a_job_that_breaks_the_pool_or_hangs_in_a_chunk_costs_only_itself(chunk: int) -> None:
+    """A result that cannot come back breaks pebble's pool and every job in flight with it: the jobs are
+    sent again, and one caught in two broken pools is run alone, so only the job that breaks pools alone
+    is counted as crashed. A job that hangs inside a chunk stops the chunk: its jobs run again one by one."""
+    jobs = [f"j{i}" for i in range(60)]
+    jobs[5] = jobs[33] = "no-way-back"
+    jobs[47] = "hang"
+    outcomes = list(run_isolated(_pool_breaker, jobs, workers=2, timeout=1, memory_limit=None, chunk=chunk))
+    assert [o.index for o in outcomes] == list(range(len(jobs)))
+    failed = {o.index: o.failure for o in outcomes if not o.ok}
+    assert failed == {5: "crashed", 33: "crashed", 47: "timeout"}
+    assert all(o.value == jobs[o.index] for o in outcomes if o.ok)
