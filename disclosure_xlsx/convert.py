@@ -158,9 +158,9 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
                     continue
                 target = get_format(format_to or report.format_id)
                 applied = _applicable(workbook) if apply_suggestions else ()
-                # the fix goes into the report's own values, so that a mapped workbook's derived cells follow it
-                fixed = dataclasses.replace(report, values={**report.values, **{c.id: c.suggested for c in applied}})
-                values, notes = map_values(fixed if applied else report, target)
+                if applied:  # into the report's own values, so that a mapped workbook's derived cells follow it
+                    report = dataclasses.replace(report, values={**report.values, **{c.id: c.suggested for c in applied}})
+                values, notes = map_values(report, target)
                 name = f"{output_name(workbook, used)}.xlsx"
                 jobs.append(_CleanedJob(staging / name, workbook, target.id, values, notes, applied))
                 rows += data_rows(report, target, values)
