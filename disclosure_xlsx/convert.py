@@ -159,7 +159,8 @@ def convert_paths(paths: Iterable[str | Path], out: str | Path, *, format_to: st
                 target = get_format(format_to or report.format_id)
                 applied = _applicable(workbook) if apply_suggestions else ()
                 if applied:  # into the report's own values, so that a mapped workbook's derived cells follow it
-                    report = dataclasses.replace(report, values={**report.values, **{c.id: c.suggested for c in applied}})
+                    fix = {c.id: c.suggested for c in applied}
+                    report = dataclasses.replace(report, values={**report.values, **fix})
                 values, notes = map_values(report, target)
                 name = f"{output_name(workbook, used)}.xlsx"
                 jobs.append(_CleanedJob(staging / name, workbook, target.id, values, notes, applied))
