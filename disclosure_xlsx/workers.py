@@ -93,7 +93,8 @@ def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | No
     workers = max(1, min(workers or os.cpu_count() or 1, total))
     chunk = max(1, chunk or min(_CHUNK, total // (workers * _CHUNKS_PER_WORKER)))
     window = workers * _IN_FLIGHT_PER_WORKER
-    with tempfile.TemporaryDirectory(prefix="disclosure-workers-") as errors:
+    # ignore_cleanup_errors: a worker started late may still be creating its file there; never a reason to fail
+    with tempfile.TemporaryDirectory(prefix="disclosure-workers-", ignore_cleanup_errors=True) as errors:
         pool = _Pool(workers, memory_limit, errors)
         pending: collections.deque[_Job] = collections.deque()
         submitted = finished = 0
@@ -111,7 +112,7 @@ def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | No
                         on_done(finished, total)
                     yield outcome
         finally:  # interrupted mid-way (Ctrl-C, an error): wait until no worker can still write a file
-            pool.close(wait=finished < total)
+            pool.close(wait=finished < total or pool.replaced)
 
 
 @dataclass
@@ -153,6 +154,9 @@ class _Pool:
     def __init__(self, workers: int, memory_limit: int | None, errors: str) -> None:
         self.workers, self.memory_limit, self.errors = workers, memory_limit, errors
         self.pool = self._start()
+        # A worker died or a pool was replaced: a new worker may be starting (and creating its file in
+        # `errors`) when the run ends, so the run then waits for the workers before removing the folder.
+        self.replaced = False
 
     def _start(self) -> ProcessPool:
         methods = multiprocessing.get_all_start_methods()
@@ -211,11 +215,14 @@ class _Pool:
 
     def _one_by_one(self, pending: collections.deque[_Job], func: Callable[[Any], Any], timeout: float | None) -> None:
         """The first pending chunk replaced by its jobs, each sent on its own."""
+        self.replaced = True
         head = pending.popleft()
         for k in reversed(range(len(head.jobs))):
             pending.appendleft(self.submit(func, head.index + k, (head.jobs[k],), timeout))
 
     def _failed(self, index: int, error: BaseException, timeout: float | None) -> Outcome[Any]:
+        if isinstance(error, FutureTimeout | ProcessExpired):  # its worker was stopped or died: pebble starts another
+            self.replaced = True
         if isinstance(error, FutureTimeout):
             return Outcome(index, failure="timeout", detail=f"over {timeout} s")
         if isinstance(error, ProcessExpired):
@@ -237,6 +244,7 @@ class _Pool:
 
     def _restart(self, pending: collections.deque[_Job], func: Callable[[Any], Any], timeout: float | None) -> None:
         """A new pool; every job the old one did not finish is handed to it again."""
+        self.replaced = True
         old, self.pool = self.pool, self._start()
         _stop(old)
         for i, item in enumerate(pending):
@@ -246,6 +254,7 @@ class _Pool:
     def _quarantine(self, pending: collections.deque[_Job], func: Callable[[Any], Any], timeout: float | None) -> None:
         """A new pool running the first pending job alone; the other unfinished jobs wait, blamed for
         nothing (`_resume` sends them once it is done)."""
+        self.replaced = True
         old, self.pool = self.pool, self._start()
         _stop(old)
         head = pending[0]

@@ -160,6 +160,9 @@ MUTANTS = [
     Mutant("blame-beside-the-breaker", "a job in flight in two broken pools is counted as crashed without being run alone",
            "workers.py", "elif not head.alone:", "elif False:",
            ("tests/test_isolation.py::test_a_job_that_breaks_the_pool_or_hangs_in_a_chunk_costs_only_itself",)),
+    Mutant("no-wait-after-a-death", "a run whose worker died ends without waiting for the worker pebble starts in its place",
+           "workers.py", "pool.close(wait=finished < total or pool.replaced)", "pool.close(wait=finished < total)",
+           ("tests/test_isolation.py::test_a_run_whose_last_worker_died_ends_cleanly_and_leaves_no_folder",)),
 ]
 
 

@@ -710,3 +710,28 @@ def test_a_job_that_breaks_the_pool_or_hangs_in_a_chunk_costs_only_itself(chunk:
     failed = {o.index: o.failure for o in outcomes if not o.ok}
     assert failed == {5: "crashed", 33: "crashed", 47: "timeout"}
     assert all(o.value == jobs[o.index] for o in outcomes if o.ok)
+
+
+def _slow_start(*args: Any) -> None:
+    time.sleep(0.4)  # a worker pebble starts to replace a dead one is still starting when the run ends
+    _INIT_WORKER(*args)
+
+
+_INIT_WORKER = workers_module._init_worker
+
+
+def test_a_run_whose_last_worker_died_ends_cleanly_and_leaves_no_folder(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a worker dies pebble starts another, which creates its file in the run's folder for workers'
+    error output: a run ending just then waits for its workers before removing the folder, and never
+    fails for it (once it did: "Directory not empty" ended a whole convert)."""
+    import multiprocessing
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(workers_module, "_init_worker", _slow_start)
+    before = set(multiprocessing.active_children())
+    outcomes = list(run_isolated(_job, ["abort", "a"], workers=2, timeout=5, memory_limit=None))
+    assert [o.failure for o in outcomes] == ["crashed", None]
+    assert not [p for p in multiprocessing.active_children() if p not in before]  # no worker still starting
+    assert not list(tmp_path.glob("disclosure-workers-*"))
