@@ -43,6 +43,9 @@ R = TypeVar("R")
 _IN_FLIGHT_PER_WORKER = 64  # jobs handed to the pool ahead of the one being waited for
 _CHUNK = 16  # jobs sent to a worker at once, at most
 _CHUNKS_PER_WORKER = 8  # a run is cut into at least this many chunks a worker, so that none waits at the end
+# A chunk may run its first job's timeout and this share of it for each further job (30 s: 5 s more a job,
+# 105 s for 16): slow files (a long PDF) are not stopped for being together; a hang costs that, then 30 s.
+_CHUNK_SHARE = 1 / 6
 _POLL_SECONDS = 1.0  # how often a wait checks that the pool is still alive
 _ALLOCATION = re.compile(r"memory allocation of (\d+) bytes failed")
 
@@ -78,8 +81,9 @@ def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | No
         func: a module-level function (it is sent to the workers by reference); it may raise.
         jobs: its arguments, one per call; sent to the workers, so they must pickle (paths, tuples).
         workers: processes (default: all cores); at least one, even for one job.
-        timeout: seconds one job (or one chunk of jobs) may run before its worker is stopped (None: no
-            limit); the jobs of a chunk stopped are then given this time each, one at a time.
+        timeout: seconds one job may run before its worker is stopped (None: no limit); a chunk of n
+            jobs may run `timeout × (1 + (n − 1) / 6)`, and the jobs of a chunk stopped are then run one
+            at a time, each with `timeout`.
         memory_limit: bytes of address space a worker may add to what it has when it starts
             (RLIMIT_AS; None: no limit).
         on_done: called with (done, total) as each outcome is yielded.
@@ -170,7 +174,8 @@ class _Pool:
             if len(jobs) == 1:
                 future = self.pool.schedule(func, jobs, timeout=timeout)
             else:
-                future = self.pool.schedule(_run_chunk, (func, jobs), timeout=timeout)
+                allowed = timeout * (1 + (len(jobs) - 1) * _CHUNK_SHARE) if timeout is not None else None
+                future = self.pool.schedule(_run_chunk, (func, jobs), timeout=allowed)
         except RuntimeError:  # the pool broke: `outcomes` replaces it when it comes to these jobs
             future = None
         return _Job(index, jobs, future, attempts, alone)

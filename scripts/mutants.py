@@ -163,6 +163,9 @@ MUTANTS = [
     Mutant("no-wait-after-a-death", "a run whose worker died ends without waiting for the worker pebble starts in its place",
            "workers.py", "pool.close(wait=finished < total or pool.replaced)", "pool.close(wait=finished < total)",
            ("tests/test_isolation.py::test_a_run_whose_last_worker_died_ends_cleanly_and_leaves_no_folder",)),
+    Mutant("chunk-timeout-of-one-job", "a chunk of slow jobs gets only one job's timeout and is stopped and redone",
+           "workers.py", "(_run_chunk, (func, jobs), timeout=allowed)", "(_run_chunk, (func, jobs), timeout=timeout)",
+           ("tests/test_isolation.py::test_slow_jobs_together_in_a_chunk_are_not_stopped_for_it",)),
 ]
 
 

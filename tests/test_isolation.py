@@ -735,3 +735,20 @@ def test_a_run_whose_last_worker_died_ends_cleanly_and_leaves_no_folder(tmp_path
     assert [o.failure for o in outcomes] == ["crashed", None]
     assert not [p for p in multiprocessing.active_children() if p not in before]  # no worker still starting
     assert not list(tmp_path.glob("disclosure-workers-*"))
+
+
+def _slow_once(job: tuple[str, float]) -> str:
+    path, seconds = job
+    time.sleep(seconds)
+    with open(path, "a", encoding="utf-8") as f:  # one line each time the job runs
+        f.write("ran\n")
+    return path
+
+
+def test_slow_jobs_together_in_a_chunk_are_not_stopped_for_it(tmp_path: Path) -> None:
+    """Four jobs of 0.3 s each take 1.2 s together, more than one job's timeout of 1 s: the chunk may run
+    1 s and a sixth of it for each further job, so none is stopped and run again."""
+    jobs = [(str(tmp_path / f"{i}.txt"), 0.3) for i in range(4)]
+    outcomes = list(run_isolated(_slow_once, jobs, workers=1, timeout=1, memory_limit=None, chunk=4))
+    assert all(o.ok for o in outcomes)
+    assert [Path(p).read_text("utf-8") for p, _ in jobs] == ["ran\n"] * 4  # each ran once: never redone
