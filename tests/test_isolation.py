@@ -443,11 +443,12 @@ def _slow_write(path: str) -> str:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_run_stopped_mid_way_returns_only_when_no_worker_can_write(workers: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [1, 3], ids=["one-by-one", "in-chunks"])
+def test_a_run_stopped_mid_way_returns_only_when_no_worker_can_write(workers: int, chunk: int, tmp_path: Path) -> None:
     """What a caller does after an interruption (remove its staging folder) must not race a worker still
     writing into it: closing the run waits for every worker to end."""
     jobs = [str(tmp_path / f"{i}.txt") for i in range(8)]
-    run = run_isolated(_slow_write, jobs, workers=workers)
+    run = run_isolated(_slow_write, jobs, workers=workers, chunk=chunk)
     assert next(run).ok
     run.close()  # what Ctrl-C in the caller's loop does: the generator's `finally`
     sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
@@ -649,7 +650,8 @@ def test_on_started_is_told_once_when_the_workers_exist_before_any_outcome() -> 
     the workers must not inherit half done), once, before the first outcome; never for no job."""
     events: list[str] = []
     pids = []
-    for outcome in run_isolated(_worker_pid, list(range(5)), workers=2, on_started=lambda: events.append("started")):
+    for outcome in run_isolated(_worker_pid, list(range(5)), workers=2, on_started=lambda: events.append("started"),
+                                chunk=2):
         events.append("outcome")
         pids.append(outcome.value)
     assert events == ["started"] + ["outcome"] * 5
