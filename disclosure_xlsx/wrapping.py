@@ -3,8 +3,9 @@
 rich and textwrap break Chinese text between any two characters, and so they split "1,234", "J8" or
 "D8:I8" across lines as readily as two ideographs. Here a line may break between two wide characters
 (CJK), at a space, or between a wide character and a run of narrow ones; never inside a run of narrow
-characters or a file name (校验汇总.xlsx), never before closing punctuation (，。、）… and the "!" of Sheet!A1) and never after opening
-punctuation (（“…). Widths are terminal columns: 2 for East Asian wide and full-width characters, else 1.
+characters or a file name (校验汇总.xlsx), never before closing punctuation (，。、）… and the "!" of
+Sheet!A1) and never after opening punctuation (（“…). Widths are terminal columns: 2 for East Asian wide
+and full-width characters, else 1.
 """
 
 from __future__ import annotations

@@ -413,8 +413,8 @@ def _job(kind: str) -> str:
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("chunk", [1, 4], ids=["one-by-one", "in-chunks"])
-def test_run_isolated_gives_one_outcome_per_job_in_order(workers: int, chunk: int, tmp_path: Path,
-                                                         template_bytes: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_isolated_gives_one_outcome_per_job_in_order(workers: int, chunk: int, tmp_path: Path, template_bytes: bytes,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Every way a job can end is that job's alone, whether it went to its worker alone or in a chunk
     (which is then run again one job at a time)."""
     (tmp_path / "far.xlsx").write_bytes(far_cell(template_bytes))
