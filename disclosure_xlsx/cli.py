@@ -583,8 +583,8 @@ def convert(
             cells = [_say("cell", language, place=f"{layout.where(n.id).sheet}!{layout.where(n.id).ref}",
                           label=layout.format.cells[n.id].label) for n in item.to_fill]
             enumerated = text("catalog.enumeration", language).join(cells)
-            _lines(console, _say("must_fill", language, n=len(cells), sheet=_CURRENT.words.mapping_sheet, cells=enumerated),
-                   first="    ", indent="      ")
+            fill = _say("must_fill", language, n=len(cells), sheet=_CURRENT.words.mapping_sheet, cells=enumerated)
+            _lines(console, fill, first="    ", indent="      ")
         if item.check is not None and item.check.errors:
             failing += 1
             first = next(f.message(language) for f in item.check.findings if f.severity == "error")
