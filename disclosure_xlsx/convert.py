@@ -407,6 +407,9 @@ def _table(book: Any, sheet: Any, headers: Sequence[str], rows: Sequence[Sequenc
             put(sheet, r, col, value)
     sheet.autofilter(0, 0, max(len(rows), 1), len(headers) - 1)
     sheet.freeze_panes(1, 0)
+    sheet.set_landscape()  # printed one page wide, the headers on every page: no column alone on a sheet
+    sheet.fit_to_pages(1, 0)
+    sheet.repeat_rows(0)
 
 
 def _text(raw: Any) -> Any:
