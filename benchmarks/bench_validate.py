@@ -41,7 +41,8 @@ figure goes to a JSON file. No figure is asserted anywhere. The machine this pro
 cores shared with other work: read the min–max.
 
 Run it with the tree to measure first on the path (`PYTHONPATH=/path/to/tree`); the commands run as
-`python -m disclosure_xlsx`. The outputs (`--out`, `convert`, `aggregate`) go to a temporary folder under
+`python -m disclosure_xlsx` in a temporary folder (in a checkout, `-m` would take the checkout's package
+first, whatever the path says), and the JSON names the package measured (`package`). The outputs (`--out`, `convert`, `aggregate`) go to a temporary folder under
 TMPDIR. On this project's machine creating a folder and a file in it took 0.05–0.8 ms of CPU within one
 hour, on /tmp and on /work alike (2,000 of each, measured four times): `--out`, which creates two or three
 files for every office, varies with it; reading does not.
@@ -349,7 +350,12 @@ def main() -> None:
 
     tool = [sys.executable, "-m", "disclosure_xlsx"]
     base = Path(tempfile.mkdtemp(prefix="bench-"))
-    folder = args.keep or base / "in"
+    folder = args.keep.resolve() if args.keep else base / "in"
+    args.json_out = args.json_out.resolve()
+    os.chdir(base)  # `python -m` puts the working folder first on the path: never a checkout measured unasked
+    package = subprocess.run([sys.executable, "-c", "import disclosure_xlsx; print(disclosure_xlsx.__file__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    print(f"measuring {Path(package).parent}", flush=True)
     previous = folder.parent / f"{folder.name}-previous" if "previous_w2" in cases else None  # beside, not inside
     cores = os.cpu_count() or 1
     if len(list(folder.glob("*.xlsx"))) < args.n or (previous is not None and not any(previous.glob("*.xlsx"))):
@@ -407,6 +413,7 @@ def main() -> None:
         "n": n, "rounds": args.rounds, "cores": cores, "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M"), "load_average_1min": [round(x, 2) for x in load],
         "orphans_reaped": subreaper, "error_share_generated": generated_share,
+        "package": str(Path(package).parent),
         "cases": {name: _figures(case) for name, case in measured.items()},
     }
     if "convert_w2" in measured:

@@ -30,7 +30,7 @@ from .wrapping import display_width, wrap
 
 if TYPE_CHECKING:
     from .accept import AcceptanceFile
-    from .pipeline import BatchResult, WorkbookResult
+    from .pipeline import BatchResult, Found, WorkbookResult
     from .roster import Roster
 
 
@@ -177,6 +177,28 @@ def _found(paths: Sequence[Path], exclude: Sequence[Path], lang: str) -> list[Pa
     return files
 
 
+def _searched(paths: Sequence[Path], exclude: Sequence[Path], lang: str) -> Found:
+    """What a search of `paths` finds, the tool's own outputs among its workbooks still in (their readers
+    recognise them: `_skipped_own`); fails (exit 2) when nothing is found."""
+    from .pipeline import find
+
+    found = find(paths, exclude=exclude)
+    if not found.files:
+        if found.in_output_folders:
+            err.print(escape(_say("skipped", lang, n=len(found.in_output_folders))))
+        _fail("none_found", lang)
+    return found
+
+
+def _skipped_own(batch: BatchResult, lang: str) -> None:
+    """Says how many of the tool's own outputs the batch left out, and fails (exit 2) when nothing else
+    was found."""
+    if batch.skipped:
+        err.print(escape(_say("skipped", lang, n=len(batch.skipped))))
+    if not batch.workbooks:
+        _fail("none_found", lang)
+
+
 def _existing(paths: Sequence[Path], lang: str) -> None:
     """Usage error (exit 2) for a path that does not exist, in the user's language."""
     for path in paths:
@@ -306,10 +328,11 @@ def validate(
     language = lang.value
     _existing(paths, language)
     review = _acceptance_file(accepted, language)
-    files = _found(paths, [out] if out is not None else [], language)
+    found = _searched(paths, [out] if out is not None else [], language)
     cross = _cross_year(previous, aliases, language)
     with _stages(language, enabled=not as_json) as stage, _validate_out(out, [*paths, *(previous or [])], language):
-        result = _validate(files, workers, stage, exclude=[out] if out is not None else [], **cross)
+        result = _validate(found, workers, stage, exclude=[out] if out is not None else [], **cross)
+        _skipped_own(result, language)
         notices = _apply_review(result, review)
         if out is not None:
             from .feedback import write_outputs
@@ -433,10 +456,11 @@ def _stages(lang: str, *, enabled: bool) -> Iterator[_Stages]:
             stages.end()
 
 
-def _validate(files: list[Path], workers: int | None, stage: _Stages, **options: Any) -> BatchResult:
-    from .pipeline import validate_paths
+def _validate(files: list[Path] | Found, workers: int | None, stage: _Stages, **options: Any) -> BatchResult:
+    from .pipeline import Found, validate_paths
 
-    with stage("reading", len(files), then="validating") as tick:
+    total = len(files.files) if isinstance(files, Found) else len(files)
+    with stage("reading", total, then="validating") as tick:
         return validate_paths(files, workers=workers, progress=tick, **options)
 
 

@@ -16,6 +16,7 @@ A file named on the command line is always read. Totals also carry their roll-up
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 import re
@@ -29,12 +30,13 @@ from typing import Any
 from ._xlsx import OUTPUT_PROPERTY, atomic_output
 from .catalog import text
 
-__all__ = ["MARKER", "OUTPUT_PROPERTY", "ROLLUP_PROPERTY", "OwnOutputs", "custom_properties", "rollup_counts",
-           "workbook_mark", "write_marker"]
+__all__ = ["MARKER", "OUTPUT_PROPERTY", "OWN_SUFFIXES", "ROLLUP_PROPERTY", "OwnOutputs", "custom_properties", "own_output",
+           "rollup_counts", "workbook_mark", "write_marker"]
 
 MARKER = ".disclosure-xlsx-output.json"  # the same name in every language
 ROLLUP_PROPERTY = "disclosure_xlsx.rollup"  # JSON {"added", "left_out", "missing", …} on a total workbook
 SKIPPED_KINDS = ("annotated", "overview")  # never a submission when found by searching a folder
+OWN_SUFFIXES = (".xlsx", ".xlsm")  # the tool writes only these
 RESAVED_AFTER = timedelta(minutes=1)  # an annotated copy modified this long after it was written was saved again
 _LIMIT = 256 * 1024  # docProps/custom.xml and core.xml of a workbook are well under 1 KB each
 _CUSTOM, _CORE = "docProps/custom.xml", "docProps/core.xml"
@@ -64,15 +66,16 @@ def _properties(xml: bytes) -> dict[str, str]:
     return {html.unescape(name): html.unescape(value) for name, value in found}
 
 
-def _members(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
-    """Small members of a zip, read straight from its central directory: a folder search looks at every
-    workbook, and zipfile.ZipFile, which builds the whole directory first, costs several times more.
-    Anything unusual (not a zip, ZIP64, a large or damaged member) gives {}: the file is then simply not
-    recognised as the tool's own, and is read like any other."""
+def _members(source: str | os.PathLike[str] | bytes, names: tuple[str, ...]) -> dict[str, bytes]:
+    """Small members of a zip (a file, or its bytes as a reader already holds them), read straight from
+    its central directory: every workbook a search finds is looked at, and zipfile.ZipFile, which builds
+    the whole directory first, costs several times more. Anything unusual (not a zip, ZIP64, a large or
+    damaged member) gives {}: the file is then simply not recognised as the tool's own, and is read like
+    any other."""
     wanted = {n.encode(): n for n in names}
     out: dict[str, bytes] = {}
     try:
-        with path.open("rb") as f:
+        with io.BytesIO(source) if isinstance(source, bytes) else Path(source).open("rb") as f:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(0, size - _TAIL))
             tail = f.read()
@@ -117,13 +120,14 @@ def _utc(stamp: str) -> datetime | None:
     return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def workbook_mark(path: str | os.PathLike[str]) -> tuple[str | None, bool]:
-    """(kind, saved again) of a workbook the tool wrote; (None, False) for any other file.
+def workbook_mark(source: str | os.PathLike[str] | bytes) -> tuple[str | None, bool]:
+    """(kind, saved again) of a workbook the tool wrote (its path or its bytes); (None, False) for any
+    other file.
 
     "Saved again": the file was last saved (docProps/core.xml) well after the tool wrote it, by an office
     suite: Excel, WPS and LibreOffice set that time when they save.
     """
-    members = _members(Path(path), (_CUSTOM, _CORE))
+    members = _members(source, (_CUSTOM, _CORE))
     value = _properties(members[_CUSTOM]).get(OUTPUT_PROPERTY) if _CUSTOM in members else None
     if not value:
         return None, False
@@ -152,12 +156,22 @@ def rollup_counts(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return dict(counts)
 
 
+def own_output(source: str | os.PathLike[str] | bytes) -> bool:
+    """Whether a workbook (its path or its bytes) found by searching a folder is an output of the tool that
+    is no submission: an annotated copy not saved again since, or an overview."""
+    kind, resaved = workbook_mark(source)
+    return kind in SKIPPED_KINDS and not (kind == "annotated" and resaved)
+
+
 class OwnOutputs:
     """The filter `pipeline.discover` applies to the files a search of `root` finds: true for a file the
-    tool wrote that is no submission (see the module docstring). Marked folders are looked up once."""
+    tool wrote that is no submission (see the module docstring). Marked folders are looked up once. With
+    `workbooks=False` only marked folders count: the workbooks' own marks are then read by the reader
+    (`read.read_workbook(own_outputs=True)`), which opens each file anyway."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, workbooks: bool = True) -> None:
         self.root = Path(root)
+        self.workbooks = workbooks
         self._marked: dict[Path, bool] = {}
 
     def __call__(self, path: Path) -> bool:
@@ -168,7 +182,4 @@ class OwnOutputs:
                 self._marked[parent] = (parent / MARKER).is_file()
             if self._marked[parent]:
                 return True
-        if path.suffix.lower() not in (".xlsx", ".xlsm"):  # the tool writes only these
-            return False
-        kind, resaved = workbook_mark(path)
-        return kind in SKIPPED_KINDS and not (kind == "annotated" and resaved)
+        return self.workbooks and path.suffix.lower() in OWN_SUFFIXES and own_output(path)

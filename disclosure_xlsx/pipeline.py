@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .access import access_problem, scrub_paths
-from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, text
+from .catalog import LANGS, Cleaning, DisclosureError, Finding, bilingual, phrase, text
 from .clean import CleanReport, clean_report
 from .formats import Format, all_formats
 from .layout import layout_for, standard_where
 from .limits import FILE_TIMEOUT_SECONDS, WORKER_MEMORY_BYTES, mib, too_large
-from .marks import OwnOutputs
+from .marks import OWN_SUFFIXES, OwnOutputs, own_output
 from .read import read_workbook
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .narrative import check_report
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from .crossyear import Pairing
     from .suggest import Suggestion
 
-__all__ = ["EXTENSIONS", "BatchResult", "Checked", "WorkbookResult", "check_file", "discover", "duplicate_groups",
-           "file_labels", "modified_time", "normalise_office", "validate_checked", "validate_paths", "validate_workbook"]
+__all__ = ["EXTENSIONS", "BatchResult", "Checked", "Found", "Skipped", "WorkbookResult", "check_file", "discover",
+           "duplicate_groups", "file_labels", "find", "modified_time", "normalise_office", "validate_checked", "validate_paths", "validate_workbook"]
 
 EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks, then published reports
 # A folder is searched for these; a text copy (.txt) is read only when named, since folders hold notes too.
@@ -107,6 +107,18 @@ class WorkbookResult:
         return out
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file a folder search found that is one of the tool's own outputs (`own-output`): left out of the
+    batch, listed in the JSON report."""
+
+    file: str
+    finding: Finding
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "finding": self.finding.to_dict()}
+
+
 @dataclass
 class BatchResult:
     """Every workbook of a batch, in the order found, and the frames validation checked (per format id:
@@ -126,6 +138,7 @@ class BatchResult:
             self.frames[fmt.id] = frame.set_axis(rows)
         return self.frames[fmt.id]
     previous_unreadable: list[str] = field(default_factory=list)  # last year's files that could not be read
+    skipped: list[Skipped] = field(default_factory=list)  # the tool's own outputs a folder search found
 
     @property
     def has_errors(self) -> bool:
@@ -146,6 +159,8 @@ class BatchResult:
                                "workbooks": workbooks}
         if self.previous_unreadable:  # only with `previous=` (issue 14)
             out["previous_unreadable"] = self.previous_unreadable
+        if self.skipped:
+            out["skipped"] = [s.to_dict() for s in self.skipped]
         return out
 
     def write_json(self, stream: TextIO, *, lines: bool = False,
@@ -182,33 +197,58 @@ class BatchResult:
         stream.write(after)
 
 
-def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = (),
-             skipped: list[Path] | None = None) -> list[Path]:
-    """The workbooks to check: files as given, folders searched recursively for workbook files.
+@dataclass(frozen=True)
+class Found:
+    """What a search of the paths given found (`find`): the files to read, in order; those of them that a
+    folder search found, whose own marks (marks.py) their reader looks at, since it opens them anyway; and
+    the files left out because they lie in one of the tool's marked output folders."""
+
+    files: list[Path]
+    searched: frozenset[Path]
+    in_output_folders: list[Path]
+
+
+def find(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> Found:
+    """The files to check: files as given, folders searched recursively for workbook files.
 
     Office lock files (`~$x.xlsx`), hidden files and anything under `exclude` (the output folder)
     are skipped; each file is listed once, sorted within each folder so that a batch is processed in
     the same order every time. Nothing else is left out silently: a folder that cannot be listed is
     listed itself, and so is anything named like a workbook that is no regular file (a pipe, a device, a
     broken link), so that `check_file` reports each. Links to folders are followed. Names are kept as
-    the file system gives them (undecodable bytes as surrogates: `os.fsencode` gives them back).
-    The tool's own outputs a search finds are left out too (`_own_output`), and appended to `skipped`
-    when it is given.
+    the file system gives them (undecodable bytes as surrogates: `os.fsencode` gives them back). Files in
+    the tool's marked output folders below a folder searched are left out (`in_output_folders`); a file
+    named on the command line is always read.
     """
-    skip = [Path(p).resolve() for p in exclude]
+    skip = [p.resolve() for p in map(Path, exclude)]
     found: dict[Path, None] = {}
+    searched: set[Path] = set()
+    in_output_folders: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            own = _own_output(path)
+            marked = OwnOutputs(path, workbooks=False)
             for item in _walk(path, skip):
-                if item.is_file() and own(item):
-                    if skipped is not None:
-                        skipped.append(item)
-                    continue
-                found.setdefault(item, None)
+                if marked(item):
+                    in_output_folders.append(item)
+                elif item not in found:
+                    found[item] = None
+                    searched.add(item)
         elif not _skipped((path.name,)):
             found.setdefault(path, None)
-    return list(found)
+            searched.discard(path)  # named: read as asked, even when a search found it too
+    return Found(list(found), frozenset(searched), in_output_folders)
+
+
+def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = (),
+             skipped: list[Path] | None = None) -> list[Path]:
+    """The files `find` finds, without the tool's own outputs that are no submission (marks.py), which are
+    appended to `skipped` when it is given. It opens every workbook a search found to look at its mark:
+    `validate_paths` leaves that to the reader, which opens each file anyway."""
+    found = find(paths, exclude=exclude)
+    own = {p for p in found.searched if p.suffix.lower() in OWN_SUFFIXES and p.is_file() and own_output(p)}
+    if skipped is not None:
+        skipped += [*found.in_output_folders, *(p for p in found.files if p in own)]
+    return [p for p in found.files if p not in own]
 
 
 def _walk(root: Path, skip: Sequence[Path]) -> Iterator[Path]:
@@ -255,12 +295,6 @@ def _inside(child: Path, folder: Path) -> bool:
         return False
 
 
-def _own_output(root: Path) -> Callable[[Path], bool]:
-    """The filter for the files a search of `root` finds: the tool's own outputs are no submissions
-    (marks.py says which); a file named on the command line never passes through it."""
-    return OwnOutputs(root)
-
-
 def _skipped(parts: Sequence[str]) -> bool:
     return any(p.startswith((".", "~$")) for p in parts)
 
@@ -301,10 +335,11 @@ def shown_name(path: str | Path) -> str:
     return os.sep.join(parts)
 
 
-def check_file(path: str | Path, suggest: bool = False) -> Checked:
+def check_file(path: str | Path, suggest: bool = False, own_outputs: bool = False) -> Checked:
     """Read and clean one file, and with `suggest` (as the batch's workers ask) work out the fix of
     identities that fail; never raises for a bad file (it becomes the returned finding). A caller that
-    only wants the report pays for no solver.
+    only wants the report pays for no solver. With `own_outputs` (a file a folder search found), one of
+    the tool's own outputs gives `own-output` (`read_workbook`).
 
     A folder (one `discover` could not list) gives `folder-unreadable`. Damage to the file is
     `file-unreadable`, running out of memory `file-too-large`; `internal-error` is left for a defect of
@@ -314,7 +349,7 @@ def check_file(path: str | Path, suggest: bool = False) -> Checked:
     try:
         if os.path.isdir(path):
             return Checked(file, None, _folder_finding(Path(path), file))
-        report = clean_report(read_workbook(path))
+        report = clean_report(read_workbook(path, own_outputs=own_outputs))
         return Checked(file, report, suggestion=_suggestion(report) if suggest else None)
     except DisclosureError as exc:
         return Checked(file, None, exc.finding)
@@ -369,14 +404,14 @@ def _isolation_finding(outcome: Outcome[Any]) -> Finding:
     return Finding("internal-error", params={"reason": bilingual(outcome.detail, outcome.detail)})
 
 
-def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
+def validate_paths(paths: Iterable[str | Path] | Found, *, workers: int | None = None,
                    progress: Progress | None = None, exclude: Iterable[str | Path] = (),
                    previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None,
                    suggest: bool = True) -> BatchResult:
     """Check every workbook under `paths`: read, clean, then validate all of them at once.
 
     Args:
-        paths: files and folders.
+        paths: files and folders, or what `find` found in them (the caller searched already).
         workers: reading processes (default: all cores); 1 reads in this process.
         progress: called with (done, total) after each file is read.
         exclude: folders to leave out of the search (the output folder).
@@ -387,20 +422,38 @@ def validate_paths(paths: Iterable[str | Path], *, workers: int | None = None,
             findings are wanted, as for convert's check of a mapped workbook; a solve can take seconds).
     """
     exclude = list(exclude)
-    files = discover(paths, exclude=exclude)
+    found = paths if isinstance(paths, Found) else find(paths, exclude=exclude)
+    files = found.files
     if previous is None:
-        return validate_checked(list(_read_all(files, workers, progress, suggest)), suggest=suggest)
+        checked, skipped = _own_left_out(list(_read_all(files, workers, progress, suggest, searched=found.searched)))
+        batch = validate_checked(checked, suggest=suggest)
+        batch.skipped = [*_in_output_folders(found), *skipped]
+        return batch
     # Cross-year (issue 14): last year's files are read in the same pool; a file in both lists is read once.
     renamed = _read_aliases(aliases)
-    earlier = discover(previous, exclude=exclude)
+    before = find(previous, exclude=exclude)
     current = set(files)
-    earlier_only = [p for p in earlier if p not in current]
-    checked = list(_read_all(files, workers, progress, suggest, unsuggested=earlier_only))
-    batch = validate_checked(checked[:len(files)], suggest=suggest)
-    earlier_checked = checked[len(files):]
-    _add_cross_year(batch.workbooks, earlier, [c.report for c in earlier_checked if c.report is not None], renamed)
+    earlier_only = [p for p in before.files if p not in current]
+    both = list(_read_all(files, workers, progress, suggest, unsuggested=earlier_only,
+                          searched=found.searched | before.searched))
+    checked, skipped = _own_left_out(both[:len(files)])
+    batch = validate_checked(checked, suggest=suggest)
+    batch.skipped = [*_in_output_folders(found), *skipped]
+    earlier_checked, _ = _own_left_out(both[len(files):])
+    _add_cross_year(batch.workbooks, before.files, [c.report for c in earlier_checked if c.report is not None], renamed)
     batch.previous_unreadable = [c.file for c in earlier_checked if c.report is None]
     return batch
+
+
+def _own_left_out(checked: list[Checked]) -> tuple[list[Checked], list[Skipped]]:
+    """The files read as submissions, and the tool's own outputs a reader recognised (`own-output`)."""
+    kept = [c for c in checked if c.problem is None or c.problem.code != "own-output"]
+    return kept, [Skipped(c.file, c.problem) for c in checked if c.problem is not None and c.problem.code == "own-output"]
+
+
+def _in_output_folders(found: Found) -> list[Skipped]:
+    what = phrase("marks.own_folder")
+    return [Skipped(shown_name(p), Finding("own-output", params={"what": what})) for p in found.in_output_folders]
 
 
 def validate_workbook(source: str | Path | bytes, *, name: str | None = None) -> WorkbookResult:
@@ -532,15 +585,17 @@ def modified_time(workbook: WorkbookResult) -> float:
 
 @dataclass(frozen=True, slots=True)
 class _ReadJob:
-    """One file for a worker, and whether its suggested fix is wanted (not for last year's reports)."""
+    """One file for a worker, whether its suggested fix is wanted (not for last year's reports), and
+    whether a folder search found it (then the reader looks at its mark: the tool's own outputs)."""
 
     path: Path
     suggest: bool
+    searched: bool = False
 
 
 def _read_job(job: _ReadJob) -> Checked:
     """In a worker: `check_file` (looked up when called, so that a test can stand in for it)."""
-    return check_file(job.path, suggest=job.suggest)
+    return check_file(job.path, suggest=job.suggest, own_outputs=job.searched)
 
 
 def _prepare_formats() -> None:
@@ -552,15 +607,18 @@ def _prepare_formats() -> None:
 
 
 def _read_all(files: list[Path], workers: int | None, progress: Progress | None,
-              suggest: bool = True, unsuggested: Sequence[Path] = ()) -> Iterator[Checked]:
+              suggest: bool = True, unsuggested: Sequence[Path] = (),
+              searched: frozenset[Path] = frozenset()) -> Iterator[Checked]:
     """`check_file` for every file, then every file of `unsuggested` (no suggested fix), in worker
     processes (workers.py), so that a reader that aborts, runs out of memory or hangs costs only its
     file: one finding, and the batch goes on. Always in workers, even with `workers=1` (no look at a
-    file beforehand can prove that a reader will not abort on it)."""
+    file beforehand can prove that a reader will not abort on it). The files in `searched` are looked at
+    for the tool's own marks (`own-output`)."""
     def importing() -> None:  # the workers exist now: load pandas and pandera meanwhile, for the validation
         threading.Thread(target=importlib.import_module, args=(f"{__package__}.validate",), daemon=True).start()
 
-    jobs = [*(_ReadJob(p, suggest) for p in files), *(_ReadJob(p, False) for p in unsuggested)]
+    jobs = [*(_ReadJob(p, suggest, p in searched) for p in files),
+            *(_ReadJob(p, False, p in searched) for p in unsuggested)]
     _prepare_formats()
     for outcome in run_isolated(_read_job, jobs, workers=workers, timeout=FILE_TIMEOUT_SECONDS,
                                 memory_limit=WORKER_MEMORY_BYTES, on_done=progress, on_started=importing):

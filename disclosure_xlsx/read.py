@@ -30,6 +30,7 @@ from .formats import Format, all_formats, get_format
 from .layout import a1
 from .limits import MAX_LABEL_CHARS, ZIP_ERRORS, check_archive, check_loaded_sheet, read_regular
 from .locate import Grid, LabelIndex, Position, detect_format, fold, locate_cells, matches
+from .marks import OWN_SUFFIXES, own_output
 from .stray import stray_numbers
 
 __all__ = ["RawReport", "ReadPlan", "read_workbook"]
@@ -108,15 +109,17 @@ def _first_cells(fmt: Format) -> dict[str, Any]:
     return {section.key: fmt.section_cells(section.key)[0] for section in fmt.sections}
 
 
-def read_workbook(path: str | Path) -> RawReport:
+def read_workbook(path: str | Path, *, own_outputs: bool = False) -> RawReport:
     """Read `path` (.xlsx, .xlsm, .xls, .ods, or a published report: .docx, .html, .htm, .txt, .pdf)
-    and locate its cells.
+    and locate its cells. With `own_outputs` (a file a folder search found), an output of the tool that is
+    no submission (marks.py) is refused before anything else is looked at: its bytes are read here anyway.
 
     Raises:
-        DisclosureError: the file is not a readable workbook, too large, or holds no report.
+        DisclosureError: the file is not a readable workbook, too large, or holds no report
+            (`own-output`: one of the tool's outputs, with `own_outputs`).
     """
     path = Path(path)
-    data, block, is_zip = _inspect(path)
+    data, block, is_zip = _inspect(path, own_outputs)
     if path.suffix.lower() in DOCUMENT_SUFFIXES:  # a published report (documents.py), after the size limits
         return _read_document(path)
     if data.startswith(_OLE) and _ENCRYPTED in data:  # an encrypted .xlsx is an OLE file: calamine
@@ -294,12 +297,14 @@ def _cell_ref(key: str, pos: Position) -> CellRef:
     return CellRef(key, pos.sheet, a1(pos.row, pos.col))
 
 
-def _inspect(path: Path) -> tuple[bytes, str | None, bool]:
+def _inspect(path: Path, own_outputs: bool) -> tuple[bytes, str | None, bool]:
     """The file's bytes, once every limit of `limits.py` holds, the defined-names XML block of an
     .xlsx/.xlsm/.ods (None otherwise), and whether it is a zip. Every reader works on these bytes, not on
     the path."""
     try:
         data = read_regular(path)
+        if own_outputs and path.suffix.lower() in OWN_SUFFIXES and own_output(data):
+            raise DisclosureError(Finding("own-output", params={"what": phrase("marks.own_workbook")}))
         archive = check_archive(data)
         if archive is None:
             return data, None, False  # not a zip: a .xls (OLE), or no workbook at all; calamine will tell

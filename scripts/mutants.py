@@ -166,6 +166,11 @@ MUTANTS = [
     Mutant("chunk-timeout-of-one-job", "a chunk of slow jobs gets only one job's timeout and is stopped and redone",
            "workers.py", "(_run_chunk, (func, jobs), timeout=allowed)", "(_run_chunk, (func, jobs), timeout=timeout)",
            ("tests/test_isolation.py::test_slow_jobs_together_in_a_chunk_are_not_stopped_for_it",)),
+    Mutant("own-marks-unread", "the workers no longer look at the marks of the workbooks a search found", "pipeline.py",
+           "return check_file(job.path, suggest=job.suggest, own_outputs=job.searched)",
+           "return check_file(job.path, suggest=job.suggest)", ("tests/test_trust.py", "tests/test_codes.py")),
+    Mutant("named-own-skipped", "a tool's output named on the command line is left out like one a search found",
+           "pipeline.py", "searched.discard(path)  # named", "pass  # named", ("tests/test_trust.py",)),
 ]
 
 

@@ -112,6 +112,7 @@ SCENARIOS: dict[str, Callable[[Path], set[str]]] = {
     "implausible-value": lambda d: _batch_codes(d, _filled(d / "rules.xlsx", **{
         "s2.normative_docs.issued": 50, "s2.normative_docs.in_force": 0, "s2.normative_docs.repealed": 0})),
     "internal-error": lambda d: _internal_error(d),
+    "own-output": lambda d: _own_outputs(d),
     "rollup-nothing-to-add": lambda d: _raised(lambda: aggregate_paths(
         [_edit(_filled(d / "x.xlsx"), "s3_granted_total", 999)], d / "t.xlsx", office="县", year=2021, workers=1)),
     "rollup-mixed-formats": lambda d: _raised(lambda: aggregate_paths(
@@ -122,6 +123,21 @@ SCENARIOS: dict[str, Callable[[Path], set[str]]] = {
     "roster-invalid": lambda d: _raised(lambda: read_roster(_write(d / "名单.csv", "名称\n甲镇\n"))),
     "format-data-invalid": lambda d: _bad_format_data(),
 }
+
+
+def _own_outputs(folder: Path) -> set[str]:
+    """An annotated copy the county put back among the submissions, found by the workers that read it."""
+    from disclosure_xlsx.feedback import write_outputs
+
+    wrong = _edit(_filled(folder / "wrong.xlsx"), "s3_granted_total", 999)
+    write_outputs(validate_paths([wrong], workers=1), folder.parent / "out", workers=1)
+    (copy,) = (folder.parent / "out").rglob("*_校验标注.xlsx")
+    (folder / copy.name).write_bytes(copy.read_bytes())
+    for i in range(PAD):
+        _filled(folder / f"pad{i}.xlsx", seed=100 + i)
+    batch = validate_paths([folder], workers=2)
+    assert [Path(s.file).name for s in batch.skipped] == [copy.name] and len(batch.workbooks) == PAD + 1
+    return {s.finding.code for s in batch.skipped}
 
 
 def _bytes(path: Path, content: bytes) -> Path:
@@ -456,7 +472,7 @@ def _review(folder: Path) -> set[str]:
 
 SCENARIOS.update({code: _review for code in ("acceptance-file-invalid", "acceptance-invalid", "acceptance-unmatched",
                                               "acceptance-refused")})
-def _misbehaving(path: str | Path, suggest: bool = True):  # type: ignore[no-untyped-def]
+def _misbehaving(path: str | Path, suggest: bool = True, own_outputs: bool = False):  # type: ignore[no-untyped-def]
     """A reader that aborts on one file and hangs on another (forked into the workers with the batch)."""
     import os
 
@@ -467,7 +483,7 @@ def _misbehaving(path: str | Path, suggest: bool = True):  # type: ignore[no-unt
     if Path(path).name == "hang.xlsx":
         while True:
             pass
-    return check_file(path, suggest=suggest)
+    return check_file(path, suggest=suggest, own_outputs=own_outputs)
 
 
 def _isolated(folder: Path) -> set[str]:

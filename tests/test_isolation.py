@@ -456,14 +456,14 @@ def test_a_run_stopped_mid_way_returns_only_when_no_worker_can_write(workers: in
     assert {p.name: p.stat().st_size for p in tmp_path.iterdir()} == sizes
 
 
-def _exploding_check_file(path: str | Path, suggest: bool = True) -> Any:
+def _exploding_check_file(path: str | Path, suggest: bool = True, own_outputs: bool = False) -> Any:
     name = Path(path).name
     if name == "abort.xlsx":
         os.abort()
     if name == "hang.xlsx":
         while True:
             pass
-    return check_file(path, suggest=suggest)
+    return check_file(path, suggest=suggest, own_outputs=own_outputs)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -226,6 +226,9 @@ def test_the_in_folder_rerun_sequence_sees_exactly_the_offices_files(tmp_path: P
                and not any(part.startswith(".") for part in p.relative_to(x).parts)]
     assert len(written) >= 7 + 4  # 2 marked copies, 1 new template, the overview, 4 cleaned workbooks, 4 反馈.html
     assert f"跳过了 {len(written)} 个本工具自己写出的文件" in third.stderr.replace("\n", "")
+    assert _names(s["file"] for s in report["skipped"]) == _names(written)  # each named in the JSON, and why
+    assert {s["finding"]["code"] for s in report["skipped"]} == {"own-output"}
+    assert all("不是单位报送的报表" in s["finding"]["message"]["zh"] for s in report["skipped"])
     assert (x / "校验结果" / MARKER).is_file() and (x / "清洗结果" / MARKER).is_file()
     assert (x / "校验结果" / FEEDBACK_DIR / MARKER).is_file()
 
@@ -249,6 +252,34 @@ def test_outputs_given_on_purpose_are_read(tmp_path: Path) -> None:
     _resave(stray, "2099-01-01T00:00:00Z")  # the office corrected its marked copy and sent it back
     assert workbook_mark(stray) == ("annotated", True)
     assert "错_校验标注.xlsx" in _names(discover([x]))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_readers_recognise_the_tools_own_workbooks_a_search_found(tmp_path: Path, workers: int) -> None:
+    """validate leaves the marks to the workers that read each file anyway (one opening per file): the
+    same files are left out as by `discover`, a file named is read, and a folder of outputs only is
+    "nothing found"."""
+    x = tmp_path / "in"
+    _county(x, 3)
+    wrong = _office(x, "错.xlsx", seed=3, office="错镇", s3__granted__total=999)
+    write_outputs(validate_paths([wrong], workers=1), tmp_path / "out")
+    (copy_,) = (tmp_path / "out" / FEEDBACK_DIR).rglob("*_校验标注.xlsx")
+    stray = x / "乡镇" / copy_.name
+    stray.parent.mkdir()
+    shutil.copy(copy_, stray)
+    shutil.copy(tmp_path / "out" / "校验汇总.xlsx", x / "校验汇总.xlsx")
+    batch = validate_paths([x], workers=workers)
+    assert _names(w.file for w in batch.workbooks) == _names(discover([x]))
+    assert _names(s.file for s in batch.skipped) == sorted([copy_.name, "校验汇总.xlsx"])
+    assert [w.status for w in validate_paths([stray], workers=workers).workbooks] == ["errors"]  # named: read
+    both = validate_paths([x, stray], workers=workers)  # found by the search and named too: read as asked
+    assert stray.name in _names(w.file for w in both.workbooks) and _names(s.file for s in both.skipped) == [
+        "校验汇总.xlsx"]
+    only = tmp_path / "only"
+    only.mkdir()
+    shutil.copy(copy_, only / copy_.name)
+    result = runner.invoke(app, ["validate", str(only)])
+    assert result.exit_code == 2 and "跳过了 1 个本工具自己写出的文件" in result.stderr.replace("\n", "")
 
 
 def test_files_that_are_not_the_tools_carry_no_mark_and_are_read(tmp_path: Path) -> None:
@@ -471,10 +502,10 @@ def test_no_absolute_path_of_this_machine_in_any_office_feedback(tmp_path: Path,
 
     real = pipeline.read_workbook
 
-    def crash(path):
+    def crash(path, **options):
         if Path(path).name == boom.name:
             raise RuntimeError(f"cannot parse {Path(path).absolute()} (in {Path(path).absolute().parent})")
-        return real(path)
+        return real(path, **options)
 
     monkeypatch.setattr(pipeline, "read_workbook", crash)
     batch = validate_paths(files, workers=1)
