@@ -190,12 +190,15 @@ def _searched(paths: Sequence[Path], exclude: Sequence[Path], lang: str) -> Foun
     return found
 
 
-def _skipped_own(batch: BatchResult, lang: str) -> None:
+def _skipped_own(batch: BatchResult, lang: str, made: Path | None = None) -> None:
     """Says how many of the tool's own outputs the batch left out, and fails (exit 2) when nothing else
-    was found."""
+    was found, removing the output folder `made` for this run (then empty: nothing was written)."""
     if batch.skipped:
         err.print(escape(_say("skipped", lang, n=len(batch.skipped))))
     if not batch.workbooks:
+        if made is not None:
+            with contextlib.suppress(OSError):
+                made.rmdir()
         _fail("none_found", lang)
 
 
@@ -330,15 +333,16 @@ def validate(
     review = _acceptance_file(accepted, language)
     found = _searched(paths, [out] if out is not None else [], language)
     cross = _cross_year(previous, aliases, language)
+    made = out is not None and not out.exists()
     with _stages(language, enabled=not as_json) as stage, _validate_out(out, [*paths, *(previous or [])], language):
         result = _validate(found, workers, stage, exclude=[out] if out is not None else [], **cross)
-        _skipped_own(result, language)
         notices = _apply_review(result, review)
-        if out is not None:
+        if out is not None and result.workbooks:
             from .feedback import write_outputs
 
             with stage("writing", len(result.workbooks)) as tick:
                 write_outputs(result, out, workers=workers, progress=tick)
+    _skipped_own(result, language, made=out if made else None)
     if as_json:  # one line, written workbook by workbook: a batch of thousands stays quick to write and to parse
         result.write_json(sys.stdout)
         sys.stdout.write("\n")

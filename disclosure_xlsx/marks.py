@@ -2,7 +2,9 @@
 
 Two marks: a marker file in each output folder the tool writes (`validate --out`, its `feedback/` tree,
 `convert --out`), and a document property on each workbook it writes (`_xlsx.OUTPUT_PROPERTY`: what it
-is and when it was written). A folder search (`pipeline.discover`) leaves out, and counts:
+is and when it was written). A folder search leaves out, and counts (`pipeline.find` the first kind,
+`MarkedFolders`; `pipeline.discover` and, in `validate`, the worker that reads each file the second,
+`own_output`):
 
 - everything inside a marked folder *below* the folder searched (a folder the user names is read as
   asked, so `aggregate 清洗结果/` adds the cleaned workbooks and a city adds the totals in its folder);
@@ -30,7 +32,7 @@ from typing import Any
 from ._xlsx import OUTPUT_PROPERTY, atomic_output
 from .catalog import text
 
-__all__ = ["MARKER", "OUTPUT_PROPERTY", "OWN_SUFFIXES", "ROLLUP_PROPERTY", "OwnOutputs", "custom_properties", "own_output",
+__all__ = ["MARKER", "MarkedFolders", "OUTPUT_PROPERTY", "OWN_SUFFIXES", "ROLLUP_PROPERTY", "custom_properties", "own_output",
            "rollup_counts", "workbook_mark", "write_marker"]
 
 MARKER = ".disclosure-xlsx-output.json"  # the same name in every language
@@ -163,15 +165,12 @@ def own_output(source: str | os.PathLike[str] | bytes) -> bool:
     return kind in SKIPPED_KINDS and not (kind == "annotated" and resaved)
 
 
-class OwnOutputs:
-    """The filter `pipeline.discover` applies to the files a search of `root` finds: true for a file the
-    tool wrote that is no submission (see the module docstring). Marked folders are looked up once. With
-    `workbooks=False` only marked folders count: the workbooks' own marks are then read by the reader
-    (`read.read_workbook(own_outputs=True)`), which opens each file anyway."""
+class MarkedFolders:
+    """The filter `pipeline.find` applies to the files a search of `root` finds: true for a file inside a
+    marked output folder below `root` (see the module docstring). Each folder is looked up once."""
 
-    def __init__(self, root: str | os.PathLike[str], *, workbooks: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        self.workbooks = workbooks
         self._marked: dict[Path, bool] = {}
 
     def __call__(self, path: Path) -> bool:
@@ -182,4 +181,4 @@ class OwnOutputs:
                 self._marked[parent] = (parent / MARKER).is_file()
             if self._marked[parent]:
                 return True
-        return self.workbooks and path.suffix.lower() in OWN_SUFFIXES and own_output(path)
+        return False

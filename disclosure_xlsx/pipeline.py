@@ -25,7 +25,7 @@ from .clean import CleanReport, clean_report
 from .formats import Format, all_formats
 from .layout import layout_for, standard_where
 from .limits import FILE_TIMEOUT_SECONDS, WORKER_MEMORY_BYTES, mib, too_large
-from .marks import OWN_SUFFIXES, OwnOutputs, own_output
+from .marks import OWN_SUFFIXES, MarkedFolders, own_output
 from .read import read_workbook
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .narrative import check_report
@@ -226,9 +226,9 @@ def find(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> 
     in_output_folders: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            marked = OwnOutputs(path, workbooks=False)
+            marked = MarkedFolders(path)
             for item in _walk(path, skip):
-                if marked(item):
+                if marked(item) and item.is_file():  # anything else is listed: check_file says what it is
                     in_output_folders.append(item)
                 elif item not in found:
                     found[item] = None
@@ -236,7 +236,8 @@ def find(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = ()) -> 
         elif not _skipped((path.name,)):
             found.setdefault(path, None)
             searched.discard(path)  # named: read as asked, even when a search found it too
-    return Found(list(found), frozenset(searched), in_output_folders)
+    left_out = [p for p in dict.fromkeys(in_output_folders) if p not in found]  # named, or found by another path
+    return Found(list(found), frozenset(searched), left_out)
 
 
 def discover(paths: Iterable[str | Path], *, exclude: Iterable[str | Path] = (),
@@ -433,13 +434,16 @@ def validate_paths(paths: Iterable[str | Path] | Found, *, workers: int | None =
     renamed = _read_aliases(aliases)
     before = find(previous, exclude=exclude)
     current = set(files)
-    earlier_only = [p for p in before.files if p not in current]
+    # A file of both lists is read once, unless this year's search may leave it out as the tool's own
+    # while last year's list names it: then it is read again, as last year's, without that look.
+    earlier_only = [p for p in before.files if p not in current or (p in found.searched and p not in before.searched)]
     both = list(_read_all(files, workers, progress, suggest, unsuggested=earlier_only,
-                          searched=found.searched | before.searched))
+                          searched=found.searched, unsuggested_searched=before.searched))
     checked, skipped = _own_left_out(both[:len(files)])
     batch = validate_checked(checked, suggest=suggest)
     batch.skipped = [*_in_output_folders(found), *skipped]
-    earlier_checked, _ = _own_left_out(both[len(files):])
+    read_now = {c.file for c in checked}
+    earlier_checked = [c for c in _own_left_out(both[len(files):])[0] if c.file not in read_now]  # once each
     _add_cross_year(batch.workbooks, before.files, [c.report for c in earlier_checked if c.report is not None], renamed)
     batch.previous_unreadable = [c.file for c in earlier_checked if c.report is None]
     return batch
@@ -608,17 +612,18 @@ def _prepare_formats() -> None:
 
 def _read_all(files: list[Path], workers: int | None, progress: Progress | None,
               suggest: bool = True, unsuggested: Sequence[Path] = (),
-              searched: frozenset[Path] = frozenset()) -> Iterator[Checked]:
+              searched: frozenset[Path] = frozenset(),
+              unsuggested_searched: frozenset[Path] = frozenset()) -> Iterator[Checked]:
     """`check_file` for every file, then every file of `unsuggested` (no suggested fix), in worker
     processes (workers.py), so that a reader that aborts, runs out of memory or hangs costs only its
     file: one finding, and the batch goes on. Always in workers, even with `workers=1` (no look at a
-    file beforehand can prove that a reader will not abort on it). The files in `searched` are looked at
-    for the tool's own marks (`own-output`)."""
+    file beforehand can prove that a reader will not abort on it). The files of `files` in `searched`, and
+    of `unsuggested` in `unsuggested_searched`, are looked at for the tool's own marks (`own-output`)."""
     def importing() -> None:  # the workers exist now: load pandas and pandera meanwhile, for the validation
         threading.Thread(target=importlib.import_module, args=(f"{__package__}.validate",), daemon=True).start()
 
     jobs = [*(_ReadJob(p, suggest, p in searched) for p in files),
-            *(_ReadJob(p, False, p in searched) for p in unsuggested)]
+            *(_ReadJob(p, False, p in unsuggested_searched) for p in unsuggested)]
     _prepare_formats()
     for outcome in run_isolated(_read_job, jobs, workers=workers, timeout=FILE_TIMEOUT_SECONDS,
                                 memory_limit=WORKER_MEMORY_BYTES, on_done=progress, on_started=importing):

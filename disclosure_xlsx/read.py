@@ -112,7 +112,8 @@ def _first_cells(fmt: Format) -> dict[str, Any]:
 def read_workbook(path: str | Path, *, own_outputs: bool = False) -> RawReport:
     """Read `path` (.xlsx, .xlsm, .xls, .ods, or a published report: .docx, .html, .htm, .txt, .pdf)
     and locate its cells. With `own_outputs` (a file a folder search found), an output of the tool that is
-    no submission (marks.py) is refused before anything else is looked at: its bytes are read here anyway.
+    no submission (marks.py) is refused as soon as its bytes are read (the limits on the file itself come
+    first), before any other look at it.
 
     Raises:
         DisclosureError: the file is not a readable workbook, too large, or holds no report

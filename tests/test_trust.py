@@ -275,11 +275,27 @@ def test_the_readers_recognise_the_tools_own_workbooks_a_search_found(tmp_path: 
     both = validate_paths([x, stray], workers=workers)  # found by the search and named too: read as asked
     assert stray.name in _names(w.file for w in both.workbooks) and _names(s.file for s in both.skipped) == [
         "校验汇总.xlsx"]
+    named = validate_paths([stray, x / "office0.xlsx"], previous=[x], workers=workers)  # last year's search too
+    assert stray.name in _names(w.file for w in named.workbooks) and not named.skipped
+    overlapping = validate_paths([tmp_path / "out", copy_], workers=workers)  # in a marked folder, and named
+    assert [w.status for w in overlapping.workbooks if w.file == str(copy_)] == ["errors"]
+    assert copy_.name not in _names(s.file for s in overlapping.skipped)
     only = tmp_path / "only"
     only.mkdir()
     shutil.copy(copy_, only / copy_.name)
-    result = runner.invoke(app, ["validate", str(only)])
+    result = runner.invoke(app, ["validate", str(only), "--out", str(tmp_path / "结果")])
     assert result.exit_code == 2 and "跳过了 1 个本工具自己写出的文件" in result.stderr.replace("\n", "")
+    assert not (tmp_path / "结果").exists()  # nothing to write: no folder left behind
+
+
+def test_anything_odd_in_a_marked_folder_is_still_reported(tmp_path: Path) -> None:
+    x = tmp_path / "in"
+    _county(x, 1)
+    write_outputs(validate_paths([x], workers=1), x / "校验结果")
+    os.mkfifo(x / "校验结果" / "管道.xlsx")
+    batch = validate_paths([x], workers=1)
+    assert [w.status for w in batch.workbooks if w.file.endswith("管道.xlsx")] == ["unreadable"]
+    assert "管道.xlsx" not in _names(s.file for s in batch.skipped) and batch.skipped  # its other files: left out
 
 
 def test_files_that_are_not_the_tools_carry_no_mark_and_are_read(tmp_path: Path) -> None:
