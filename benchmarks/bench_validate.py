@@ -43,7 +43,8 @@ cores shared with other work: read the min–max.
 
 Run it with the tree to measure first on the path (`PYTHONPATH=/path/to/tree`); the commands run as
 `python -m disclosure_xlsx` in a temporary folder (in a checkout, `-m` would take the checkout's package
-first, whatever the path says), and the JSON names the package measured (`package`). The outputs (`--out`, `convert`, `aggregate`) go to a temporary folder under
+first, whatever the path says), and the JSON names the package measured (`package`). The outputs
+(`--out`, `convert`, `aggregate`) go to a temporary folder under
 TMPDIR. On this project's machine creating a folder and a file in it took 0.05–0.8 ms of CPU within one
 hour, on /tmp and on /work alike (2,000 of each, measured four times): `--out`, which creates two or three
 files for every office, varies with it; reading does not.

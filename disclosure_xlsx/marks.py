@@ -32,8 +32,8 @@ from typing import Any
 from ._xlsx import OUTPUT_PROPERTY, atomic_output
 from .catalog import text
 
-__all__ = ["MARKER", "MarkedFolders", "OUTPUT_PROPERTY", "OWN_SUFFIXES", "ROLLUP_PROPERTY", "custom_properties", "own_output",
-           "rollup_counts", "workbook_mark", "write_marker"]
+__all__ = ["MARKER", "MarkedFolders", "OUTPUT_PROPERTY", "OWN_SUFFIXES", "ROLLUP_PROPERTY", "custom_properties",
+           "own_output", "rollup_counts", "workbook_mark", "write_marker"]
 
 MARKER = ".disclosure-xlsx-output.json"  # the same name in every language
 ROLLUP_PROPERTY = "disclosure_xlsx.rollup"  # JSON {"added", "left_out", "missing", …} on a total workbook

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from .suggest import Suggestion
 
 __all__ = ["EXTENSIONS", "BatchResult", "Checked", "Found", "Skipped", "WorkbookResult", "check_file", "discover",
-           "duplicate_groups", "file_labels", "find", "modified_time", "normalise_office", "validate_checked", "validate_paths", "validate_workbook"]
+           "duplicate_groups", "file_labels", "find", "modified_time", "normalise_office", "validate_checked",
+           "validate_paths", "validate_workbook"]
 
 EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks, then published reports
 # A folder is searched for these; a text copy (.txt) is read only when named, since folders hold notes too.
@@ -451,8 +452,9 @@ def validate_paths(paths: Iterable[str | Path] | Found, *, workers: int | None =
 
 def _own_left_out(checked: list[Checked]) -> tuple[list[Checked], list[Skipped]]:
     """The files read as submissions, and the tool's own outputs a reader recognised (`own-output`)."""
-    kept = [c for c in checked if c.problem is None or c.problem.code != "own-output"]
-    return kept, [Skipped(c.file, c.problem) for c in checked if c.problem is not None and c.problem.code == "own-output"]
+    own = [c.problem is not None and c.problem.code == "own-output" for c in checked]
+    return ([c for c, mine in zip(checked, own, strict=True) if not mine],
+            [Skipped(c.file, c.problem) for c, mine in zip(checked, own, strict=True) if mine and c.problem])
 
 
 def _in_output_folders(found: Found) -> list[Skipped]:
