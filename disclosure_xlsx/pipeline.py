@@ -410,10 +410,12 @@ def validate_paths(paths: Iterable[str | Path] | Found, *, workers: int | None =
                    progress: Progress | None = None, exclude: Iterable[str | Path] = (),
                    previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None,
                    suggest: bool = True) -> BatchResult:
-    """Check every workbook under `paths`: read, clean, then validate all of them at once.
+    """Check every workbook under `paths`: read, clean, then validate all of them at once. The tool's own
+    outputs a folder search finds are left out of the batch, in `BatchResult.skipped` (marks.py).
 
     Args:
-        paths: files and folders, or what `find` found in them (the caller searched already).
+        paths: files and folders, or what `find` found in them (the caller searched already; `exclude`
+            then applies to `previous` only).
         workers: reading processes (default: all cores); 1 reads in this process.
         progress: called with (done, total) after each file is read.
         exclude: folders to leave out of the search (the output folder).
