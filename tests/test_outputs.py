@@ -692,3 +692,22 @@ def test_an_input_inside_the_output_is_found_through_links_and_only_there(tmp_pa
         assert problem is not None and problem.code == "output-is-input", item
     assert input_problem(out, [beside, beside / "b.xlsx", tmp_path]) is None
     assert input_problem(tmp_path / "folder-link", [out / "feedback" / "a.xlsx"]) is not None  # the output a link
+
+
+def test_commit_never_replaces_a_folder_the_tool_did_not_write(tmp_path: Path) -> None:
+    """The last line of defence under every output: even when a check before it was passed (a folder made
+    between the check and the swap), `commit` moves nothing over a folder without the tool's marker."""
+    from disclosure_xlsx.outputs import commit
+
+    staging, out = tmp_path / "staging", tmp_path / "out"
+    (staging / FEEDBACK_DIR).mkdir(parents=True)
+    (staging / FEEDBACK_DIR / "新.txt").write_text("新", "utf-8")
+    (out / FEEDBACK_DIR).mkdir(parents=True)
+    (out / FEEDBACK_DIR / "别人的.txt").write_text("不是本工具写的", "utf-8")
+    with pytest.raises(DisclosureError) as refused:
+        commit(staging, out, (FEEDBACK_DIR,))
+    assert refused.value.finding.code == "output-not-empty"
+    assert sorted(p.name for p in (out / FEEDBACK_DIR).iterdir()) == ["别人的.txt"]  # nothing moved, nothing lost
+    (out / FEEDBACK_DIR / MARKER).write_text("{}", "utf-8")  # the tool's own folder: replaced
+    commit(staging, out, (FEEDBACK_DIR,))
+    assert sorted(p.name for p in (out / FEEDBACK_DIR).iterdir()) == ["新.txt"]
