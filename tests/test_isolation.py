@@ -748,9 +748,10 @@ def _slow_once(job: tuple[str, float]) -> str:
 
 
 def test_slow_jobs_together_in_a_chunk_are_not_stopped_for_it(tmp_path: Path) -> None:
-    """Four jobs of 0.3 s each take 1.2 s together, more than one job's timeout of 1 s: the chunk may run
-    1 s and a sixth of it for each further job, so none is stopped and run again."""
-    jobs = [(str(tmp_path / f"{i}.txt"), 0.3) for i in range(4)]
-    outcomes = list(run_isolated(_slow_once, jobs, workers=1, timeout=1, memory_limit=None, chunk=4))
+    """Seven jobs of 0.2 s each take 1.4 s together, more than one job's timeout of 1 s: the chunk may run
+    1 s and a sixth of it for each further job (2 s), so none is stopped and run again (0.6 s to spare on
+    a machine that stalls now and then)."""
+    jobs = [(str(tmp_path / f"{i}.txt"), 0.2) for i in range(7)]
+    outcomes = list(run_isolated(_slow_once, jobs, workers=1, timeout=1, memory_limit=None, chunk=7))
     assert all(o.ok for o in outcomes)
-    assert [Path(p).read_text("utf-8") for p, _ in jobs] == ["ran\n"] * 4  # each ran once: never redone
+    assert [Path(p).read_text("utf-8") for p, _ in jobs] == ["ran\n"] * len(jobs)  # each ran once: never redone
