@@ -175,6 +175,21 @@ def test_time_limit_gives_an_honest_not_found(format_id: str) -> None:
         {cid: original[cid] for cid in ("s3.granted.natural_person", "s3.partial.commercial")}]
 
 
+@pytest.mark.parametrize("pair", [("s3.granted.natural_person", "s3.granted.commercial"),
+                                  ("s3.granted.natural_person", "s3.partial.natural_person")],
+                         ids=["one-row", "one-column"])
+def test_two_wrong_cells_of_one_total_are_found_without_the_solver(format_id: str, pair: tuple[str, str]) -> None:
+    """Two mistyped parts of the same total (a row's, or a column's) are each also in a total of their
+    own: the two-cell pass must pair cells within the first failing identity too, with no solver time."""
+    fmt = get_format(format_id)
+    original = balanced_report(format_id, random.Random(11), zero_share=0.0)
+    values = {**original, pair[0]: original[pair[0]] + 1, pair[1]: original[pair[1]] + 2}
+    assert not _one_cell_fixes(fmt, values)
+    found = suggest_fix(fmt, values, time_limit=0)
+    assert found is not None and found.outcome == FOUND and found.method == "two-cell" and found.unique
+    assert _sets(found) == [{cid: original[cid] for cid in pair}]
+
+
 @SLOW
 @given(seed=st.integers(0, 10**6), data=st.data())
 def test_the_two_cell_pass_gives_what_the_solver_gives(format_id: str, seed: int, data: st.DataObject,
