@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import openpyxl
@@ -93,6 +94,14 @@ def labels_around(ws, row: int, col: int, row_header: str | None) -> tuple[tuple
         add(col_path, text)
         r -= 1
     return tuple(row_path), tuple(reversed(col_path))
+
+
+def hang_forever() -> None:
+    """A job that never returns, as a reader stuck on a file would. It sleeps rather than spins: the pool's
+    timeout is wall-clock time either way, and a spinning hang would only take a core from the tests
+    running beside it."""
+    while True:
+        time.sleep(60)
 
 
 A1 = re.compile(r"(?<![A-Za-z_])\$?([A-Z]{1,3})\$?([0-9]+)(?![0-9A-Za-z_(])")

@@ -23,7 +23,7 @@ from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, hang_forever
 
 PAD = 4  # good workbooks beside each scenario's file, so the batch is read by the pool (≥ 2 × workers)
 
@@ -481,8 +481,7 @@ def _misbehaving(path: str | Path, suggest: bool = True, own_outputs: bool = Fal
     if Path(path).name == "abort.xlsx":
         os.abort()
     if Path(path).name == "hang.xlsx":
-        while True:
-            pass
+        hang_forever()
     return check_file(path, suggest=suggest, own_outputs=own_outputs)
 
 

@@ -35,7 +35,7 @@ from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
 from disclosure_xlsx.workers import run_isolated
 
-from .conftest import ROOT
+from .conftest import ROOT, hang_forever
 
 FORMATS = list(all_formats())
 GBK_NAME = os.fsdecode("测试单位".encode("gbk") + b".xlsx")  # as `unzip` leaves a Windows zip's name on Linux
@@ -394,8 +394,7 @@ def _job(kind: str) -> str:
     if kind == "abort":
         os.abort()
     if kind == "hang":
-        while True:
-            pass
+        hang_forever()
     if kind == "memory":
         return str(len(bytearray(4 * 2**30)))
     if kind == "raise":
@@ -461,8 +460,7 @@ def _exploding_check_file(path: str | Path, suggest: bool = True, own_outputs: b
     if name == "abort.xlsx":
         os.abort()
     if name == "hang.xlsx":
-        while True:
-            pass
+        hang_forever()
     return check_file(path, suggest=suggest, own_outputs=own_outputs)
 
 
@@ -694,8 +692,7 @@ def _pool_breaker(kind: str) -> str:
     if kind == "no-way-back":
         raise _NoWayBack(1, 2)
     if kind == "hang":
-        while True:
-            pass
+        hang_forever()
     return kind
 
 
