@@ -226,3 +226,28 @@ def test_the_batch_check_finds_exactly_what_each_report_breaks(format_id: str, s
         assert {f.rule for f in workbook.findings if f.code == "identity-mismatch"} == expected
         assert {f.cells[0].id for f in workbook.findings if f.code == "count-negative"} == {
             c for c in cells if fmt.cells[c].type.min is not None and row[c] < fmt.cells[c].type.min}
+
+
+@pytest.mark.parametrize("damage", ["missing", "reordered", "count-as-float", "money-missing"])
+def test_the_schema_refuses_a_frame_not_built_as_the_format_says(format_id: str, damage: str) -> None:
+    """The schema's first check guards the frame the batch is checked on: the format's cells, in order,
+    counts as int64 and money as float64 with nothing missing. A frame built wrongly is a failure of that
+    check (and an error of the tool, never a finding about an office)."""
+    import numpy as np
+
+    from disclosure_xlsx._pandera import SchemaErrors
+    from disclosure_xlsx.validate import COLUMNS, checked_frame, report_frame, schema_for
+
+    fmt = get_format(format_id)
+    batch = batch_of(format_id, [(balanced_report(format_id, random.Random(1)), "测试镇人民政府")], fmt.first_year)
+    frame = checked_frame(report_frame([batch.workbooks[0].report], fmt), fmt)
+    schema_for(fmt).validate(frame, lazy=True)  # as built: passes
+    count = next(c for c, cell in fmt.cells.items() if cell.type.integer)
+    money = next(c for c, cell in fmt.cells.items() if not cell.type.integer)
+    broken = {"missing": lambda f: f.drop(columns=[count]),
+              "reordered": lambda f: f[[*f.columns[1:], f.columns[0]]],
+              "count-as-float": lambda f: f.astype({count: "float64"}),
+              "money-missing": lambda f: f.assign(**{money: np.nan})}[damage](frame.copy())
+    with pytest.raises(SchemaErrors) as failed:
+        schema_for(fmt).validate(broken, lazy=True)
+    assert COLUMNS in set(failed.value.failure_cases["check"])
