@@ -28,12 +28,23 @@ from .conftest import SAMPLES, hang_forever
 PAD = 4  # good workbooks beside each scenario's file, so the batch is read by the pool (≥ 2 × workers)
 
 
+_WRITTEN: dict[str, bytes] = {}  # the bytes of each filled workbook already written, by what it was filled with
+
+
 def _filled(path: Path, format_id: str = "2021", seed: int = 1, **extra: object) -> Path:
+    """The template filled with a balanced report; the same filling twice is the same bytes, copied (the
+    four good workbooks beside each scenario are written once, not once per scenario)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = repr((format_id, seed, path.stem, sorted(extra.items())))
+    if key in _WRITTEN:
+        path.write_bytes(_WRITTEN[key])
+        return path
     fmt = get_format(format_id)
     values = {**balanced_report(format_id, random.Random(seed)), fmt.field("office").name: f"{path.stem}镇",
               fmt.field("year").name: fmt.first_year, **extra}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_template(path, format_id, values=values)
+    write_template(path, format_id, values=values)
+    _WRITTEN[key] = path.read_bytes()
+    return path
 
 
 def _edit(path: Path, name: str, value: object) -> Path:
