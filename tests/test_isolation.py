@@ -420,7 +420,7 @@ def test_run_isolated_gives_one_outcome_per_job_in_order(workers: int, chunk: in
     monkeypatch.setenv("FAR_CELL", str(tmp_path / "far.xlsx"))
     jobs = ["a", "abort", "b", "hang", "memory", "raise", "kill", "calamine", *"cdefgh"]
     done: list[tuple[int, int]] = []
-    outcomes = list(run_isolated(_job, jobs, workers=workers, timeout=1, memory_limit=2**30,
+    outcomes = list(run_isolated(_job, jobs, workers=workers, timeout=0.5, memory_limit=2**30,
                                  on_done=lambda d, t: done.append((d, t)), chunk=chunk))
     assert [o.index for o in outcomes] == list(range(len(jobs)))
     assert done == [(d, len(jobs)) for d in range(1, len(jobs) + 1)]
@@ -704,7 +704,7 @@ def test_a_job_that_breaks_the_pool_or_hangs_in_a_chunk_costs_only_itself(chunk:
     jobs = [f"j{i}" for i in range(60)]
     jobs[5] = jobs[33] = "no-way-back"
     jobs[47] = "hang"
-    outcomes = list(run_isolated(_pool_breaker, jobs, workers=2, timeout=1, memory_limit=None, chunk=chunk))
+    outcomes = list(run_isolated(_pool_breaker, jobs, workers=2, timeout=0.5, memory_limit=None, chunk=chunk))
     assert [o.index for o in outcomes] == list(range(len(jobs)))
     failed = {o.index: o.failure for o in outcomes if not o.ok}
     assert failed == {5: "crashed", 33: "crashed", 47: "timeout"}
