@@ -14,7 +14,7 @@ import tempfile
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -304,13 +304,16 @@ def _skipped(parts: Sequence[str]) -> bool:
 @dataclass(frozen=True, slots=True)
 class Checked:
     """What reading and cleaning one file gave: its cleaned report, or the finding that stopped it, and
-    the suggested fix when its identities fail (worked out in the worker that read it: per-file work).
-    `file` is the name shown to people (`shown_name`); the report keeps the path it was read from."""
+    what is worked out from the report alone in the worker that read it (per-file work): the suggested
+    fix when its identities fail, and the narrative's findings (None: not worked out yet, as for a report
+    built by the caller). `file` is the name shown to people (`shown_name`); the report keeps the path it
+    was read from."""
 
     file: str
     report: CleanReport | None
     problem: Finding | None = None
     suggestion: Suggestion | None = None
+    narrative: list[Finding] | None = None
 
 
 def shown_name(path: str | Path) -> str:
@@ -352,7 +355,8 @@ def check_file(path: str | Path, suggest: bool = False, own_outputs: bool = Fals
         if os.path.isdir(path):
             return Checked(file, None, _folder_finding(Path(path), file))
         report = clean_report(read_workbook(path, own_outputs=own_outputs))
-        return Checked(file, report, suggestion=_suggestion(report) if suggest else None)
+        return Checked(file, report, suggestion=_suggestion(report) if suggest else None,
+                       narrative=check_report(report))
     except DisclosureError as exc:
         return Checked(file, None, exc.finding)
     except MemoryError:
@@ -477,7 +481,7 @@ def validate_workbook(source: str | Path | bytes, *, name: str | None = None) ->
     report = checked.report
     if report is not None:
         report.file = label
-    return validate_checked([Checked(label, report, checked.problem, checked.suggestion)]).workbooks[0]
+    return validate_checked([replace(checked, file=label)]).workbooks[0]
 
 
 def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> BatchResult:
@@ -494,7 +498,8 @@ def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> Bat
             results.append(WorkbookResult(item.file, [item.problem] if item.problem else []))
         else:
             findings = [*item.report.findings, *found[i]]
-            findings += check_report(item.report)  # the narrative against the tables and the notices (issue 15)
+            # the narrative against the tables and the notices (issue 15), worked out by the reader if it could
+            findings += item.narrative if item.narrative is not None else check_report(item.report)
             suggestion = item.suggestion
             if suggestion is None and suggest and any(f.code == "identity-mismatch" for f in findings):
                 suggestion = _suggestion(item.report)  # a report read by the caller itself, not by check_file

@@ -120,6 +120,8 @@ MUTANTS = [
     Mutant("column-types-unchecked", "the batch's frame is taken whatever its columns and types", "validate.py",
            "return list(frame.columns) == cells and frame.dtypes.equals(dtypes)", "return True or list(frame.columns) == cells and frame.dtypes.equals(dtypes)",
            ("tests/test_validate.py",)),
+    Mutant("narrative-in-parent", "the narrative is checked in the parent, one workbook after another", "pipeline.py",
+           "narrative=check_report(report))", "narrative=None)", ("tests/test_narrative.py",)),
     Mutant("suggestion-in-parent", "the suggested fixes are worked out in the parent, one after another", "pipeline.py",
            "return check_file(job.path, suggest=job.suggest, own_outputs=job.searched)",
            "return check_file(job.path, suggest=False, own_outputs=job.searched)", ("tests/test_suggest.py",)),

@@ -583,3 +583,37 @@ def test_the_status_of_a_workbook_result_ignores_notes() -> None:
     note = Finding("other-share-high", params={"where": "", "rule_text": "", "details": "", "share": "50%"})
     result = WorkbookResult("x.xlsx", [note], report=_report("2021", _table("2021"), {}, 2022))
     assert (result.status, result.errors, result.warnings) == ("ok", 0, 0)
+
+
+def _spying_check_report(report: CleanReport) -> list:  # type: ignore[type-arg]
+    """check_report, noting which process called it (the workers are forked with this stand-in)."""
+    import os
+
+    with open(os.environ["NARRATIVE_CALLS"], "a", encoding="utf-8") as calls:
+        calls.write(f"{os.getpid()}\n")
+    return check_report(report)
+
+
+def test_the_narrative_is_checked_in_the_worker_that_read_the_file(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-file work in the pool: each workbook's narrative findings come from the worker that read it,
+    never from the parent, and are the ones check_report gives for its report, in the batch's findings."""
+    import os
+
+    from disclosure_xlsx import pipeline
+
+    values = {**_table("2021", new=95, granted=95), "meta_office": "某县审计局", "meta_year": 2022,
+              **_texts(text_overview="本年度共受理政府信息公开申请17件。")}  # 17 against the table's 95
+    files = [write_template(tmp_path / "narrated.xlsx", "2021", values=values), *sorted(SAMPLES.glob("*.xlsx"))]
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("NARRATIVE_CALLS", str(calls))
+    monkeypatch.setattr(pipeline, "check_report", _spying_check_report)
+    workbooks = validate_paths(files, workers=2).workbooks
+    callers = calls.read_text("utf-8").split()
+    assert len(callers) == len(files) and str(os.getpid()) not in callers
+    narrated = 0
+    for workbook in workbooks:
+        expected = check_report(workbook.report)
+        narrated += bool(expected)
+        assert [f for f in workbook.findings if f in expected] == expected  # each once, in its order
+    assert narrated == 1  # the narrated workbook's finding is compared, and the samples have none
