@@ -169,6 +169,11 @@ def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, ca
     failed: dict[int, set[str]] = defaultdict(set)  # the plausibility rules each row fails
     unbalanced: set[int] = set()  # the rows where an identity fails
     negative: dict[int, list[str]] = defaultdict(list)
+    # A check that is not a row's (the columns or their types, or a check that could not run on a frame
+    # built wrongly: no row to name) is this tool's error, never a finding about an office.
+    odd = cases[~cases["check"].isin([NEGATIVE, IDENTITIES, *rules]) | cases["index"].isna()]
+    if len(odd):
+        raise RuntimeError(f"unexpected schema failure {sorted(set(map(str, odd['check'])))}")
     # A failing dataframe-level check lists its row once per column: keep one (check, row) pair. Which
     # cells are below their minimum and which identities fail there is read from the row's own values.
     for check, index in cases[["check", "index"]].drop_duplicates().itertuples(index=False):
@@ -179,10 +184,8 @@ def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, ca
                                   and row[c] < cell.type.min]
         elif check == IDENTITIES:
             unbalanced.add(position)
-        elif check in rules:
+        else:
             failed[position].add(str(check))
-        else:  # the columns or their types: the frame was built wrongly
-            raise RuntimeError(f"unexpected schema failure {check!r}")
     out: dict[int, list[Finding]] = defaultdict(list)
     for position in sorted(set(failed) | unbalanced | set(negative)):
         report = batch[position]

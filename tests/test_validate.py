@@ -229,13 +229,15 @@ def test_the_batch_check_finds_exactly_what_each_report_breaks(format_id: str, s
 
 
 @pytest.mark.parametrize("damage", ["missing", "reordered", "count-as-float", "money-missing"])
-def test_the_schema_refuses_a_frame_not_built_as_the_format_says(format_id: str, damage: str) -> None:
+def test_the_schema_refuses_a_frame_not_built_as_the_format_says(format_id: str, damage: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The schema's first check guards the frame the batch is checked on: the format's cells, in order,
     counts as int64 and money as float64 with nothing missing. A frame built wrongly is a failure of that
     check (and an error of the tool, never a finding about an office)."""
     import numpy as np
 
     from disclosure_xlsx._pandera import SchemaErrors
+    from disclosure_xlsx import validate
     from disclosure_xlsx.validate import COLUMNS, checked_frame, report_frame, schema_for
 
     fmt = get_format(format_id)
@@ -251,3 +253,6 @@ def test_the_schema_refuses_a_frame_not_built_as_the_format_says(format_id: str,
     with pytest.raises(SchemaErrors) as failed:
         schema_for(fmt).validate(broken, lazy=True)
     assert COLUMNS in set(failed.value.failure_cases["check"])
+    monkeypatch.setattr(validate, "checked_frame", lambda frame, fmt: broken)  # the batch given that frame
+    with pytest.raises(RuntimeError, match="unexpected schema failure"):
+        validate.validate_reports([batch.workbooks[0].report])
