@@ -86,11 +86,28 @@ def _ideograph(char: str) -> bool:
     return _width(char) == 2 and unicodedata.category(char).startswith("L")
 
 
+def _head(unit: str, room: int) -> str:
+    """The start of an over-long unit that fills `room`: its first atoms that fit whole (the punctuation
+    glued to a number gives way before the number does), else as many characters as fit (at least one)."""
+    taken = ""
+    for atom in _atoms(unit):
+        if display_width(taken + atom) > room:
+            break
+        taken += atom
+    if taken:
+        return taken
+    for char in unit:
+        if display_width(taken + char) > room:
+            break
+        taken += char
+    return taken or unit[0]
+
+
 def wrap(text: str, width: int, *, indent: str = "", first: str = "") -> list[str]:
     """`text` as lines of at most `width` columns: the first begins with `first`, the others with `indent`.
 
-    A unit wider than a whole line (a long path, a very long number) is the one thing cut, where the
-    line is full."""
+    A unit wider than a whole line (a long path, a very long number) is the one thing cut: between its
+    atoms if it was glued from several (（（ before a number), else where the line is full."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line, used = first if not lines else indent, display_width(first if not lines else indent)
@@ -106,12 +123,7 @@ def wrap(text: str, width: int, *, indent: str = "", first: str = "") -> list[st
                 line, used = indent, display_width(indent)
                 start = used
             while used + size > width and used == start and size > width - start > 0:  # longer than a line
-                room, taken = width - used, ""
-                for char in unit:
-                    if display_width(taken + char) > room:
-                        break
-                    taken += char
-                taken = taken or unit[0]
+                taken = _head(unit, width - used)
                 lines.append(line + taken)
                 unit = unit[len(taken):]
                 size = display_width(unit)

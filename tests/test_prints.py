@@ -459,6 +459,7 @@ TOKEN = st.one_of(st.integers(0, 10**9).map(str), st.from_regex(r"[A-Z]{1,2}[1-9
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(CJK_TEXT, TOKEN), min_size=1, max_size=12), st.integers(20, 90))
 @example(parts=[("、", "0"), ("、、", "10"), (" ", "1000")], width=20)  # a break at the space between two numbers
+@example(parts=[("（（", "5949.088667")], width=20)  # the brackets before a number give way, not the number
 def test_wrapping_keeps_numbers_and_addresses_whole(parts: list[tuple[str, str]], width: int) -> None:
     message = "".join(a + b for a, b in parts)
     lines = wrap(message, width, first="  错误 ", indent=" " * 7)
