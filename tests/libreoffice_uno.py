@@ -67,7 +67,9 @@ def main(pipe: str, to: str, outdir: str, files: list[str]) -> None:
     desktop = _desktop(pipe, wait=60)
     for file in files:
         source = Path(file).resolve()
-        document = desktop.loadComponentFromURL(source.as_uri(), "_blank", 0, _props(Hidden=True))
+        # Read-only: no lock file beside the source, so two test processes may open the same sample at once
+        # (the second LibreOffice refused a file the first had locked).
+        document = desktop.loadComponentFromURL(source.as_uri(), "_blank", 0, _props(Hidden=True, ReadOnly=True))
         if document is None:
             sys.exit(f"LibreOffice could not open {source}")
         try:
