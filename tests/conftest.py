@@ -36,6 +36,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a benchmark-sized run; CI runs it separately (-m slow)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that share a module's fixture (a batch validated, files written and printed) run in the same
+    xdist process (`--dist loadgroup` in pyproject.toml), so the fixture is built once, not once per process."""
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        shared = sorted({d.baseid for name in getattr(item, "fixturenames", ())
+                         for d in (definitions.name2fixturedefs.get(name, ()) if definitions else ())
+                         if d.scope == "module"})
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+
+
 @pytest.fixture(scope="session")
 def update_golden(request: pytest.FixtureRequest) -> bool:
     """True with `pytest --update-golden`: golden tests write their expectation instead of checking it."""
