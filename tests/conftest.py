@@ -36,9 +36,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a benchmark-sized run; CI runs it separately (-m slow)")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that share a module's fixture (a batch validated, files written and printed) run in the same
-    xdist process (`--dist loadgroup` in pyproject.toml), so the fixture is built once, not once per process."""
+    xdist process (`--dist loadgroup` in pyproject.toml), so the fixture is built once, not once per process.
+    First among the hooks: xdist reads the marks in its own hook, which otherwise runs before this one."""
     for item in items:
         definitions = getattr(item, "_fixtureinfo", None)
         shared = sorted({d.baseid for name in getattr(item, "fixturenames", ())
