@@ -1,4 +1,4 @@
-"""A workbook written once and stamped many times: convert's cleaned workbooks at province scale.
+"""A workbook written once and stamped many times: templates and convert's cleaned workbooks at province scale.
 
 Most of a cleaned workbook is the same for every office of a format: its sheets, labels, styles,
 merges, formulas, validations and print set-up. Writing it through xlsxwriter for each office costs

@@ -96,7 +96,7 @@ def entity_bomb(data: bytes) -> bytes:
 def million_digits(folder: Path) -> bytes:
     """A count cell holding a million digits (a shared string: xlsxwriter writes at most 32,767 characters)."""
     count = next(c for c in get_format(FORMATS[-1]).cells.values() if c.type.key == "count")
-    path = write_template(folder / "digits-template.xlsx", FORMATS[-1], values={count.id: "DIGITS"})
+    path = write_template(folder / "digits-template.xlsx", FORMATS[-1], values={count.id: "DIGITS"}, stamped=False)
     data = path.read_bytes()
     path.unlink()
     return _rezip(data, {"xl/sharedStrings.xml": lambda xml: xml.replace(b">DIGITS<", b">" + b"1" * 1_000_000 + b"<")})

@@ -1,6 +1,6 @@
 """A stencil stamps what xlsxwriter would write: the same cells, styles and sheet set-up, for a small
-workbook of every kind of hole and for convert's cleaned workbooks of every shape, read back with openpyxl
-and with calamine."""
+workbook of every kind of hole, for the template of every format (blank and filled) and for convert's
+cleaned workbooks of every shape, read back with openpyxl and with calamine."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from disclosure_xlsx.formats import get_format
 from disclosure_xlsx.mapping import map_values
 from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.stencil import RENDERED_AT, Stencil, StencilError, token
+from disclosure_xlsx.template import _stencil as _template_stencil
+from disclosure_xlsx.template import write_template
 
 from .conftest import SAMPLES
 
@@ -143,6 +145,44 @@ def test_a_text_too_long_or_a_missing_value_fails_loudly() -> None:
     with pytest.raises(StencilError, match="no formula cells"):
         Stencil.from_package(_small({k: token(k) for k in good}, [[token("a"), token("b"), token("c")]], "✓"),
                              results=[("表 一", "B9")])
+
+
+# ----------------------------------------------------------------------------------------------
+# The template of every format, blank and filled
+
+
+def _filled(format_id: str) -> dict[str, Any]:
+    """A value in every input cell: whole and decimal numbers (one of them the identities' sum, so some
+    self-checks hold), text where a number belongs, a blank, and a narrative with line breaks."""
+    fmt = get_format(format_id)
+    values: dict[str, Any] = {name: f"文字{i}" for i, name in enumerate(fmt.names)}
+    values.update({c.id: (i % 7) + (0.5 if i % 11 == 0 else 0) for i, c in enumerate(fmt.cells.values())})
+    first, second = list(fmt.cells)[:2]
+    values.update({first: "3件", second: None, fmt.field("year").name: 2024,
+                   fmt.field("office").name: "某县<审计局>&\n=HYPERLINK(\"x\")"})
+    values.update({n.name: "第一段。\n第二段，" * 40 for n in fmt.narratives})
+    return values
+
+
+@pytest.mark.parametrize("filled", [False, True], ids=["blank", "filled"])
+def test_a_stamped_template_is_the_one_xlsxwriter_writes(tmp_path: Path, format_id: str, filled: bool) -> None:
+    values = _filled(format_id) if filled else None
+    when = datetime(2026, 3, 4, 5, 6, 7)
+    stamped = write_template(tmp_path / "stamped.xlsx", format_id, values=values, created=when)
+    direct = write_template(tmp_path / "direct.xlsx", format_id, values=values, created=when, stamped=False)
+    assert dump(stamped) == dump(direct)
+    assert calamine_values(stamped) == calamine_values(direct)
+    words = get_format(format_id).words
+    results = {v for rows in calamine_values(stamped).values() for row in rows for v in row
+               if v in (words.check_ok, words.check_fail)}
+    assert results == ({words.check_ok, words.check_fail} if filled else set())  # the self-checks' results
+
+
+def test_a_template_stencil_is_rendered_once_per_format(tmp_path: Path, format_id: str) -> None:
+    _template_stencil.cache_clear()
+    for i in range(3):
+        write_template(tmp_path / f"{i}.xlsx", format_id, values={"meta_office": f"第{i}镇"})
+    assert (_template_stencil.cache_info().misses, _template_stencil.cache_info().hits) == (1, 2)
 
 
 # ----------------------------------------------------------------------------------------------
