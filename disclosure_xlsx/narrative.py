@@ -27,7 +27,7 @@ from .catalog import CellRef, Finding, bilingual, number_text, text
 from .clean import CleanReport
 from .formats import Format, Narrative, all_formats
 
-__all__ = ["Found", "Reading", "Sentence", "Statement", "check_report", "chinese_number", "find_statements",
+__all__ = ["Found", "Reading", "Sentence", "Statement", "check_report", "chinese_number", "find_statements", "prepare",
            "sentences"]
 
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"}
@@ -108,6 +108,11 @@ class _Rules:
     title_close: str
     ends: str
     cut: str
+
+
+def prepare() -> None:
+    """Compile the rules now (a process that forks workers again and again compiles them once for all)."""
+    _rules()
 
 
 @cache

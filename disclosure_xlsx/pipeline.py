@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import tempfile
 import threading
 import unicodedata
@@ -29,6 +30,7 @@ from .marks import OWN_SUFFIXES, MarkedFolders, own_output
 from .read import read_workbook
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .narrative import check_report
+from .narrative import prepare as prepare_narrative
 from .workers import Outcome, run_isolated
 
 if TYPE_CHECKING:
@@ -611,12 +613,19 @@ def _read_job(job: _ReadJob) -> Checked:
     return check_file(job.path, suggest=job.suggest, own_outputs=job.searched)
 
 
-def _prepare_formats() -> None:
-    """Build the formats and their standard layouts (once per process) before the workers are forked, so
-    that each inherits them instead of building them again for its first workbook (~15 ms a worker)."""
+def _prepare_workers() -> None:
+    """Build what every worker needs once per process, before the workers are forked, so that each
+    inherits it instead of building it again for its first workbook: the formats and their standard
+    layouts (~15 ms a worker), and, from a process's second run on, the narrative rules (~70 ms a worker:
+    their patterns compiled). A process's first run forks at once, its workers compiling the rules while
+    the parent imports pandas and pandera: a one-workbook `validate` would otherwise wait for the parent to
+    compile them first. A process that validates again (the clerk's page, a library caller) has imported
+    `validate` in its first run, and from then on compiles the rules once instead of once a worker and run."""
     for fmt in all_formats().values():
         standard_where(fmt.id)
         layout_for(fmt.id)
+    if f"{__package__}.validate" in sys.modules:
+        prepare_narrative()
 
 
 def _read_all(files: list[Path], workers: int | None, progress: Progress | None,
@@ -633,7 +642,7 @@ def _read_all(files: list[Path], workers: int | None, progress: Progress | None,
 
     jobs = [*(_ReadJob(p, suggest, p in searched) for p in files),
             *(_ReadJob(p, False, p in unsuggested_searched) for p in unsuggested)]
-    _prepare_formats()
+    _prepare_workers()
     for outcome in run_isolated(_read_job, jobs, workers=workers, timeout=FILE_TIMEOUT_SECONDS,
                                 memory_limit=WORKER_MEMORY_BYTES, on_done=progress, on_started=importing):
         if outcome.value is not None:

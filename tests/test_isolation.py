@@ -610,33 +610,39 @@ def test_the_readme_quotes_the_limits_of_the_code() -> None:
 
 
 _PROBE = """
+import importlib
 import json
 import sys
 from pathlib import Path
-from disclosure_xlsx import formats, layout, pipeline
+from disclosure_xlsx import formats, layout, narrative, pipeline
 
-def probe(job):  # in the worker: what reading its first workbook had to build of the formats and layouts
+def probe(job):  # in the worker: what reading its first workbook had to build of the formats, layouts and rules
     def built():
         return formats.all_formats.cache_info().misses, layout.layout_for.cache_info().misses, \\
-            layout.standard_where.cache_info().misses
+            layout.standard_where.cache_info().misses, narrative._rules.cache_info().misses
     before = built()
     pipeline.check_file(job.path, suggest=job.suggest)
     return before, built()
 
 pipeline._read_job = probe
-print(json.dumps(list(pipeline._read_all([Path(sys.argv[1])], 1, None))))
+first = list(pipeline._read_all([Path(sys.argv[1])], 1, None))
+importlib.import_module("disclosure_xlsx.validate")  # as the first run's validation does
+print(json.dumps([first, list(pipeline._read_all([Path(sys.argv[1])], 1, None))]))
 """
 
 
-def test_the_workers_inherit_the_formats_instead_of_building_them() -> None:
+def test_the_workers_inherit_the_formats_and_rules_instead_of_building_them() -> None:
     """Per-batch work once: the formats and their layouts are built by the run before it forks its
     workers, so a worker's first workbook builds none of them (in a fresh process, where nothing else
-    built them first)."""
+    built them first); the narrative rules are compiled by the first run's worker (the parent imports
+    pandas meanwhile) and by the parent before any later run of the same process forks."""
     sample = ROOT / "sample_workbooks" / "2024_示例县审计局.xlsx"
     done = subprocess.run([sys.executable, "-c", _PROBE, str(sample)], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, timeout=120)
-    ((before, after),) = json.loads(done.stdout)
-    assert before == after and all(count >= 1 for count in before), done.stdout
+    (((before, after),), ((again_before, again_after),)) = json.loads(done.stdout)
+    assert before[:3] == after[:3] and all(count >= 1 for count in before[:3]), done.stdout
+    assert (before[3], after[3]) == (0, 1), done.stdout  # the first run's worker compiled the rules
+    assert again_before == again_after and again_before[3] == 1, done.stdout  # inherited in the second
 
 
 def _worker_pid(_: int) -> int:
