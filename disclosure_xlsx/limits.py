@@ -390,9 +390,9 @@ def _scan_xlsx(xml: bytes, part: str, archive: zipfile.ZipFile) -> int:
     """Every <row r>, <c r> (a cell without r counts on from the previous one, as readers do) and the
     <dimension ref> of one sheet must lie within the limits; returns the sheet's grid size.
 
-    Only the sheet's skeleton matters: without its cell values (`<v>` holds no tag) and value types,
-    the sheets of a batch made from one template are mostly the same bytes, so each skeleton is looked
-    at once.
+    Only the sheet's skeleton matters: without its cell values (`<v>` and a plain inline string hold no
+    tag) and value types, the sheets of a batch made from one template are mostly the same bytes, so
+    each skeleton is looked at once.
     """
     skeleton = _TYPES.sub(b"", _VALUES.sub(b"", xml))
     known = _SKELETONS.get(skeleton)
@@ -404,7 +404,10 @@ def _scan_xlsx(xml: bytes, part: str, archive: zipfile.ZipFile) -> int:
     return known
 
 
-_VALUES, _TYPES = re.compile(rb"<v>[^<]*</v>"), re.compile(rb' t="[a-z]+"')  # hide no tag, no r attribute
+# A value (`<v>`, or an inline string of plain text: the stamped templates and cleaned workbooks write
+# text so) and a value type; `[^<]*` hides no tag and no r attribute.
+_VALUES = re.compile(rb'<v>[^<]*</v>|<is><t(?: xml:space="preserve")?>[^<]*</t></is>')
+_TYPES = re.compile(rb' t="[A-Za-z]+"')
 _SKELETONS: dict[bytes, int] = {}  # sheet skeletons within the limits → their grid size
 
 

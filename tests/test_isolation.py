@@ -250,11 +250,29 @@ def test_a_far_out_cell_is_refused_before_the_reader_naming_the_limit(template_b
     '<c r="A20" r ="XFD20"><v>1</v></c>', "<c r='XFD20'><v>1</v></c>", '<c\nr="XFD20"><v>1</v></c>',
     '<x:c xmlns:x="urn:x" r="XFD20"><v>1</v></x:c>', '<c r="&#88;FD20"><v>1</v></c>',
     "<c><v>1</v></c>" * 300,  # cells without r count on from the previous one
+    '<c r="A20" t="inlineStr"><is><t>x</t></is></c><c r="XFD20" t="inlineStr"><is><t xml:space="preserve">y</t></is></c>',
+    '<c r="A20" t="inlineStr"><is><r><t>x</t></r><t><c r="XFD20"/></t></is></c>',  # a cell inside a text
 ])
 def test_every_way_of_writing_a_far_reference_is_seen(template_bytes: bytes, cells: str) -> None:
     data = _rezip(template_bytes, {"xl/worksheets/sheet2.xml": lambda xml: xml.replace(
         b"</sheetData>", f'<row r="20">{cells}</row></sheetData>'.encode())})
     assert "per sheet" in _refusal(data)
+
+
+def test_sheets_that_differ_only_in_their_values_are_scanned_once(template_bytes: bytes) -> None:
+    """The skeleton (the sheet without its values and value types) is looked at once: numbers, shared and
+    inline strings of different texts, one cell a number in one workbook and a text in the other."""
+    def sheet(cells: str) -> bytes:
+        return _rezip(template_bytes, {"xl/worksheets/sheet2.xml": lambda xml: xml.replace(
+            b"</sheetData>", f'<row r="20">{cells}</row></sheetData>'.encode())})
+
+    limits._SKELETONS.clear()
+    limits.check_archive(sheet('<c r="A20" s="1"><v>1</v></c><c r="B20" t="inlineStr"><is><t>某镇</t></is></c>'))
+    known = len(limits._SKELETONS)
+    limits.check_archive(sheet('<c r="A20" s="1" t="s"><v>7</v></c><c r="B20" t="inlineStr"><is><t '
+                               'xml:space="preserve"> 另一个镇 &amp; </t></is></c>'))
+    limits.check_archive(sheet('<c r="A20" s="1" t="inlineStr"><is><t>3件</t></is></c><c r="B20"><v>2</v></c>'))
+    assert len(limits._SKELETONS) == known
 
 
 def test_a_sheet_hidden_behind_a_relationship_is_looked_at_too(template_bytes: bytes) -> None:
