@@ -152,8 +152,8 @@ def test_a_text_too_long_or_a_missing_value_fails_loudly() -> None:
 
 
 def _filled(format_id: str) -> dict[str, Any]:
-    """A value in every input cell: whole and decimal numbers (one of them the identities' sum, so some
-    self-checks hold), text where a number belongs, a blank, and a narrative with line breaks."""
+    """A value in every input cell: whole and decimal numbers (with which a few identities hold and most
+    do not), text where a number belongs, a blank, a hostile office name, narratives with line breaks."""
     fmt = get_format(format_id)
     values: dict[str, Any] = {name: f"文字{i}" for i, name in enumerate(fmt.names)}
     values.update({c.id: (i % 7) + (0.5 if i % 11 == 0 else 0) for i, c in enumerate(fmt.cells.values())})
