@@ -189,6 +189,15 @@ MUTANTS = [
            "made.rmdir()", "pass", ("tests/test_trust.py",)),
     Mutant("named-own-skipped", "a tool's output named on the command line is left out like one a search found",
            "pipeline.py", "searched.discard(path)  # named", "pass  # named", ("tests/test_trust.py",)),
+    Mutant("skeleton-keeps-inline-text", "a sheet's skeleton keeps its inline texts: every stamped workbook is scanned anew",
+           "limits.py", """_VALUES = re.compile(rb'<v>[^<]*</v>|<is><t(?: xml:space="preserve")?>[^<]*</t></is>')""",
+           """_VALUES = re.compile(rb'<v>[^<]*</v>')""", ("tests/test_isolation.py",)),
+    Mutant("rules-per-worker", "the narrative rules are compiled in every worker of every run", "pipeline.py",
+           "    if f\"{__package__}.validate\" in sys.modules:\n        prepare_narrative()",
+           "    if False:\n        prepare_narrative()", ("tests/test_isolation.py",)),
+    Mutant("template-stamp-values-dropped", "a stamped template leaves its values out", "template.py",
+           "_stencil(fmt.id).stamp({**dict.fromkeys(fmt.names), **values},",
+           "_stencil(fmt.id).stamp(dict.fromkeys(fmt.names),", ("tests/test_stencil.py",)),
 ]
 
 
