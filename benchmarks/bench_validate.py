@@ -113,7 +113,8 @@ def make_workbook(job: tuple[int, str, str | None, float]) -> str:
         last_text = _problems(prng, office)
         last.update(meta_office=office, meta_year=year - 1, meta_credit_code=f"1133{index:014d}",
                     text_problems=last_text)
-        write_template(Path(previous) / f"{year - 1}年_{office}_{index:05d}.xlsx", last_fmt.id, values=last)
+        write_template(Path(previous) / f"{year - 1}年_{office}_{index:05d}.xlsx", last_fmt.id, values=last,
+                       stamped=False)
         values = dict(balanced_successor(last, last_fmt.id, format_id, year, prng,  # type: ignore[arg-type]
                                          zero_share=0.6, maximum=30))
         values["text_problems"] = last_text if prng.random() < 0.1 else _problems(prng, office)
@@ -130,7 +131,9 @@ def make_workbook(job: tuple[int, str, str | None, float]) -> str:
         year = fmt.first_year + rng.randint(0, 1)
     values.update(meta_office=office, meta_year=year, meta_credit_code=f"1133{index:014d}")
     path = Path(folder) / f"{year}年_{office}_政府信息公开年报_{index:05d}.xlsx"
-    write_template(path, format_id, values=values)
+    # through xlsxwriter, with shared strings, as Excel and WPS save what an office returns (a stamped
+    # template holds its texts as inline strings, which a county does not get back)
+    write_template(path, format_id, values=values, stamped=False)
     return str(path)
 
 
