@@ -158,7 +158,7 @@ def _filled(format_id: str) -> dict[str, Any]:
     values: dict[str, Any] = {name: f"文字{i}" for i, name in enumerate(fmt.names)}
     values.update({c.id: (i % 7) + (0.5 if i % 11 == 0 else 0) for i, c in enumerate(fmt.cells.values())})
     first, second = list(fmt.cells)[:2]
-    values.update({first: "3件", second: None, fmt.field("year").name: 2024,
+    values.update({first: "3件", second: None, fmt.field("year").name: fmt.first_year,
                    fmt.field("office").name: "某县<审计局>&\n=HYPERLINK(\"x\")"})
     values.update({n.name: "第一段。\n第二段，" * 40 for n in fmt.narratives})
     return values
@@ -181,7 +181,7 @@ def test_a_stamped_template_is_the_one_xlsxwriter_writes(tmp_path: Path, format_
 def test_a_template_stencil_is_rendered_once_per_format(tmp_path: Path, format_id: str) -> None:
     _template_stencil.cache_clear()
     for i in range(3):
-        write_template(tmp_path / f"{i}.xlsx", format_id, values={"meta_office": f"第{i}镇"})
+        write_template(tmp_path / f"{i}.xlsx", format_id, values={get_format(format_id).field("office").name: f"第{i}镇"})
     assert (_template_stencil.cache_info().misses, _template_stencil.cache_info().hits) == (1, 2)
 
 
