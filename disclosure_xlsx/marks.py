@@ -100,7 +100,7 @@ def _members(source: str | os.PathLike[str] | bytes, names: tuple[str, ...]) -> 
                 (offset,) = struct.unpack_from("<I", directory, at + 42)
                 name = directory[at + 46:at + 46 + name_len]
                 at += 46 + name_len + extra_len + note_len
-                if name not in wanted or unpacked > _LIMIT or method not in (0, 8):
+                if name not in wanted or unpacked > _LIMIT or packed > _LIMIT or method not in (0, 8):
                     continue
                 f.seek(offset)
                 local = f.read(30)
@@ -108,7 +108,13 @@ def _members(source: str | os.PathLike[str] | bytes, names: tuple[str, ...]) -> 
                     return {}
                 f.seek(offset + 30 + sum(struct.unpack_from("<HH", local, 26)))
                 data = f.read(packed)
-                out[wanted[name]] = zlib.decompress(data, -15) if method == 8 else data
+                # inflated no further than the directory says: a member that would inflate to more (a bomb
+                # behind a small declared size) is damage, and is never inflated whole in this process
+                inflate = zlib.decompressobj(-15)
+                member = inflate.decompress(data, unpacked + 1) if method == 8 else data
+                if len(member) > unpacked or method == 8 and not inflate.eof:  # a bomb, or cut short
+                    return {}
+                out[wanted[name]] = member
     except (OSError, struct.error, zlib.error, ValueError):
         return {}
     return out

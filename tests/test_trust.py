@@ -311,6 +311,50 @@ def test_files_that_are_not_the_tools_carry_no_mark_and_are_read(tmp_path: Path)
     assert len(discover([tmp_path])) == 5  # every one is read, and reported for what it is
 
 
+def _understated(path: Path, member: str, padding: int) -> None:
+    """`member` of the zip at `path` grown by `padding` spaces while its zip entries still give its old
+    size: a small part on paper that inflates to many megabytes (a zip bomb's shape)."""
+    with zipfile.ZipFile(path) as old:
+        members = [(info, old.read(info)) for info in old.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as new:
+        for info, data in members:
+            new.writestr(info.filename, data + b" " * padding if info.filename == member else data)
+    raw = bytearray(path.read_bytes())
+    name = member.encode()
+    size = len(next(data for info, data in members if info.filename == member))
+    for signature, at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local header, directory entry
+        start = raw.find(signature)
+        while start >= 0:
+            name_at = start + (30 if signature == b"PK\x03\x04" else 46)
+            if raw[name_at:name_at + len(name)] == name:
+                raw[start + at:start + at + 4] = size.to_bytes(4, "little")
+            start = raw.find(signature, start + 4)
+    path.write_bytes(bytes(raw))
+
+
+def test_a_mark_that_would_inflate_beyond_its_stated_size_is_never_inflated(tmp_path: Path) -> None:
+    """Every workbook a search finds is looked at for the tool's mark in the main process (`discover`, for
+    convert and aggregate): a properties part that inflates far beyond its stated size must not be
+    inflated there. It is no mark, and the file is read by a worker like any other (and refused there)."""
+    import tracemalloc
+
+    good = _office(tmp_path / "in", "bomb.xlsx")
+    _office(tmp_path / "in", "good.xlsx")
+    _understated(good, "docProps/custom.xml", 40 * 2**20)
+    tracemalloc.start()
+    try:
+        mark = workbook_mark(good)
+        found = discover([tmp_path / "in"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert mark == (None, False) and custom_properties(good) == {}
+    assert peak < 4 * 2**20, peak  # 40 MiB, were it inflated
+    assert sorted(p.name for p in found) == ["bomb.xlsx", "good.xlsx"]
+    statuses = {Path(w.file).name: w.status for w in validate_paths(found, workers=2).workbooks}
+    assert statuses == {"bomb.xlsx": "unreadable", "good.xlsx": "ok"}
+
+
 def _resave(path: Path, modified: str) -> None:
     """What saving in an office suite does to the document properties: a later `modified` time."""
     with zipfile.ZipFile(path) as old:
