@@ -133,7 +133,11 @@ def read_regular(path: str | os.PathLike[str]) -> bytes:
             raise DisclosureError(too_large(_both("size.file", size=mib(info.st_size)),
                                             _both("limit.bytes", size=mib(MAX_FILE_BYTES))))
         with os.fdopen(fd, "rb", closefd=False) as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)  # a file that grows while being read is still bounded
+            # the size it has, and one byte more to see it grow; a file that grows while being read is still
+            # bounded (asking for MAX_FILE_BYTES at once would allocate 20 MiB for every 20 KB report)
+            data = stream.read(info.st_size + 1)
+            if len(data) > info.st_size:
+                data += stream.read(MAX_FILE_BYTES + 1 - len(data))
     except OSError as exc:
         raise DisclosureError(access_problem(exc) or unreadable(_both("reason.os_error", detail=_detail(exc)))) \
             from exc

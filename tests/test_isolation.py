@@ -352,6 +352,27 @@ def test_only_regular_files_are_opened_and_a_pipe_does_not_block(tmp_path: Path)
     assert caught.value.finding.code == "file-inaccessible" and "deleted" in caught.value.finding.message("en")
 
 
+def test_a_file_that_grows_while_it_is_read_is_read_whole_and_still_bounded(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader asks for the size the file had when opened and one byte more; a file longer by then
+    (still being copied in) is read on to its end, and refused once it passes the limit."""
+    real_fstat = os.fstat
+
+    def smaller(fd: int) -> os.stat_result:  # the size the file had a moment ago
+        info = list(real_fstat(fd))
+        info[6] = 10
+        return os.stat_result(info)
+
+    monkeypatch.setattr(limits.os, "fstat", smaller)
+    growing = tmp_path / "growing.xlsx"
+    growing.write_bytes(bytes(range(256)) * 40)
+    assert limits.read_regular(growing) == growing.read_bytes()
+    growing.write_bytes(b"\0" * (limits.MAX_FILE_BYTES + 2))
+    with pytest.raises(DisclosureError) as caught:
+        limits.read_regular(growing)
+    assert caught.value.finding.code == "file-too-large"
+
+
 def test_a_million_digits_in_a_count_cell_is_a_finding_not_an_error() -> None:
     cell = next(c for c in get_format(FORMATS[-1]).cells.values() if c.type.key == "count")
     assert clean_value("1" * 1_000_000, cell, unit_stated=True).problem == "number-too-large"
