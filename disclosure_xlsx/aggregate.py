@@ -202,7 +202,7 @@ def roll_up(batch: BatchResult, *, office: str, year: int, include_invalid: bool
     _one_format(included)
     fmt = included[0].report.format  # type: ignore[union-attr]
     chosen = [position[id(w)] for w in included]
-    frame = batch.frame(fmt).loc[chosen]  # the frame validation checked: nothing is built twice
+    frame = batch.frame(fmt).loc[chosen]  # stacked from the packed values (clean.CellValues): one block
     blanks = [(batch.workbooks[i], cid) for cid in fmt.cells for i in frame.index[frame[cid].isna()]]
     sums = frame.fillna(0).sum()
     totals = {cid: (int(sums[cid]) if fmt.cells[cid].type.integer else round(float(sums[cid]), 6))

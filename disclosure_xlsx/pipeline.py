@@ -51,7 +51,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 Stage = Callable[[str, int | None], Progress]  # starts the named stage (words: cli.stage.<name>) of a total, or None
 
 
-@dataclass
+@dataclass(slots=True)  # a batch holds one per workbook: no __dict__ each
 class WorkbookResult:
     """Everything the batch knows about one file: its status, findings, cleaning log and values."""
 
@@ -124,8 +124,10 @@ class Skipped:
 
 @dataclass
 class BatchResult:
-    """Every workbook of a batch, in the order found, and the frames validation checked (per format id:
-    one row per readable workbook of that format, indexed by its position in `workbooks`)."""
+    """Every workbook of a batch, in the order found, and, once asked for (`frame`: the roll-up), the
+    values of each format's workbooks as one frame (per format id: one row per readable workbook of that
+    format, indexed by its position in `workbooks`). Validation does not keep the frames it checked: a
+    batch that is not added up would hold every value twice."""
 
     workbooks: list[WorkbookResult]
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -357,6 +359,8 @@ def check_file(path: str | Path, suggest: bool = False, own_outputs: bool = Fals
         if os.path.isdir(path):
             return Checked(file, None, _folder_finding(Path(path), file))
         report = clean_report(read_workbook(path, own_outputs=own_outputs))
+        if report.file == file:
+            report.file = file  # one string for both, in this process and in the parent that receives them
         return Checked(file, report, suggestion=_suggestion(report) if suggest else None,
                        narrative=check_report(report))
     except DisclosureError as exc:
@@ -515,8 +519,7 @@ def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> Bat
             report = workbook.report
             workbook.findings.append(Finding("duplicate-submission", params={
                 "office": report.office, "year": report.year, "others": others}))  # type: ignore[union-attr]
-    frames = {fid: frame.set_axis([positions[r] for r in frame.index]) for fid, frame in validation.frames.items()}
-    return BatchResult(results, frames)
+    return BatchResult(results)
 
 
 def _suggestion(report: CleanReport) -> Suggestion | None:

@@ -5,9 +5,9 @@ schema is built from the format data: one check that the columns are the format'
 one range check (every cell with a minimum at or above it: counts ≥ 0), one identity check (every
 identity's Σlhs − Σrhs is 0, computed for all rows and all identities as one matrix product) and one
 dataframe-level check per plausibility rule. It checks the frame as the identities see it, blanks (already
-reported) counted as 0. It is validated lazily in one call per format: Pandera's cost is per call, per
-check and per declared column, not per row, so one call for 2,000 workbooks costs about what one call for
-a single workbook does, and 200 types, 200 ranges and 40 identities are three vectorised checks rather
+reported) counted as 0. It is validated lazily in one call per format (per `ROWS_PER_CALL` workbooks of a format, in
+a larger batch): Pandera's cost is per call, per check and per declared column, not per row, so one call
+for 2,000 workbooks costs about what one call for a single workbook does, and 200 types, 200 ranges and 40 identities are three vectorised checks rather
 than 440. Pandera names the rows that fail each check; which cells and which identities of such a row
 fail is then read from that report's own values (`_findings`), as a level-dependent rule is.
 """
@@ -31,7 +31,7 @@ from .clean import MAX_ABS, CellValues, CleanReport, cell_where
 from .formats import ANY_LEVEL, Format, FormatDataError, Identity, Rule, notation
 from .levels import body_level
 
-__all__ = ["Validation", "checked_frame", "report_frame", "schema_for", "validate_reports"]
+__all__ = ["ROWS_PER_CALL", "Validation", "checked_frame", "report_frame", "schema_for", "validate_reports"]
 
 NEGATIVE = "count-negative"
 IDENTITIES = "identities"  # the name of the check that every identity holds
@@ -44,7 +44,7 @@ def report_frame(reports: Sequence[CleanReport], fmt: Format) -> pd.DataFrame:
     block; others are read value by value."""
     packed = [r.values for r in reports if isinstance(r.values, CellValues) and r.values.format is fmt]
     if packed and len(packed) == len(reports):
-        numbers = np.frombuffer(b"".join(v.numbers.tobytes() for v in packed),
+        numbers = np.frombuffer(b"".join(v.float64_bytes() for v in packed),
                                 dtype="float64").reshape(len(packed), len(fmt.cells))
         blank = np.frombuffer(b"".join(v.kinds for v in packed), dtype="uint8").reshape(len(packed), len(fmt.cells)) == CellValues.BLANK
         columns = {cid: (pd.arrays.IntegerArray(numbers[:, k].astype("int64"), blank[:, k].copy()) if cell.type.integer
@@ -134,33 +134,37 @@ def _rule_check(rule: Rule) -> pa.Check:
     return pa.Check(partial(rule.holds, level=ANY_LEVEL), error=rule.rule, ignore_na=False)
 
 
+# Reports checked by one Pandera call, at most: every county's and city's batch in one call (its cost is
+# per call, not per row), a country's in a few, so that the frames a call builds (about 6 KiB a report,
+# in the typed frame, its blanks-as-0 copy and the checks' own copies) stay bounded at any batch size.
+ROWS_PER_CALL = 10_000
+
+
 @dataclass
 class Validation:
-    """What one validation of a batch found: the findings of each report (in the order given) and, per
-    format, the frame it checked (one row per report of that format, indexed by the report's position),
-    which the roll-up adds up without building it again."""
+    """What one validation of a batch found: the findings of each report, in the order given."""
 
     findings: list[list[Finding]]
-    frames: dict[str, pd.DataFrame]
 
 
 def validate_reports(reports: Sequence[CleanReport]) -> Validation:
-    """Check the identities, rules and ranges of every report, one Pandera call per format."""
+    """Check the identities, rules and ranges of every report, one Pandera call per format (per
+    `ROWS_PER_CALL` reports of a format, in a batch larger than that)."""
     out: list[list[Finding]] = [[] for _ in reports]
-    frames: dict[str, pd.DataFrame] = {}
     by_format: dict[Format, list[int]] = defaultdict(list)
     for i, report in enumerate(reports):
         by_format[report.format].append(i)
     for fmt, rows in by_format.items():
-        batch = [reports[i] for i in rows]
-        frame = report_frame(batch, fmt)
-        try:
-            schema_for(fmt).validate(checked_frame(frame, fmt), lazy=True)
-        except SchemaErrors as exc:
-            for position, findings in _findings(fmt, batch, frame, exc.failure_cases).items():
-                out[rows[position]] = findings
-        frames[fmt.id] = frame.set_axis(pd.Index(rows))
-    return Validation(out, frames)
+        for start in range(0, len(rows), ROWS_PER_CALL):
+            part = rows[start:start + ROWS_PER_CALL]
+            batch = [reports[i] for i in part]
+            frame = report_frame(batch, fmt)
+            try:
+                schema_for(fmt).validate(checked_frame(frame, fmt), lazy=True)
+            except SchemaErrors as exc:
+                for position, findings in _findings(fmt, batch, frame, exc.failure_cases).items():
+                    out[part[position]] = findings
+    return Validation(out)
 
 
 def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, cases: pd.DataFrame
