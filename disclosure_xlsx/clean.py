@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
+import sys
 import unicodedata
 from array import array
 from collections.abc import Iterator, Mapping
@@ -176,19 +177,22 @@ _EXACT = 2**53  # a whole number up to this is held exactly by a float64
 
 
 class CellValues(Mapping[str, Number | None]):
-    """A report's cleaned values as the parent of a batch holds them: one float64 per cell of the format
-    and one byte saying blank, whole number or decimal, in the format's cell order. A batch keeps one per
-    workbook; as a dict of Python numbers it took about three times the memory.
+    """A report's cleaned values as the parent of a batch holds them, in the format's cell order: one
+    byte per cell saying blank, whole number or decimal; the whole numbers in the narrowest array that
+    holds them all exactly (bytes, 16- or 32-bit integers, float64 beyond); and the decimals (a format's
+    one or two amounts in 万元) on their own. A township's counts mostly fit a byte: ~0.5 KiB a report,
+    against 2 KiB as float64s and about three times that as a dict of Python numbers. Most reports'
+    kinds are the same few byte strings, kept once by the parent that receives them (`_unpacked`).
 
     It reads as the dict it was made from (same keys in the same order, ints as ints, floats as floats,
     blanks as None); `packed` builds one, or None when a value is not a number this can hold exactly. It
-    crosses process boundaries as its format (an id) and two byte strings."""
+    crosses process boundaries as its format (an id), an array, a byte string and a tuple."""
 
-    __slots__ = ("format", "kinds", "numbers")
-    BLANK = _BLANK_KIND  # the kind byte of a blank cell (its number is 0.0 and means nothing)
+    __slots__ = ("decimals", "format", "kinds", "numbers")
+    BLANK = _BLANK_KIND  # the kind byte of a blank cell (its number is 0 and means nothing)
 
-    def __init__(self, fmt: Format, numbers: array, kinds: bytes) -> None:
-        self.format, self.numbers, self.kinds = fmt, numbers, kinds
+    def __init__(self, fmt: Format, numbers: array, kinds: bytes, decimals: tuple[float, ...] = ()) -> None:
+        self.format, self.numbers, self.kinds, self.decimals = fmt, numbers, kinds, decimals
 
     @classmethod
     def packed(cls, fmt: Format, values: Mapping[str, object]) -> CellValues | None:
@@ -197,28 +201,57 @@ class CellValues(Mapping[str, Number | None]):
         if any(type(v) not in (int, float) or type(v) is int and not -_EXACT <= v <= _EXACT  # type: ignore[operator]
                for v, k in zip(row, kinds, strict=True) if k):
             return None
-        return cls(fmt, array("d", [0.0 if v is None else v for v in row]), kinds)  # type: ignore[misc]
+        whole = [v if k == _INT_KIND else 0 for v, k in zip(row, kinds, strict=True)]
+        low, high = min(whole, default=0), max(whole, default=0)  # type: ignore[type-var]
+        typecode = next((t for t, bound in _WHOLE if -bound <= low and high < bound), "d")  # type: ignore[operator]
+        decimals = tuple(v for v, k in zip(row, kinds, strict=True) if k == _FLOAT_KIND)
+        return cls(fmt, array(typecode, whole), kinds, decimals)  # type: ignore[arg-type]
+
+    def float64_bytes(self) -> bytes:
+        """Every number as a float64 (0 for a blank), in cell order: the same bytes for the same values."""
+        numbers = array("d", self.numbers)
+        if self.decimals:
+            at = -1
+            for value in self.decimals:
+                at = self.kinds.index(_FLOAT_KIND, at + 1)
+                numbers[at] = value
+        return numbers.tobytes()
 
     def __getitem__(self, cid: str) -> Number | None:
         k = _cell_index(self.format)[cid]
-        return _read(self.numbers[k], self.kinds[k])
+        kind = self.kinds[k]
+        if kind == _FLOAT_KIND:
+            return self.decimals[self.kinds.count(_FLOAT_KIND, 0, k)]
+        return None if kind == _BLANK_KIND else int(self.numbers[k])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.format.cells)
 
     def row(self) -> list[Number | None]:
         """Every value in the format's cell order, as `values()` gives them, in one pass."""
-        return [_read(number, kind) for number, kind in zip(self.numbers.tolist(), self.kinds, strict=True)]
+        decimals = iter(self.decimals)
+        return [None if kind == _BLANK_KIND else int(number) if kind == _INT_KIND else next(decimals)
+                for number, kind in zip(self.numbers.tolist(), self.kinds, strict=True)]
 
     def __len__(self) -> int:
         return len(self.format.cells)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (CellValues, (self.format, self.numbers, self.kinds))
+        return (_unpacked, (self.format, self.numbers, self.kinds, self.decimals))
 
 
-def _read(number: float, kind: int) -> Number | None:
-    return None if kind == _BLANK_KIND else int(number) if kind == _INT_KIND else number
+_WHOLE = (("b", 2**7), ("h", 2**15), ("i", 2**31))  # signed array types, narrowest first (else float64)
+_KINDS: dict[bytes, bytes] = {}  # the kinds of the reports a process received: a batch has few distinct ones
+
+
+def _unpacked(fmt: Format, numbers: array, kinds: bytes, decimals: tuple[float, ...]) -> CellValues:
+    """CellValues come from a worker, their kinds kept once (most reports of a batch have the same)."""
+    shared = _KINDS.get(kinds)
+    if shared is None:
+        if len(_KINDS) > 4096:
+            _KINDS.clear()
+        shared = _KINDS[kinds] = kinds
+    return CellValues(fmt, numbers, shared, decimals)
 
 
 @cache
@@ -258,8 +291,14 @@ class CleanReport:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """A report come from a worker; what every report of a batch spells alike is kept once: the
+        names of the cover fields and narratives (a dict's keys, unpickled anew for each report), an
+        empty set of unusable cells, the standard positions."""
         self.__dict__.update(state)
         self.where = standard_where(self.format.id) if state["where"] is None else state["where"]
+        self.texts = {sys.intern(name): value for name, value in state["texts"].items()}
+        if not self.unusable:
+            self.unusable = _NOTHING
 
     def raw_values(self) -> dict[str, Any]:
         """Each cell's value as the office wrote it, as far as the report knows it: the cleaned value,
@@ -316,6 +355,9 @@ def clean_report(raw: RawReport) -> CleanReport:
     cover = _cover(fmt, raw, findings, cleaning)
     return CleanReport(raw.file, fmt, raw.located_by, cover.office, cover.credit_code, cover.year, values,
                        frozenset(unusable), raw.where, cover.texts, findings, cleaning)
+
+
+_NOTHING: frozenset[str] = frozenset()
 
 
 @cache

@@ -211,7 +211,7 @@ def _numbers(fmt: Format, values: Mapping[str, int | float | None]) -> str:
     if packed is None:
         return json.dumps(_spelled(values))
     blank = packed.kinds.translate(_BLANK_MASK)
-    return hashlib.blake2b(packed.numbers.tobytes() + blank, digest_size=16).hexdigest()
+    return hashlib.blake2b(packed.float64_bytes() + blank, digest_size=16).hexdigest()
 
 
 def _pair(workbooks: Sequence[WorkbookResult], entries: Sequence[dict[str, Any]]

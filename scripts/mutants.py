@@ -153,7 +153,7 @@ MUTANTS = [
            "feedback.py", "    for i in alone:\n        summarize(i, _OfficeWritten())\n", "",
            ("tests/test_feedback.py", "tests/test_outputs.py")),
     Mutant("digest-ignores-values", "the round's digest no longer looks at the values, only at the blanks",
-           "rounds.py", "packed.numbers.tobytes() + blank", "blank", ("tests/test_accept.py",)),
+           "rounds.py", "packed.float64_bytes() + blank", "blank", ("tests/test_accept.py",)),
     Mutant("input-check-by-prefix", "an input beside the output whose name begins with the output's counts as inside it",
            "outputs.py", "path.startswith(inside)", "path.startswith(target)", ("tests/test_outputs.py",)),
     Mutant("chunk-fails-whole", "a chunk of jobs in which one hangs or crashes gives every job of it that failure",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from array import array
 
 import pytest
 
@@ -137,13 +138,17 @@ def _cleaned_values(format_id: str, data) -> dict:
     from disclosure_xlsx.clean import MAX_ABS
 
     fmt = get_format(format_id)
+    # how large a report's numbers get: a township's fit a byte, a province's total does not
+    bound = data.draw(st.sampled_from([2**7, 2**15, 2**31, MAX_ABS]), label="bound")
+    decimals = data.draw(st.booleans(), label="decimals")  # most reports have no decimal amount at all
     values: dict = {}
     for cid, cell in fmt.cells.items():
+        low = max(cell.type.min if cell.type.min is not None else -MAX_ABS, -bound)
         if cell.type.integer:
-            values[cid] = data.draw(st.none() | st.integers(cell.type.min if cell.type.min is not None else -MAX_ABS,
-                                                            MAX_ABS), label=cid)
+            values[cid] = data.draw(st.none() | st.integers(low, bound), label=cid)
         else:
-            values[cid] = data.draw(st.none() | st.integers(0, MAX_ABS) | st.floats(0, 1e9, allow_nan=False), label=cid)
+            amounts = st.integers(0, bound) | st.floats(0, 1e9, allow_nan=False) if decimals else st.integers(0, bound)
+            values[cid] = data.draw(st.none() | amounts, label=cid)
     return values
 
 
@@ -169,6 +174,10 @@ def test_packed_values_read_as_the_dict_they_were_made_from(format_id: str) -> N
                              {}, [], [])
         back = pickle.loads(pickle.dumps(report))  # as a worker hands it to the parent
         assert isinstance(back.values, CellValues)
+        whole = [v if type(v) is int else 0 for v in values.values()]  # in the narrowest array that holds them
+        widest = max(max(whole) + 1, -min(whole))
+        assert back.values.numbers.itemsize == next((n for n in (1, 2, 4) if widest <= 2 ** (8 * n - 1)), 8)
+        assert back.values.float64_bytes() == array("d", [float(v or 0) for v in values.values()]).tobytes()
         assert list(back.values) == list(values) and len(back.values) == len(values)
         assert [(v, type(v)) for v in back.values.values()] == [(v, type(v)) for v in values.values()]
         assert [(v, type(v)) for v in back.values.row()] == [(v, type(v)) for v in values.values()]
