@@ -259,7 +259,7 @@ def _cell_index(fmt: Format) -> dict[str, int]:
     return {c: k for k, c in enumerate(fmt.cells)}
 
 
-@dataclass
+@dataclass(slots=True)  # a batch holds one per workbook: no __dict__ each
 class CleanReport:
     """One workbook after cleaning: every cell id of its format with a number or None (missing)."""
 
@@ -294,7 +294,8 @@ class CleanReport:
         """A report come from a worker; what every report of a batch spells alike is kept once: the
         names of the cover fields and narratives (a dict's keys, unpickled anew for each report), an
         empty set of unusable cells, the standard positions."""
-        self.__dict__.update(state)
+        for name, value in state.items():
+            setattr(self, name, value)
         self.where = standard_where(self.format.id) if state["where"] is None else state["where"]
         self.texts = {sys.intern(name): value for name, value in state["texts"].items()}
         if not self.unusable:

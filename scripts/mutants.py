@@ -198,6 +198,18 @@ MUTANTS = [
     Mutant("template-stamp-values-dropped", "a stamped template leaves its values out", "template.py",
            "_stencil(fmt.id).stamp({**dict.fromkeys(fmt.names), **values},",
            "_stencil(fmt.id).stamp(dict.fromkeys(fmt.names),", ("tests/test_stencil.py",)),
+    Mutant("chunk-findings-misplaced", "a batch checked in several Pandera calls gives each call's findings to the first reports",
+           "validate.py", "out[part[position]] = findings", "out[position] = findings", ("tests/test_validate.py",)),
+    Mutant("packed-as-float64", "every report's whole numbers are packed as float64s", "clean.py",
+           "        typecode = next((t for t, bound in _WHOLE", "        typecode = \"d\" or next((t for t, bound in _WHOLE",
+           ("tests/test_validate.py", "tests/test_clean.py")),
+    Mutant("packed-byte-too-narrow", "whole numbers up to 255 are packed into signed bytes", "clean.py",
+           '_WHOLE = (("b", 2**7),', '_WHOLE = (("b", 2**8),', ("tests/test_clean.py",)),
+    Mutant("packed-amounts-lost", "the float64 form of packed values leaves the amounts in 万元 out", "clean.py",
+           "        if self.decimals:\n            at = -1", "        if False:\n            at = -1",
+           ("tests/test_clean.py",)),
+    Mutant("bomb-mark-inflated", "a properties part is inflated whole, whatever size its zip entry gives",
+           "marks.py", "inflate.decompress(data, unpacked + 1)", "inflate.decompress(data)", ("tests/test_trust.py",)),
 ]
 
 
