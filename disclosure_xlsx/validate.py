@@ -5,10 +5,10 @@ schema is built from the format data: one check that the columns are the format'
 one range check (every cell with a minimum at or above it: counts ≥ 0), one identity check (every
 identity's Σlhs − Σrhs is 0, computed for all rows and all identities as one matrix product) and one
 dataframe-level check per plausibility rule. It checks the frame as the identities see it, blanks (already
-reported) counted as 0. It is validated lazily in one call per format (per `ROWS_PER_CALL` workbooks of a format, in
-a larger batch): Pandera's cost is per call, per check and per declared column, not per row, so one call
-for 2,000 workbooks costs about what one call for a single workbook does, and 200 types, 200 ranges and 40 identities are three vectorised checks rather
-than 440. Pandera names the rows that fail each check; which cells and which identities of such a row
+reported) counted as 0. It is validated lazily in one call per format (per `ROWS_PER_CALL` workbooks
+of a format, in a larger batch): Pandera's cost is per call, per check and per declared column, not per
+row, so one call for 2,000 workbooks costs about what one call for a single workbook does, and 200
+types, 200 ranges and 40 identities are three vectorised checks rather than 440. Pandera names the rows that fail each check; which cells and which identities of such a row
 fail is then read from that report's own values (`_findings`), as a level-dependent rule is.
 """
 
@@ -135,7 +135,7 @@ def _rule_check(rule: Rule) -> pa.Check:
 
 
 # Reports checked by one Pandera call, at most: every county's and city's batch in one call (its cost is
-# per call, not per row), a country's in a few, so that the frames a call builds (about 6 KiB a report,
+# per call, not per row), a country's in a few, so that the frames a call builds (about 5 KiB a report,
 # in the typed frame, its blanks-as-0 copy and the checks' own copies) stay bounded at any batch size.
 ROWS_PER_CALL = 10_000
 
