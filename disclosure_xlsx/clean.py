@@ -180,9 +180,10 @@ class CellValues(Mapping[str, Number | None]):
     """A report's cleaned values as the parent of a batch holds them, in the format's cell order: one
     byte per cell saying blank, whole number or decimal; the whole numbers in the narrowest array that
     holds them all exactly (bytes, 16- or 32-bit integers, float64 beyond); and the decimals (a format's
-    one or two amounts in 万元) on their own. A township's counts mostly fit a byte: ~0.5 KiB a report,
-    against 2 KiB as float64s and about three times that as a dict of Python numbers. Most reports'
-    kinds are the same few byte strings, kept once by the parent that receives them (`_unpacked`).
+    amount in 万元) on their own. A township's counts fit 16 bits (the seed's largest, 6,220, counts its
+    decisions on other services): ~0.6 KiB a report, against 2 KiB as float64s and about three times that
+    as a dict of Python numbers. Most reports' kinds are the same few byte strings, kept once by the
+    parent that receives them (`_unpacked`).
 
     It reads as the dict it was made from (same keys in the same order, ints as ints, floats as floats,
     blanks as None); `packed` builds one, or None when a value is not a number this can hold exactly. It

@@ -138,7 +138,7 @@ def _cleaned_values(format_id: str, data) -> dict:
     from disclosure_xlsx.clean import MAX_ABS
 
     fmt = get_format(format_id)
-    # how large a report's numbers get: a township's fit a byte, a province's total does not
+    # how large a report's numbers get: a small office's fit a byte, the seed township's 16 bits, a total more
     bound = data.draw(st.sampled_from([2**7, 2**15, 2**31, MAX_ABS]), label="bound")
     decimals = data.draw(st.booleans(), label="decimals")  # most reports have no decimal amount at all
     values: dict = {}
