@@ -154,10 +154,25 @@ class Cleaning:
         return (_cleaning, (self.id, self.sheet, self.ref, self.raw, self.value, self.rule))
 
 
+_RECEIVED: dict[Cleaning, Cleaning] = {}  # the distinct records a process received, at most:
+_RECEIVED_KEPT = 1 << 16  # then forgotten (and kept afresh), so that a long-lived process stays bounded
+
+
 def _cleaning(cid: str, sheet: str, ref: str, raw: Any, value: Any, rule: str) -> Cleaning:
-    """A cleaning record come from a worker: its cell id, sheet, reference and rule are the same few
-    strings in every workbook of a batch, kept once (interned) by the parent that holds them all."""
-    return Cleaning(sys.intern(cid), sys.intern(sheet), sys.intern(ref), raw, value, sys.intern(rule))
+    """A cleaning record come from a worker, kept once by the parent that holds a whole batch's: offices
+    write the same cell the same way (a table pasted from a web page: '0\u00a0' in most cells; the seed
+    has 131 such records), so the same record arrives from many workbooks. Its cell id, sheet, reference
+    and rule are interned. Only records of a text that became a whole number or a text are shared: for
+    them == is exact (it is not between 0, 0.0 and False, or 0.0 and -0.0)."""
+    record = Cleaning(sys.intern(cid), sys.intern(sheet), sys.intern(ref), raw, value, sys.intern(rule))
+    if type(raw) is not str or type(value) not in (int, str):
+        return record
+    known = _RECEIVED.get(record)
+    if known is None:
+        if len(_RECEIVED) >= _RECEIVED_KEPT:
+            _RECEIVED.clear()
+        known = _RECEIVED[record] = record
+    return known
 
 
 @cache  # a batch has a few dozen distinct rules and every office's summary spells its own

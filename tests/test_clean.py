@@ -218,3 +218,32 @@ def test_cleaning_records_from_the_workers_share_their_few_strings() -> None:
     first, second = (pickle.loads(pickle.dumps(record())) for _ in range(2))
     assert first == record() and second == record()
     assert first.id is second.id and first.sheet is second.sheet and first.ref is second.ref and first.rule is second.rule
+    assert first is second  # the same cell written the same way in two workbooks: one record held
+
+
+def test_a_received_record_is_shared_only_with_one_exactly_like_it() -> None:
+    """Records are shared only where == is exact: a whole number is not its float or its bool, a raw
+    text is not a raw number, and 0.0 is not -0.0 (those records are never shared)."""
+    import pickle
+
+    from disclosure_xlsx import catalog
+    from disclosure_xlsx.catalog import Cleaning
+
+    def received(raw: object, value: object, rule: str = "text-to-number") -> Cleaning:
+        return pickle.loads(pickle.dumps(Cleaning("s3.new.total", "三、依申请公开", "J6", raw, value, rule)))
+
+    assert received("1", 1) is received("1", 1)
+    assert received("1", 1) is not received("1", 1, "whitespace+text-to-number")
+    for raw, value in (("1", 1.0), ("1", True), (1, 1), (1.0, 1), ("-0", -0.0), ("0", 0.0)):
+        a, b = received(raw, value), received(raw, value)
+        assert a == b and a is not b and (type(a.raw), type(a.value)) == (type(raw), type(value))
+    assert received("-0", -0.0).value.hex() == "-0x0.0p+0" and received("0", 0.0).value.hex() == "0x0.0p+0"
+    # a process that received many distinct records forgets them, and keeps the next ones afresh
+    kept, catalog._RECEIVED_KEPT = catalog._RECEIVED_KEPT, 3
+    try:
+        catalog._RECEIVED.clear()
+        for n in range(4):
+            received(str(n), n)
+        assert len(catalog._RECEIVED) == 1 and received("3", 3) is received("3", 3)
+    finally:
+        catalog._RECEIVED_KEPT = kept
