@@ -71,14 +71,18 @@ def clean_value(raw: object, cell: Cell, *, unit_stated: bool) -> Parsed:
         return _BLANK
     if isinstance(raw, bool) or isinstance(raw, dt.date | dt.time | dt.timedelta):
         return Parsed(None, problem="value-unparseable")
+    # what cleaning needs of the cell, as the key of the cache of texts (a Cell hashes all its labels)
+    integer, stated = cell.type.integer, unit_stated or cell.unit_in_header
     if isinstance(raw, int | float):
-        return _typed(Decimal(repr(float(raw))) if isinstance(raw, float) else Decimal(raw), cell, [],
-                      bare_money=True, unit_stated=unit_stated)
+        return _typed(Decimal(repr(float(raw))) if isinstance(raw, float) else Decimal(raw), integer, [],
+                      bare_money=True, unit_stated=stated)
     text_ = str(raw)
-    return _from_text(text_, cell, unit_stated) if len(text_) > MAX_NUMBER_CHARS else _text_cached(text_, cell, unit_stated)
+    return _from_text(text_, integer, stated) if len(text_) > MAX_NUMBER_CHARS else _text_cached(text_, integer, stated)
 
 
-def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
+def _from_text(raw: str, integer: bool, unit_stated: bool) -> Parsed:
+    """A text for a count (`integer`) or a money cell; `unit_stated`: the workbook or the column header
+    states the money unit."""
     if len(raw) > MAX_NUMBER_CHARS:  # bounded before any cleaning or Decimal (a million digits overflows)
         body = raw.strip().lstrip("+-")
         digits = body.replace(".", "", 1).isdigit()
@@ -96,12 +100,11 @@ def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
         return Parsed(None, tuple(rules), "blank-cell")
     if stripped in _NOTATION.placeholders:
         return Parsed(None, (*rules, "placeholder"), "blank-cell")
-    unit = next((u for u in _NOTATION.money_units if stripped.endswith(u.unit)), None) \
-        if not cell.type.integer else None
+    unit = next((u for u in _NOTATION.money_units if stripped.endswith(u.unit)), None) if not integer else None
     if unit:
         stripped = stripped[: -len(unit.unit)]
         rules.append(unit.rule)
-    elif cell.type.integer and stripped.endswith(_NOTATION.count_units):
+    elif integer and stripped.endswith(_NOTATION.count_units):
         stripped = stripped[:-1]
         rules.append("unit-count")
     if _THOUSANDS.fullmatch(stripped):
@@ -114,16 +117,16 @@ def _from_text(raw: str, cell: Cell, unit_stated: bool) -> Parsed:
         return Parsed(None, tuple(rules), "value-unparseable")
     rules.append("text-to-number")
     number = Decimal(stripped) * (unit.factor if unit else 1)
-    return _typed(number, cell, rules, bare_money=unit is None, unit_stated=unit_stated)
+    return _typed(number, integer, rules, bare_money=unit is None, unit_stated=unit_stated)
 
 
 _text_cached = lru_cache(maxsize=4096)(_from_text)  # a batch's offices type the same few texts
 
 
-def _typed(number: Decimal, cell: Cell, rules: list[str], *, bare_money: bool, unit_stated: bool) -> Parsed:
+def _typed(number: Decimal, integer: bool, rules: list[str], *, bare_money: bool, unit_stated: bool) -> Parsed:
     if not number.is_finite() or abs(number) > MAX_ABS:
         return Parsed(None, tuple(rules), "number-too-large")
-    if cell.type.integer:
+    if integer:
         if number != number.to_integral_value():
             return Parsed(None, tuple(rules), "number-not-whole")
         exponent = number.as_tuple().exponent
@@ -131,7 +134,7 @@ def _typed(number: Decimal, cell: Cell, rules: list[str], *, bare_money: bool, u
             rules.append("decimal-zero")
         return Parsed(int(number), tuple(rules))
     value = float(number)
-    problem = "money-unit-assumed" if bare_money and not (unit_stated or cell.unit_in_header) else None
+    problem = "money-unit-assumed" if bare_money and not unit_stated else None
     return Parsed(value, tuple(rules), problem)
 
 
