@@ -46,6 +46,7 @@ EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".ods", *DOCUMENT_SUFFIXES)  # workbooks
 # A folder is searched for these; a text copy (.txt) is read only when named, since folders hold notes too.
 FOLDER_EXTENSIONS = tuple(s for s in EXTENSIONS if s != ".txt")
 REPORT_VERSION = 1
+DUPLICATES_NAMED = 5  # other copies a duplicate-submission names; the rest are counted
 _JSON_SLOT = "\x00workbooks\x00"  # where write_json puts the workbooks (text with NULs: no workbook holds one)
 Progress = Callable[[int, int], None]  # (done, total)
 Stage = Callable[[str, int | None], Progress]  # starts the named stage (words: cli.stage.<name>) of a total, or None
@@ -512,14 +513,29 @@ def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> Bat
             results.append(WorkbookResult(item.file, findings, item.report.cleaning, item.report,
                                           suggestion=suggestion if suggest else None))
     for group in duplicate_groups(results):
-        labels = {lang: file_labels(group, lang) for lang in LANGS}
-        for workbook in group:
-            others = {lang: text("catalog.enumeration", lang).join(
-                sorted(labels[lang][id(w)] for w in group if w is not workbook)) for lang in LANGS}  # not batch order
+        for workbook, others in zip(group, _other_copies(group)):
             report = workbook.report
             workbook.findings.append(Finding("duplicate-submission", params={
                 "office": report.office, "year": report.year, "others": others}))  # type: ignore[union-attr]
     return BatchResult(results)
+
+
+def _other_copies(group: Sequence[WorkbookResult]) -> list[dict[str, str]]:
+    """For each workbook of a duplicate group, the other copies in words (sorted by name, not batch
+    order): all of them, or the first `DUPLICATES_NAMED` and how many there are. Naming every other copy
+    would make a group of k copies k² names: a folder holding one office's file 5,000 times would fill the
+    parent's memory."""
+    out: list[dict[str, str]] = [{} for _ in group]
+    for lang in LANGS:
+        labels = file_labels(group, lang)
+        ordered = sorted(range(len(group)), key=lambda k: labels[id(group[k])])
+        for k in range(len(group)):
+            shown = [labels[id(group[j])] for j in ordered[:DUPLICATES_NAMED + 1] if j != k][:DUPLICATES_NAMED]
+            listed = text("catalog.enumeration", lang).join(shown)
+            count = len(group) - 1
+            out[k][lang] = listed if count <= DUPLICATES_NAMED else text(
+                "pipeline.more_copies", lang, shown=listed, count=count, more=count - len(shown))
+    return out
 
 
 def _suggestion(report: CleanReport) -> Suggestion | None:

@@ -306,6 +306,26 @@ def test_the_same_office_and_year_twice_is_a_finding_on_both(tmp_path: Path) -> 
     assert dup["别的单位.xlsx"] == []
 
 
+def test_many_copies_of_one_report_name_a_few_and_count_the_rest(tmp_path: Path) -> None:
+    """k copies of one office's report: each names the first `DUPLICATES_NAMED` others by name and counts
+    them all (naming every other copy was k² names: a folder of 5,000 copies filled the parent's memory)."""
+    from disclosure_xlsx.pipeline import DUPLICATES_NAMED, file_labels
+
+    first = _filled(tmp_path / "in", name="副本00.xlsx", seed=1)
+    for i in range(1, DUPLICATES_NAMED + 4):
+        (tmp_path / "in" / f"副本{i:02}.xlsx").write_bytes(first.read_bytes())
+    batch = validate_paths([tmp_path / "in"])
+    labels = {lang: file_labels(batch.workbooks, lang) for lang in ("zh", "en")}  # each name with its time
+    assert len(batch.workbooks) == DUPLICATES_NAMED + 4
+    for workbook in batch.workbooks:
+        (finding,) = [f for f in workbook.findings if f.code == "duplicate-submission"]
+        shown = {lang: sorted(labels[lang][id(w)] for w in batch.workbooks if w is not workbook)[:DUPLICATES_NAMED]
+                 for lang in labels}
+        assert finding.params["others"]["zh"] == "、".join(shown["zh"]) + f"等，共 {DUPLICATES_NAMED + 3} 份"
+        assert finding.params["others"]["en"] == ", ".join(shown["en"]) + " and 3 more"
+        assert Path(workbook.file).name not in finding.message()
+
+
 # ------------------------------------------------------------------------------------------------
 # 6. Fuzz: any content in any input cell never crashes, and every odd value is accounted for
 
