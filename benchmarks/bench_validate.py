@@ -79,6 +79,14 @@ PROBLEMS = ["主动公开的深度和广度有待加强", "部分栏目更新不
             "公开目录维护还停留在被动更新", "答复文书说理不够充分", "政务新媒体互动回应不够及时",
             "下一步将加强业务培训", "完善信息发布审核机制", "建立答复文书集体审核制度", "按月通报栏目更新情况",
             "把公开工作纳入年度考核", "丰富政策解读形式", "加强政务公开平台建设", "健全政府信息管理制度"]
+# Sentences of section 一 (no figures: a figure would be checked against the table, and this text is drawn
+# at random); a pasted report's overview is its own draw of them (~600 characters; the seed's has 796).
+OVERVIEW = ["本机关坚持以习近平新时代中国特色社会主义思想为指导", "认真贯彻落实《中华人民共和国政府信息公开条例》",
+            "围绕中心工作深入推进决策、执行、管理、服务、结果公开", "进一步规范依申请公开办理流程",
+            "严格落实公开属性源头认定制度", "做好重点领域信息公开工作", "及时发布财政预决算和重大建设项目信息",
+            "加强政策解读和回应关切", "推动政府网站和政务新媒体规范运行", "扎实做好政府信息公开平台建设",
+            "持续开展政务公开业务培训", "强化监督保障和考核评议", "不断提升政务公开工作质量和实效",
+            "畅通群众意见建议反映渠道", "依法保障人民群众知情权、参与权、表达权和监督权"]
 CASES = ("validate_w1", "validate_w2", "out_w2", "previous_w2", "aggregate_w2", "convert_w2", "startup")
 SAMPLE_SECONDS = 0.02
 
@@ -92,14 +100,32 @@ def _problems(rng: random.Random, office: str) -> str:
     return f"{office}政府信息公开工作仍存在一些不足：" + "；".join(parts) + "。"
 
 
-def make_workbook(job: tuple[int, str, str | None, float]) -> str:
+def _pasted(rng: random.Random, fmt: Any, office: str, values: dict[str, object]) -> None:
+    """A report whose tables were pasted from the office's web page, as the seed's were: every count with a
+    no-break space (~190 cells; the seed has 131), its contacts filled and its narratives written (sections
+    一, 五 and 六: ~600, ~120 and 12 characters; the seed's 796, 242 and 15)."""
+    for cid, cell in fmt.cells.items():
+        if cell.type.key == "count" and isinstance(values.get(cid), int):
+            values[cid] = f"{values[cid]}\u00a0" if rng.random() < 0.6 else f"\u00a0{values[cid]}"
+    sentences = [f"{office}{s}" if k % 4 == 0 else s for k, s in enumerate(rng.sample(OVERVIEW, len(OVERVIEW)))]
+    contacts = {"contact": "办公室", "phone": f"0574-{rng.randint(10**7, 10**8 - 1)}", "fax": f"0574-{rng.randint(10**7, 10**8 - 1)}",
+                "email": f"xxgk{rng.randint(100, 999)}@example.gov.cn", "address": f"{office}政务服务中心",
+                "postcode": f"{rng.randint(310000, 329999)}"}
+    narratives = {"overview": "，".join(sentences) + "。" + "；".join(sentences[::-1]) + "。",
+                  "problems": _problems(rng, office), "other": "本年度未收取信息处理费。"}
+    values.update({fmt.field(role).name: text for role, text in contacts.items()})
+    values.update({fmt.narrative(role).name: text for role, text in narratives.items()})
+
+
+def make_workbook(job: tuple[int, str, str | None, float, float]) -> str:
     """One filled workbook of realistic variety (and, with a previous folder, the office's report for the
-    year before, which the current one follows from); returns its path."""
+    year before, which the current one follows from); returns its path. A share `pasted_share` of them
+    (their own random draw, so the other workbooks stay as they were) is pasted from a web page (`_pasted`)."""
     from disclosure_xlsx.formats import all_formats, format_for_year, get_format
     from disclosure_xlsx.synthetic import balanced_report, balanced_successor
     from disclosure_xlsx.template import write_template
 
-    index, folder, previous, error_share = job
+    index, folder, previous, error_share, pasted_share = job
     rng = random.Random(index)
     format_id = list(all_formats())[index % 2]
     fmt = get_format(format_id)
@@ -129,6 +155,9 @@ def make_workbook(job: tuple[int, str, str | None, float]) -> str:
         values[identity.anchor] = (anchor if isinstance(anchor, int) else 0) + 1
     if previous is None:
         year = fmt.first_year + rng.randint(0, 1)
+    pasting = random.Random(f"pasted-{index}")
+    if pasting.random() < pasted_share:
+        _pasted(pasting, fmt, office, values)
     values.update(meta_office=office, meta_year=year, meta_credit_code=f"1133{index:014d}")
     path = Path(folder) / f"{year}年_{office}_政府信息公开年报_{index:05d}.xlsx"
     # through xlsxwriter, with shared strings, as Excel and WPS save what an office returns (a stamped
@@ -137,14 +166,15 @@ def make_workbook(job: tuple[int, str, str | None, float]) -> str:
     return str(path)
 
 
-def generate(n: int, folder: Path, workers: int, previous: Path | None = None, error_share: float = 0.05) -> None:
+def generate(n: int, folder: Path, workers: int, previous: Path | None = None, error_share: float = 0.05,
+             pasted_share: float = 0.0) -> None:
     """N workbooks into `folder` (and last year's into `previous`), in `workers` processes."""
     from concurrent.futures import ProcessPoolExecutor
 
     folder.mkdir(parents=True, exist_ok=True)
     if previous is not None:
         previous.mkdir(parents=True, exist_ok=True)
-    jobs = [(i, str(folder), str(previous) if previous else None, error_share) for i in range(n)]
+    jobs = [(i, str(folder), str(previous) if previous else None, error_share, pasted_share) for i in range(n)]
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(make_workbook, jobs, chunksize=32))
 
@@ -351,6 +381,9 @@ def main() -> None:
     parser.add_argument("--convert-n", type=int, default=200, help="workbooks the convert case writes")
     parser.add_argument("--error-share", type=float, default=0.05,
                         help="share of generated workbooks given a deliberate error (a total off by one)")
+    parser.add_argument("--pasted-share", type=float, default=0.0,
+                        help="share of generated workbooks pasted from a web page, as the seed: a no-break space in "
+                             "every count, contacts and narratives filled")
     parser.add_argument("--json-out", type=Path, default=Path("benchmarks") / "results.json")
     parser.add_argument("--keep", type=Path, default=None, help="generate into (and keep) this folder")
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # internal: run the floor
@@ -381,11 +414,12 @@ def main() -> None:
     cores = os.cpu_count() or 1
     if len(list(folder.glob("*.xlsx"))) < args.n or (previous is not None and not any(previous.glob("*.xlsx"))):
         start = time.perf_counter()
-        generate(args.n, folder, cores, previous, args.error_share)
+        generate(args.n, folder, cores, previous, args.error_share, args.pasted_share)
         generated_share: float | None = args.error_share
+        pasted_share: float | None = args.pasted_share
         print(f"generated {args.n} workbooks in {time.perf_counter() - start:.1f} s", flush=True)
     else:
-        generated_share = None  # a kept folder: generated by an earlier run, with its own share
+        generated_share = pasted_share = None  # a kept folder: generated by an earlier run, with its own shares
     n = len(list(folder.glob("*.xlsx")))
     convert_n = min(args.convert_n, n)
     sub = base / "convert-in"
@@ -434,6 +468,7 @@ def main() -> None:
         "n": n, "rounds": args.rounds, "cores": cores, "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M"), "load_average_1min": [round(x, 2) for x in load],
         "orphans_reaped": subreaper, "error_share_generated": generated_share,
+        "pasted_share_generated": pasted_share,
         "package": str(Path(package).parent),
         "cases": {name: _figures(case) for name, case in measured.items()},
     }
