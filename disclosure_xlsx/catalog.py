@@ -154,7 +154,7 @@ class Cleaning:
         return (_cleaning, (self.id, self.sheet, self.ref, self.raw, self.value, self.rule))
 
 
-_RECEIVED: dict[Cleaning, Cleaning] = {}  # the distinct records a process received, at most:
+_RECEIVED: dict[tuple[Any, ...], Cleaning] = {}  # the distinct records a process received, at most:
 _RECEIVED_KEPT = 1 << 16  # then forgotten (and kept afresh), so that a long-lived process stays bounded
 
 
@@ -163,15 +163,18 @@ def _cleaning(cid: str, sheet: str, ref: str, raw: Any, value: Any, rule: str) -
     write the same cell the same way (a table pasted from a web page: '0\u00a0' in most cells; the seed
     has 131 such records), so the same record arrives from many workbooks. Its cell id, sheet, reference
     and rule are interned. Only records of a text that became a whole number or a text are shared: for
-    them == is exact (it is not between 0, 0.0 and False, or 0.0 and -0.0)."""
-    record = Cleaning(sys.intern(cid), sys.intern(sheet), sys.intern(ref), raw, value, sys.intern(rule))
+    them == is exact (it is not between 0, 0.0 and False, or 0.0 and -0.0). Looked up by its fields, so
+    that a record received again is not built first (~1 µs instead of ~8: this runs in the parent, once
+    per record of every workbook)."""
     if type(raw) is not str or type(value) not in (int, str):
-        return record
-    known = _RECEIVED.get(record)
+        return Cleaning(sys.intern(cid), sys.intern(sheet), sys.intern(ref), raw, value, sys.intern(rule))
+    key = (cid, sheet, ref, raw, value, rule)
+    known = _RECEIVED.get(key)
     if known is None:
         if len(_RECEIVED) >= _RECEIVED_KEPT:
             _RECEIVED.clear()
-        known = _RECEIVED[record] = record
+        known = Cleaning(sys.intern(cid), sys.intern(sheet), sys.intern(ref), raw, value, sys.intern(rule))
+        _RECEIVED[(known.id, known.sheet, known.ref, raw, value, known.rule)] = known
     return known
 
 

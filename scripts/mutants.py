@@ -211,7 +211,7 @@ MUTANTS = [
     Mutant("bomb-mark-inflated", "a properties part is inflated whole, whatever size its zip entry gives",
            "marks.py", "inflate.decompress(data, unpacked + 1)", "inflate.decompress(data)", ("tests/test_trust.py",)),
     Mutant("received-records-not-shared", "each workbook's cleaning records are held as they came, none shared",
-           "catalog.py", "    known = _RECEIVED.get(record)\n", "    return record\n    known = _RECEIVED.get(record)\n",
+           "catalog.py", "    known = _RECEIVED.get(key)\n", "    known = None\n",
            ("tests/test_validate.py", "tests/test_clean.py")),
     Mutant("received-records-loosely-shared", "a whole number's record is shared with its float's",
            "catalog.py", "type(value) not in (int, str)", "type(value) not in (int, float, str)",
