@@ -39,33 +39,53 @@ COLUMNS = "columns"  # the name of the check that the frame has the format's cel
 
 
 def report_frame(reports: Sequence[CleanReport], fmt: Format) -> pd.DataFrame:
-    """One row per report, one typed column per cell id (Int64 counts, Float64 money, <NA> = missing).
-    Reports whose values came packed from the workers (`CellValues`, as in a batch) are stacked as one
-    block; others are read value by value."""
-    packed = [r.values for r in reports if isinstance(r.values, CellValues) and r.values.format is fmt]
-    if packed and len(packed) == len(reports):
-        numbers = np.frombuffer(b"".join(v.float64_bytes() for v in packed),
-                                dtype="float64").reshape(len(packed), len(fmt.cells))
-        blank = np.frombuffer(b"".join(v.kinds for v in packed), dtype="uint8").reshape(len(packed), len(fmt.cells)) == CellValues.BLANK
-        columns = {cid: (pd.arrays.IntegerArray(numbers[:, k].astype("int64"), blank[:, k].copy()) if cell.type.integer
-                         else pd.arrays.FloatingArray(numbers[:, k].copy(), blank[:, k].copy()))
-                   for k, (cid, cell) in enumerate(fmt.cells.items())}
-    else:
-        columns = {cid: pd.array([r.values[cid] for r in reports], dtype="Int64" if cell.type.integer else "Float64")
-                   for cid, cell in fmt.cells.items()}
+    """One row per report, one typed column per cell id (Int64 counts, Float64 money, <NA> = missing): the
+    values the roll-up adds up."""
+    numbers, blank = _numbers(reports, fmt), _blanks(reports, fmt)
+    columns = {cid: (pd.arrays.IntegerArray(numbers[:, k].astype("int64"), blank[:, k].copy()) if cell.type.integer
+                     else pd.arrays.FloatingArray(numbers[:, k].copy(), blank[:, k].copy()))
+               for k, (cid, cell) in enumerate(fmt.cells.items())}
     return pd.DataFrame(columns, index=pd.RangeIndex(len(reports)))
 
 
-def checked_frame(frame: pd.DataFrame, fmt: Format) -> pd.DataFrame:
-    """The frame as the identities see it: blanks (already reported, ruling 2) count as 0, so every
-    column is a plain int64 (counts) or float64 (money), built as one block per type (plain numpy
-    columns also keep Pandera fast)."""
-    blocks = []
-    for integer, dtype in ((True, "int64"), (False, "float64")):
-        cids = [cid for cid, cell in fmt.cells.items() if cell.type.integer is integer]
-        if cids:
-            blocks.append(pd.DataFrame(frame[cids].to_numpy(dtype=dtype, na_value=0), columns=cids, index=frame.index))
-    return pd.concat(blocks, axis=1)[list(fmt.cells)]
+def checked_frame(reports: Sequence[CleanReport], fmt: Format) -> pd.DataFrame:
+    """The reports as the identities see them: one row per report, blanks (already reported, ruling 2)
+    counted as 0, so that every column is a plain int64 (counts) or float64 (money). Cut from one float64
+    block into one block per type, not converted from `report_frame`: one workbook's frame costs ~0.5 ms
+    instead of ~8 (its 200 nullable columns), and the batch is not held twice while it is checked."""
+    cells = list(fmt.cells)
+    numbers = _numbers(reports, fmt)
+    integer = np.array([cell.type.integer for cell in fmt.cells.values()], dtype=bool)
+    blocks = [pd.DataFrame(numbers[:, chosen].astype(dtype), columns=list(np.array(cells)[chosen]))
+              for chosen, dtype in ((integer, "int64"), (~integer, "float64")) if chosen.any()]
+    return pd.concat(blocks, axis=1)[cells]
+
+
+def _packed(reports: Sequence[CleanReport], fmt: Format) -> list[CellValues] | None:
+    """The reports' values, when all came packed from the workers (`CellValues`, as in a batch)."""
+    packed = [r.values for r in reports if isinstance(r.values, CellValues) and r.values.format is fmt]
+    return packed if packed and len(packed) == len(reports) else None
+
+
+def _numbers(reports: Sequence[CleanReport], fmt: Format) -> np.ndarray:
+    """Every report's values as one float64 block, a row per report, 0 for a blank: packed values are
+    stacked as they are (`CellValues.float64_bytes`); others are read value by value."""
+    packed = _packed(reports, fmt)
+    if packed is not None:
+        numbers = np.frombuffer(b"".join(v.float64_bytes() for v in packed), dtype="float64")
+    else:
+        numbers = np.array([float(r.values[cid] or 0) for r in reports for cid in fmt.cells], dtype="float64")
+    return numbers.reshape(len(reports), len(fmt.cells))
+
+
+def _blanks(reports: Sequence[CleanReport], fmt: Format) -> np.ndarray:
+    """Which values of each report are blank, in the shape of `_numbers`."""
+    packed = _packed(reports, fmt)
+    if packed is not None:
+        kinds = np.frombuffer(b"".join(v.kinds for v in packed), dtype="uint8")
+        return (kinds == CellValues.BLANK).reshape(len(reports), len(fmt.cells))
+    return np.array([r.values[cid] is None for r in reports for cid in fmt.cells], dtype=bool
+                    ).reshape(len(reports), len(fmt.cells))
 
 
 @cache
@@ -158,17 +178,15 @@ def validate_reports(reports: Sequence[CleanReport]) -> Validation:
         for start in range(0, len(rows), ROWS_PER_CALL):
             part = rows[start:start + ROWS_PER_CALL]
             batch = [reports[i] for i in part]
-            frame = report_frame(batch, fmt)
             try:
-                schema_for(fmt).validate(checked_frame(frame, fmt), lazy=True)
+                schema_for(fmt).validate(checked_frame(batch, fmt), lazy=True)
             except SchemaErrors as exc:
-                for position, findings in _findings(fmt, batch, frame, exc.failure_cases).items():
+                for position, findings in _findings(fmt, batch, exc.failure_cases).items():
                     out[part[position]] = findings
     return Validation(out)
 
 
-def _findings(fmt: Format, batch: Sequence[CleanReport], frame: pd.DataFrame, cases: pd.DataFrame
-              ) -> dict[int, list[Finding]]:
+def _findings(fmt: Format, batch: Sequence[CleanReport], cases: pd.DataFrame) -> dict[int, list[Finding]]:
     rules = {r.rule: r for r in fmt.rules}
     failed: dict[int, set[str]] = defaultdict(set)  # the plausibility rules each row fails
     unbalanced: set[int] = set()  # the rows where an identity fails

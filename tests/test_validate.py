@@ -283,8 +283,8 @@ def test_a_batch_larger_than_one_call_gets_the_findings_of_one_call(monkeypatch:
     reports = reports[::2] + reports[1::2]  # the formats interleaved
     whole = validate.validate_reports(reports).findings
     calls = []
-    real = validate.report_frame
-    monkeypatch.setattr(validate, "report_frame", lambda batch, fmt: calls.append(len(batch)) or real(batch, fmt))
+    real = validate.checked_frame
+    monkeypatch.setattr(validate, "checked_frame", lambda batch, fmt: calls.append(len(batch)) or real(batch, fmt))
     monkeypatch.setattr(validate, "ROWS_PER_CALL", 2)
     parts = validate.validate_reports(reports).findings
     assert sorted(calls) == [1, 1, 2, 2, 2, 2]  # 5 reports of each format: 2 + 2 + 1
@@ -303,11 +303,11 @@ def test_the_schema_refuses_a_frame_not_built_as_the_format_says(format_id: str,
 
     from disclosure_xlsx._pandera import SchemaErrors
     from disclosure_xlsx import validate
-    from disclosure_xlsx.validate import COLUMNS, checked_frame, report_frame, schema_for
+    from disclosure_xlsx.validate import COLUMNS, checked_frame, schema_for
 
     fmt = get_format(format_id)
     batch = batch_of(format_id, [(balanced_report(format_id, random.Random(1)), "测试镇人民政府")], fmt.first_year)
-    frame = checked_frame(report_frame([batch.workbooks[0].report], fmt), fmt)
+    frame = checked_frame([batch.workbooks[0].report], fmt)
     schema_for(fmt).validate(frame, lazy=True)  # as built: passes
     count = next(c for c, cell in fmt.cells.items() if cell.type.integer)
     money = next(c for c, cell in fmt.cells.items() if not cell.type.integer)
@@ -318,6 +318,6 @@ def test_the_schema_refuses_a_frame_not_built_as_the_format_says(format_id: str,
     with pytest.raises(SchemaErrors) as failed:
         schema_for(fmt).validate(broken, lazy=True)
     assert COLUMNS in set(failed.value.failure_cases["check"])
-    monkeypatch.setattr(validate, "checked_frame", lambda frame, fmt: broken)  # the batch given that frame
+    monkeypatch.setattr(validate, "checked_frame", lambda batch, fmt: broken)  # the batch given that frame
     with pytest.raises(RuntimeError, match="unexpected schema failure"):
         validate.validate_reports([batch.workbooks[0].report])
