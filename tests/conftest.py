@@ -14,6 +14,8 @@ import openpyxl
 import pytest
 import scipy.optimize  # noqa: F401  # loaded once: the workers every test forks inherit it (a county's
 #                      # run loads it once in each worker whose workbook needs the solver)
+from openpyxl.cell.cell import MergedCell
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -24,6 +26,31 @@ SAMPLES = ROOT / "sample_workbooks"
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = ROOT.parent / "shared"
 FORMAT_IDS = list(all_formats())
+
+
+def _merged_without_edge_borders(ws: Worksheet, merged: object) -> None:
+    """openpyxl's loading of a merged range, less the edge borders it derives for the covered cells.
+
+    openpyxl (3.1) turns every covered cell of a merged range into a `MergedCell` and then gives the ones on
+    its edges the top-left cell's borders (`MergedCellRange.format`), one style lookup per cell: over half of
+    the time the tests spend loading the tool's outputs (their report sheets are mostly merged ranges),
+    ~12 s of CPU a run. Those borders are openpyxl's own rendering of the top-left cell's, which every test
+    still reads, and no test reads them; the covered cells, their locking (copied from the top-left cell as
+    openpyxl does) and every value, format, fill and comment load as before."""
+    cells = merged.cells  # type: ignore[attr-defined]
+    next(cells)  # the top-left cell keeps what the file gave it
+    start = merged.start_cell._style  # type: ignore[attr-defined]
+    protection = start.protectionId if start is not None else 0
+    for row, col in cells:
+        cell = MergedCell(ws, row, col)
+        if protection:
+            cell._style = StyleArray()
+            cell._style.protectionId = protection
+        ws._cells[row, col] = cell
+
+
+assert hasattr(Worksheet, "_clean_merge_range"), "openpyxl changed: review _merged_without_edge_borders"
+Worksheet._clean_merge_range = _merged_without_edge_borders  # type: ignore[method-assign]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
