@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import re
 import resource
+import shutil
 import signal
 import tempfile
 import threading
@@ -97,7 +98,7 @@ def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | No
     workers = max(1, min(workers or os.cpu_count() or 1, total))
     chunk = max(1, chunk or min(_CHUNK, total // (workers * _CHUNKS_PER_WORKER)))
     window = workers * _IN_FLIGHT_PER_WORKER
-    # ignore_cleanup_errors: a worker started late may still be creating its file there; never a reason to fail
+    # ignore_cleanup_errors: the folder is removed in the `finally` (`_remove`); never a reason to fail
     with tempfile.TemporaryDirectory(prefix="disclosure-workers-", ignore_cleanup_errors=True) as errors:
         pool = _Pool(workers, memory_limit, errors)
         pending: collections.deque[_Job] = collections.deque()
@@ -117,6 +118,23 @@ def run_isolated(func: Callable[[J], R], jobs: Sequence[J], *, workers: int | No
                     yield outcome
         finally:  # interrupted mid-way (Ctrl-C, an error): wait until no worker can still write a file
             pool.close(wait=finished < total or pool.replaced)
+            _remove(errors, attempts=workers + 1)
+
+
+def _remove(folder: str, attempts: int = 1) -> None:
+    """Remove the workers' folder, never failing the run for it. A worker forked with the pool but not yet
+    started when the run ends (the others did every job) creates its file there as the folder is being
+    removed, and the removal then fails ("Directory not empty"): it is tried again, once more than there
+    are workers. A worker starting after that finds no folder and writes nowhere; the pool's join in the
+    background removes the folder once more when every worker has ended (`_Pool.close`)."""
+    for _ in range(attempts):
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            return
+        except OSError:
+            continue
+        return
 
 
 @dataclass
@@ -275,7 +293,7 @@ class _Pool:
                 pending[i] = self.submit(func, item.index, item.jobs, timeout, item.attempts)
 
     def close(self, wait: bool = False) -> None:
-        _stop(self.pool, wait)
+        _stop(self.pool, wait, then=lambda: _remove(self.errors))
 
 
 _SIGNALS = {s.value for s in signal.Signals}
@@ -287,15 +305,20 @@ def _broken(future: Any) -> bool:
     return future is None or not future.done() or isinstance(future.exception(), BrokenProcessPool)
 
 
-def _stop(pool: ProcessPool, wait: bool = False) -> None:
-    """Stop the workers. With `wait`, return once every worker has ended (a job cut short may still be
-    writing into a staging folder its caller is about to remove); otherwise the join (pebble polls every
-    0.1 s) goes on in the background: idle workers have nothing left to write."""
+def _stop(pool: ProcessPool, wait: bool = False, then: Callable[[], None] | None = None) -> None:
+    """Stop the workers, then call `then` once every worker has ended. With `wait`, return only then (a
+    job cut short may still be writing into a staging folder its caller is about to remove); otherwise the
+    join (pebble polls every 0.1 s) goes on in the background: idle workers have nothing left to write."""
+    def join() -> None:
+        pool.join()
+        if then is not None:
+            then()
+
     pool.stop()
     if wait:
-        pool.join()
+        join()
     else:
-        threading.Thread(target=pool.join, daemon=True).start()
+        threading.Thread(target=join, daemon=True).start()
 
 
 def _init_worker(memory_limit: int | None, errors: str) -> None:

@@ -781,6 +781,31 @@ def test_a_run_whose_last_worker_died_ends_cleanly_and_leaves_no_folder(tmp_path
     assert not list(tmp_path.glob("disclosure-workers-*"))
 
 
+def test_a_worker_file_made_while_the_folder_is_removed_leaves_no_folder(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker forked with the pool but started only after the others did every job creates its file in
+    the run's folder just as the folder is being removed, and the removal fails ("Directory not empty"):
+    the run removes it again rather than leaving it behind (19 such folders were left in /tmp in a day)."""
+    import errno
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    real = shutil.rmtree
+    late: list[str] = []
+
+    def rmtree_as_a_late_worker_starts(path: Any, *args: Any, **kwargs: Any) -> None:
+        if not late and Path(path).name.startswith("disclosure-workers-"):
+            late.append(str(path))
+            (Path(path) / "99999.err").touch()  # the late worker's file, made mid-removal
+            raise OSError(errno.ENOTEMPTY, "Directory not empty", str(path))
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree_as_a_late_worker_starts)
+    outcomes = list(run_isolated(_job, ["a", "b"], workers=2, timeout=5, memory_limit=None))
+    assert [o.value for o in outcomes] == ["a", "b"] and late
+    assert not list(tmp_path.glob("disclosure-workers-*"))
+
+
 def _slow_once(job: tuple[str, float]) -> str:
     path, seconds = job
     time.sleep(seconds)
