@@ -488,8 +488,12 @@ def _copies(folder: Path, source: list[Path], n: int) -> Path:
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "disclosure_xlsx", *args], env=ENV, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """Start the CLI with its temporary folder under `cwd`: a run killed with -9 cannot remove its workers'
+    folder, and it must not be left in the machine's /tmp."""
+    scratch = cwd / "tmp"
+    scratch.mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "disclosure_xlsx", *args], env={**ENV, "TMPDIR": str(scratch)},
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _wait_for(proc: subprocess.Popen[bytes], found, what: str) -> None:  # type: ignore[no-untyped-def]
