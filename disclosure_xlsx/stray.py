@@ -165,4 +165,4 @@ def _finding(fmt: Format, edge: _Edge, sheet: str, strays: Sequence[tuple[int, i
         "refs": {lang: text("catalog.enumeration", lang).join(refs) for lang in LANGS},
         "values": {lang: text("catalog.enumeration", lang).join(number_text(n) for _, _, n in strays)
                    for lang in LANGS},
-        "shift": shift, "shifted_rows": tuple(int(r) for r in rows)})
+        "shift": shift, "shifted_rows": tuple(r + 1 for r in shifted)})
