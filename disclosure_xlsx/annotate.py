@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -131,7 +131,8 @@ def _annotate(job: AnnotationJob) -> AnnotationOutcome:
     place = standard_where(fmt.id) if rebuilt else None
     findings = [_shortened(f) for f in job.findings]
     marks = _marks(fmt, findings, report.cleaning, job.suspects, place, job.lang)
-    sheet = _result_sheet(fmt, findings, report.cleaning, job.suspects, place, source if rebuilt else None, job.lang)
+    sheet = _result_sheet(fmt, findings, report.cleaning, job.suspects, place, source if rebuilt else None, job.lang,
+                          {mark.fill for mark in marks if mark.fill})
     with atomic_output(job.target) as tmp:
         base = source
         if rebuilt:
@@ -329,7 +330,9 @@ class _Rows:
 
 def _result_sheet(fmt: Format, findings: Sequence[Finding], cleaning: Sequence[Cleaning],
                   suspects: Sequence[Suspect], place: Mapping[str, CellRef] | None, rebuilt_from: Path | None,
-                  lang: str) -> NewSheet:
+                  lang: str, fills: Collection[str]) -> NewSheet:
+    """The 「校验结果」 sheet. Its colour legend explains the `fills` of the marks and no other colour: an
+    office is not told of a colour no cell of its copy shows."""
     rows = _Rows()
     rows.note(text("annotate.intro", lang))
     if rebuilt_from is not None:
@@ -364,11 +367,13 @@ def _result_sheet(fmt: Format, findings: Sequence[Finding], cleaning: Sequence[C
             rows.add([Cell(number, _BODY), Cell(text("annotate.cleaning.kind", lang), _BODY),
                       *_where_cells(ref, _at(ref, place), place, lang), Cell(raw, _BODY), Cell(value, _BODY),
                       Cell(None, _BODY), Cell(how, _BODY)], [(raw, WIDTHS[4]), (how, WIDTHS[7])])
-    rows.blank()
-    rows.note(text("annotate.legend.heading", lang), _BOLD)
-    for kind in dict.fromkeys(PRIORITY):
-        if MARK_FILLS[kind] in (MARK_FILLS[k] for k in PRIORITY[:PRIORITY.index(kind)]):
-            continue  # a colour is explained once (a note prints like an interpreted value)
+    first_of_colour = {MARK_FILLS[kind]: kind for kind in reversed(PRIORITY)}  # a note prints like an
+    legend = [kind for kind in PRIORITY if first_of_colour[MARK_FILLS[kind]] == kind  # interpreted value:
+              and MARK_FILLS[kind] in fills]  # a colour is explained once
+    if legend:
+        rows.blank()
+        rows.note(text("annotate.legend.heading", lang), _BOLD)
+    for kind in legend:
         words = text(f"annotate.legend.{kind}", lang)
         rows.add([Cell(None), Cell(None), Cell(None, Style(fill=MARK_FILLS[kind], border=True)), Cell(None),
                   Cell(words, _NOTE)], [(words, WIDTHS[4])])

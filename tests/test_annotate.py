@@ -391,6 +391,27 @@ def test_print_setup_of_the_first_sheet(samples) -> None:
     assert ws.print_title_rows == f"${header}:${header}" and ws.freeze_panes == f"A{header + 1}"
 
 
+def test_the_legend_explains_exactly_the_colours_the_copy_shows(samples) -> None:
+    """No colour is explained that no cell shows (the samples have no suspect cell: no purple), and every
+    colour shown is explained."""
+    marks = {"FF" + fill for fill in MARK_FILLS.values()}
+    for _, outcome in samples:
+        wb = openpyxl.load_workbook(outcome.target)
+        shown = {cell.fill.fgColor.rgb for ws in wb.worksheets[1:] for row in ws.iter_rows() for cell in row
+                 if cell.fill.fill_type == "solid" and cell.fill.fgColor.rgb in marks}
+        legend = _legend_fills(wb[SHEET])
+        assert len(legend) == len(set(legend)) and set(legend) == shown, (outcome.target.name, legend, shown)
+    assert "FF" + MARK_FILLS["suspect"] not in shown
+
+
+def _legend_fills(ws) -> list[str]:
+    """The colours the legend of a 「校验结果」 sheet explains, in its order."""
+    heading = text("annotate.legend.heading")
+    start = next((r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == heading), ws.max_row + 1)
+    return [ws.cell(r, 3).fill.fgColor.rgb for r in range(start + 1, ws.max_row + 1)
+            if ws.cell(r, 3).fill.fill_type == "solid"]
+
+
 def test_colours_differ_from_the_input_shading_and_from_each_other_in_greyscale() -> None:
     shading = _luma(INPUT_FILL.lstrip("#"))
     levels = {kind: _luma(rgb) for kind, rgb in MARK_FILLS.items()}
@@ -609,10 +630,17 @@ def test_the_first_sheet_prints_every_message_whole_on_landscape_pages(soffice, 
 
     values = balanced_report("2021", random.Random(3))
     wrong = {cid: values[cid] + 1 for cid in values if cid.startswith("s3.") and cid.endswith(".total")}
+    # Every kind of mark: errors and their other cells, a warning of two cells (more issued than in force
+    # and repealed) and one of one cell (an amount in 元), an interpreted value, and a suspect cell.
+    wrong |= {"s2.normative_docs.issued": values["s2.normative_docs.in_force"] + values["s2.normative_docs.repealed"] + 1,
+              "s2.fees.amount": 12500, "s2.licensing.decisions": f"{values['s2.licensing.decisions']}件"}
     # Findings only: no suggested fix (every 总计 one off is ten seconds of solver that ends "not found").
     (workbook,) = validate_paths([_filled(tmp_path, "many.xlsx", **wrong)], workers=1, suggest=False).workbooks
     assert len(workbook.findings) > 20  # several printed pages of findings
-    outcome = annotate(AnnotationJob(workbook.report, tuple(workbook.findings), tmp_path / "many_x.xlsx"))
+    suspect = Suspect(workbook.findings[0].cells[-1], 1)
+    outcome = annotate(AnnotationJob(workbook.report, tuple(workbook.findings), tmp_path / "many_x.xlsx", (suspect,)))
+    assert set(_legend_fills(openpyxl.load_workbook(outcome.target)[SHEET])) == {
+        "FF" + fill for fill in MARK_FILLS.values()}
     (pdf,) = soffice([outcome.target], "pdf", tmp_path / "pdf")
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
     width, height = map(float, re.search(r"Page size:\s+([\d.]+) x ([\d.]+)", info).groups())
@@ -621,7 +649,7 @@ def test_the_first_sheet_prints_every_message_whole_on_landscape_pages(soffice, 
     flat = re.sub(r"\s+", "", printed)
     for finding in workbook.findings:
         assert re.sub(r"\s+", "", finding.message()) in flat, finding.message()
-    # Printed in greyscale, each mark colour comes out at its own grey (the legend shows every one).
+    # Printed in greyscale, each mark colour comes out at its own grey (the legend shows every one here).
     subprocess.run(["pdftoppm", "-gray", "-r", "40", str(pdf), str(tmp_path / "page")], check=True)
     greys = [v for page in sorted(tmp_path.glob("page*.pgm")) for v in _pgm(page)]
     for kind, rgb in MARK_FILLS.items():
