@@ -25,7 +25,7 @@ from typing import Any
 from ._xlsx import atomic_output, new_workbook, put
 from .accept import add_overview_columns, severity_word
 from .annotate import AnnotationJob, AnnotationOutcome, Suspect, annotate, copy_name
-from .catalog import DisclosureError, Finding, cleaning_text, number_text, status_text, text
+from .catalog import Cleaning, DisclosureError, Finding, cleaning_text, number_text, status_text, text
 from .clean import CleanReport
 from .formats import current_format
 from .layout import LINE_HEIGHT, text_lines
@@ -36,6 +36,7 @@ from .outputs import (LOCK, PREFIX, STAGING, OutputLock, Written, clean_stale, c
 from .pipeline import BatchResult, Progress, WorkbookResult
 from .rounds import HISTORY, add_round_columns, begin_round, review_header
 from .refill import Refill, refill_for, write_refill
+from .validate import cell_blocks
 from .workers import run_isolated
 
 __all__ = ["FEEDBACK_DIR", "OVERVIEW", "REPORT", "CopyNote", "feedback_text", "output_lock", "output_name",
@@ -366,11 +367,32 @@ def _where(finding: Finding) -> str:
 
 
 def _interpreted(workbook: WorkbookResult, lang: str) -> list[str]:
-    """What the cleaner interpreted in the tables ("3件", "1,234", "12500元"), one line per cell."""
+    """What the cleaner interpreted in the tables ("3件", "1,234", "12500元"): one line per cell, or one
+    line for the cells of a sheet read the same way as the same value (a table pasted from a web page:
+    '0\u00a0' in 130 cells of the seed), their places as ranges."""
     cells = workbook.report.format.cells if workbook.report else {}
-    return [text("feedback.interpreted_item", lang, place=f"{c.sheet}!{c.ref}", raw=c.raw,
-                 value=number_text(c.value), how=cleaning_text(c.rule, lang))
-            for c in workbook.cleaning if c.id in cells]
+    alike: dict[tuple[str, str, str], list[Cleaning]] = {}
+    for record in workbook.cleaning:
+        if record.id in cells:
+            alike.setdefault((record.sheet, number_text(record.value), record.rule), []).append(record)
+    lines = []
+    for (sheet, value, rule), records in alike.items():
+        how = cleaning_text(rule, lang)
+        if len(records) == 1:
+            lines.append(text("feedback.interpreted_item", lang, place=f"{sheet}!{records[0].ref}",
+                              raw=records[0].raw, value=value, how=how))
+            continue
+        raws = [text("feedback.interpreted_raw", lang, raw=raw) for raw in dict.fromkeys(r.raw for r in records)]
+        shown = text("catalog.enumeration", lang).join(raws[:_RAWS_SHOWN])
+        if len(raws) > _RAWS_SHOWN:
+            shown = text("feedback.interpreted_more", lang, raws=shown)
+        lines.append(text("feedback.interpreted_group", lang, sheet=sheet, count=len(records), raws=shown,
+                          cells=text("catalog.enumeration", lang).join(cell_blocks([r.ref for r in records])),
+                          value=value, how=how))
+    return lines
+
+
+_RAWS_SHOWN = 3  # distinct texts quoted for cells read alike; more are "等"
 
 
 def feedback_text(workbook: WorkbookResult, lang: str = "zh") -> str:

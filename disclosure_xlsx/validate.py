@@ -280,6 +280,26 @@ def _joined(items: Sequence[str]) -> dict[str, str]:
     return {lang: text("catalog.enumeration", lang).join(items) for lang in LANGS}
 
 
+def cell_blocks(refs: Sequence[str]) -> list[str]:
+    """E4, F4, E5, F5, H7 → ["E4:F5", "H7"]: runs along each row, then runs of the same columns in rows
+    one below the other, become rectangles (many cells of a pasted table read alike)."""
+    runs: list[list[int]] = []  # [first column, last column, first row, last row]
+    for row, col in sorted({xl_cell_to_rowcol(r) for r in refs}):
+        if runs and runs[-1][2] == row and runs[-1][1] == col - 1:
+            runs[-1][1] = col
+        else:
+            runs.append([col, col, row, row])
+    blocks: list[list[int]] = []
+    for run in sorted(runs):  # by columns, then rows: a run below a block of the same columns extends it
+        if blocks and blocks[-1][:2] == run[:2] and blocks[-1][3] == run[2] - 1:
+            blocks[-1][3] = run[3]
+        else:
+            blocks.append(run)
+    blocks.sort(key=lambda b: (b[2], b[0]))
+    return [xl_rowcol_to_cell(r0, c0) if (r0, c0) == (r1, c1)
+            else f"{xl_rowcol_to_cell(r0, c0)}:{xl_rowcol_to_cell(r1, c1)}" for c0, c1, r0, r1 in blocks]
+
+
 def compress_refs(refs: Sequence[str]) -> list[str]:
     """D5, E5, F5, H7 → ["D5:F5", "H7"]: runs along a row or a column become ranges."""
     cells = sorted({xl_cell_to_rowcol(r) for r in refs})

@@ -9,16 +9,20 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from openpyxl.utils.cell import get_column_letter, range_boundaries
 
 from disclosure_xlsx.catalog import text
-from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, REPORT, safe_name, write_outputs
+from disclosure_xlsx.feedback import FEEDBACK_DIR, OVERVIEW, REPORT, feedback_text, safe_name, write_outputs
 from disclosure_xlsx.marks import MARKER
 from disclosure_xlsx.pipeline import validate_paths
 from disclosure_xlsx.rounds import HISTORY
 from disclosure_xlsx.synthetic import balanced_report
 from disclosure_xlsx.template import write_template
+from disclosure_xlsx.validate import cell_blocks
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, SHARED
 
 
 def _offices_folders(out: Path) -> list[Path]:
@@ -146,3 +150,45 @@ def test_the_text_feedback_opens_in_windows_notepad(tmp_path: Path) -> None:
     for path in texts:
         data = path.read_bytes()
         assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+
+
+def _cells_of(refs: str, sheet: str) -> list[tuple[str, str]]:
+    """The cells named by "E4:I22、H23", expanded with openpyxl's own reading of a range."""
+    out = []
+    for part in refs.split(text("catalog.enumeration")):
+        min_col, min_row, max_col, max_row = range_boundaries(part)
+        out += [(sheet, f"{get_column_letter(c)}{r}") for r in range(min_row, max_row + 1)
+                for c in range(min_col, max_col + 1)]
+    return out
+
+
+def test_cells_read_alike_are_told_once_with_their_places_as_ranges() -> None:
+    """The seed (a table pasted from a web page) has over a hundred cells written "0\\u00a0" or "\\u00a00":
+    the office reads one line per sheet for them, which names every such cell exactly once."""
+    (workbook,) = validate_paths([next((SHARED / "seed").glob("*.txt"))], workers=1).workbooks
+    assert len(workbook.cleaning) > 100
+    lines = feedback_text(workbook).splitlines()
+    start = lines.index(text("feedback.group", group=text("feedback.interpreted_heading"))) + 1
+    section = lines[start:lines.index(text("feedback.interpreted_advice"))]
+    assert len(section) <= 4, section
+    told: list[tuple[str, str]] = []
+    for line in section:
+        found = re.match(r"(?P<sheet>[^!]+)!(?P<refs>[A-Z]+\d+(?::[A-Z]+\d+)?(?:、[A-Z]+\d+(?::[A-Z]+\d+)?)*)"
+                         r"(?:（共 (?P<count>\d+) 格）)?", line)
+        assert found, line
+        cells = _cells_of(found["refs"], found["sheet"])
+        assert int(found["count"] or 1) == len(cells), line
+        told += cells
+    tables = workbook.report.format.cells  # the section lists the tables' cells, not the cover's
+    assert sorted(told) == sorted((c.sheet, c.ref) for c in workbook.cleaning if c.id in tables)  # each once
+
+
+@given(st.sets(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=30))
+def test_cell_blocks_name_each_cell_once(cells: set[tuple[int, int]]) -> None:
+    refs = [f"{get_column_letter(col + 1)}{row + 1}" for row, col in cells]
+    told = _cells_of(text("catalog.enumeration").join(cell_blocks(refs)), "") if refs else []
+    assert sorted(told) == sorted(("", ref) for ref in refs)
+
+
+def test_cell_blocks_make_rectangles() -> None:
+    assert cell_blocks(["F5", "E4", "F4", "E5", "H7", "E6"]) == ["E4:F5", "E6", "H7"]
