@@ -53,8 +53,62 @@ def _lang_of(args: Sequence[str]) -> str:
     return "zh"
 
 
+def paragraphs(text: str) -> list[str]:
+    """The paragraphs of a help text: blocks separated by an empty line, each one's lines joined by a
+    space, as click joins them."""
+    blocks = [" ".join(line.strip() for line in block.splitlines()) for block in text.split("\n\n")]
+    return [block for block in blocks if block]
+
+
+class _HelpFormatter(typer.Context.formatter_class):  # type: ignore[misc,name-defined,valid-type]
+    """click's help layout, each paragraph wrapped by `wrapping.wrap` and every column measured in terminal
+    columns. click wraps with textwrap, which breaks only at spaces and counts a Chinese character as one
+    column: a Chinese sentence ran far past the terminal's edge, and a Chinese metavar (`--out 文件夹`)
+    pushed its option's help out of the column."""
+
+    def write_text(self, text: str) -> None:
+        indent = " " * self.current_indent
+        self.write("\n\n".join("\n".join(wrap(p, self.width, indent=indent, first=indent))
+                               for p in paragraphs(text)) + "\n")
+
+    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = list(rows)
+        first_col = min(max((display_width(first) for first, _ in rows), default=0), col_max) + col_spacing
+        margin = " " * (first_col + self.current_indent)
+        width = max(self.width - first_col - 2, 10)  # click's width for the second column
+        for first, second in rows:
+            self.write(" " * self.current_indent + first)
+            if not second:
+                self.write("\n")
+                continue
+            if display_width(first) <= first_col - col_spacing:
+                self.write(" " * (first_col - display_width(first)))
+            else:  # a long first column: its help starts on the next line
+                self.write("\n" + margin)
+            lines: list[str] = []
+            for paragraph in paragraphs(second):
+                lines += ([""] if lines else []) + wrap(paragraph, width)
+            self.write("\n".join(lines[:1] + [margin + line if line else "" for line in lines[1:]]) + "\n")
+
+
+class _HelpContext(typer.Context):  # type: ignore[misc]
+    """The commands' context: it makes their help with `_HelpFormatter`."""
+
+    formatter_class = _HelpFormatter
+
+
 class _Group(TyperGroup):
-    """Typer's group, with usage errors and interruptions told in the user's language."""
+    """Typer's group, with usage errors and interruptions told in the user's language, and its help and
+    its commands' laid out by terminal columns (`_HelpFormatter`)."""
+
+    context_class = _HelpContext
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            command.context_class = _HelpContext
+            if command.help and not command.short_help:  # listed whole (click cuts it at a count of characters)
+                command.short_help = paragraphs(command.help)[0]
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:

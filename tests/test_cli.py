@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import openpyxl
+import pytest
+import typer
 from typer.testing import CliRunner
 
-from disclosure_xlsx.cli import app
+from disclosure_xlsx.cli import app, paragraphs
 from disclosure_xlsx.formats import current_format, format_for_year
 from disclosure_xlsx.pipeline import validate_paths
+from disclosure_xlsx.wrapping import display_width
 
 from .conftest import SAMPLES, defined_cells
 
@@ -73,6 +77,25 @@ def test_help_is_complete() -> None:
     for option in ("--output", "--format", "--office", "--year", "--force", "Example:"):
         assert option in result.output
     assert "--version" in runner.invoke(app, ["--help"]).output
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_help_fits_the_terminal_and_keeps_every_word(width: int) -> None:
+    """Chinese help wraps at the terminal's width (a Chinese character takes two columns) and loses no word:
+    each paragraph of a command's help and each option's help is in the output, spaces aside."""
+    group = typer.main.get_command(app)
+    for name, command in [("", group), *group.commands.items()]:  # type: ignore[attr-defined]
+        result = runner.invoke(app, [name, "--help"] if name else ["--help"], terminal_width=width)
+        assert result.exit_code == 0, result.output
+        too_wide = [line for line in result.output.splitlines() if display_width(line) > width]
+        assert not too_wide, (name, too_wide)
+        shown = re.sub(r"\s+", "", result.output)
+        helps = [*paragraphs(command.help or ""), *(getattr(p, "help", None) or "" for p in command.params)]
+        for words in helps:
+            assert re.sub(r"\s+", "", words) in shown, (name, words)
+    listed = re.sub(r"\s+", "", runner.invoke(app, ["--help"], terminal_width=width).output)
+    for command in group.commands.values():  # type: ignore[attr-defined]
+        assert re.sub(r"\s+", "", paragraphs(command.help)[0]) in listed  # each command's first paragraph, whole
 
 
 def test_python_dash_m_runs_the_same_app() -> None:
