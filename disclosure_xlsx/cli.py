@@ -381,6 +381,8 @@ def validate(
     workers: WorkersOption = None,
     previous: PreviousOption = None,
     aliases: AliasesOption = None,
+    year: Annotated[int | None, typer.Option(min=1990, max=2100, metavar=_metavar("year"),
+                                             help=_help("validate_year"))] = None,
 ) -> None:
     language = lang.value
     _existing(paths, language)
@@ -389,7 +391,7 @@ def validate(
     cross = _cross_year(previous, aliases, language)
     made = out is not None and not out.exists()
     with _stages(language, enabled=not as_json) as stage, _validate_out(out, [*paths, *(previous or [])], language):
-        result = _validate(found, workers, stage, exclude=[out] if out is not None else [], **cross)
+        result = _validate(found, workers, stage, exclude=[out] if out is not None else [], year=year, **cross)
         notices = _apply_review(result, review)
         if out is not None and result.workbooks:
             from .feedback import write_outputs

@@ -420,7 +420,7 @@ def _isolation_finding(outcome: Outcome[Any]) -> Finding:
 def validate_paths(paths: Iterable[str | Path] | Found, *, workers: int | None = None,
                    progress: Progress | None = None, exclude: Iterable[str | Path] = (),
                    previous: Iterable[str | Path] | None = None, aliases: str | Path | None = None,
-                   suggest: bool = True) -> BatchResult:
+                   suggest: bool = True, year: int | None = None) -> BatchResult:
     """Check every workbook under `paths`: read, clean, then validate all of them at once. The tool's own
     outputs a folder search finds are left out of the batch, in `BatchResult.skipped` (marks.py).
 
@@ -435,6 +435,8 @@ def validate_paths(paths: Iterable[str | Path] | Found, *, workers: int | None =
         aliases: a CSV of renamed or merged offices (旧名称,新名称), used with `previous`.
         suggest: work out the suggested fix of each workbook whose identities fail (False: only the
             findings are wanted, as for convert's check of a mapped workbook; a solve can take seconds).
+        year: the report year being collected: a workbook whose cover gives another year gets the warning
+            `year-not-collected` (a missing or unreadable year has its own warning).
     """
     exclude = list(exclude)
     found = paths if isinstance(paths, Found) else find(paths, exclude=exclude)
@@ -443,7 +445,7 @@ def validate_paths(paths: Iterable[str | Path] | Found, *, workers: int | None =
         checked, skipped = _own_left_out(list(_read_all(files, workers, progress, suggest, searched=found.searched)))
         batch = validate_checked(checked, suggest=suggest)
         batch.skipped = [*_in_output_folders(found), *skipped]
-        return batch
+        return _add_collected_year(batch, year)
     # Cross-year (issue 14): last year's files are read in the same pool; a file in both lists is read once.
     renamed = _read_aliases(aliases)
     before = find(previous, exclude=exclude)
@@ -460,6 +462,17 @@ def validate_paths(paths: Iterable[str | Path] | Found, *, workers: int | None =
     earlier_checked = [c for c in _own_left_out(both[len(files):])[0] if c.file not in read_now]  # once each
     _add_cross_year(batch.workbooks, before.files, [c.report for c in earlier_checked if c.report is not None], renamed)
     batch.previous_unreadable = [c.file for c in earlier_checked if c.report is None]
+    return _add_collected_year(batch, year)
+
+
+def _add_collected_year(batch: BatchResult, year: int | None) -> BatchResult:
+    """`year-not-collected` for each workbook whose report year is known and is not `year`."""
+    for workbook in batch.workbooks if year is not None else ():
+        report = workbook.report
+        if report is not None and report.year is not None and report.year != year:
+            ref = report.where.get(report.format.field("year").name)
+            workbook.findings.append(Finding("year-not-collected", cells=(ref,) if ref else (),
+                                             params={"year": report.year, "target": year}))
     return batch
 
 

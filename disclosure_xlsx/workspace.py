@@ -338,7 +338,7 @@ class Workspace:
     def _validate(self, files: Sequence[Path], job: Job, stage: str) -> BatchResult:
         from .pipeline import validate_paths
 
-        batch = validate_paths(files, workers=self.workers, progress=job.progress(stage))
+        batch = validate_paths(files, workers=self.workers, progress=job.progress(stage), year=job.year)
         self._review(batch, job)
         return batch
 

@@ -258,3 +258,27 @@ def test_a_large_batch_lists_only_workbooks_with_problems_and_says_where_the_res
     clean = runner.invoke(app, ["validate", str(passed), "--workers", "1"], env={"COLUMNS": "200"})
     assert clean.exit_code == 0 and "┃" not in clean.output and "━" not in clean.output
     assert " ".join(clean.output.split()).startswith("工作簿较多，全部通过校验，没有逐一列出。 要看每个工作簿的结果")
+
+
+def test_validate_year_warns_of_a_report_of_another_year(tmp_path: Path) -> None:
+    """An office that sends last year's report: with --year, the county hears of it when it validates, not
+    only when the roll-up leaves it out; the warning names the cover's year cell."""
+    import random
+
+    from disclosure_xlsx.synthetic import balanced_report
+    from disclosure_xlsx.template import write_template
+
+    fmt = format_for_year(2024)
+    for name, year in (("去年", 2023), ("今年", 2024)):
+        values = {**balanced_report(fmt.id, random.Random(1)), fmt.field("office").name: f"{name}镇",
+                  fmt.field("year").name: year}
+        write_template(tmp_path / f"{name}.xlsx", fmt.id, values=values)
+    for args, flagged in (([], set()), (["--year", "2024"], {"去年镇"})):
+        result = runner.invoke(app, ["validate", str(tmp_path), "--json", *args])
+        assert result.exit_code == 0, result.output  # a warning, not an error
+        report = json.loads(result.output)
+        found = {w["office"]: [f for f in w["findings"] if f["code"] == "year-not-collected"] for w in report["workbooks"]}
+        assert {office for office, said in found.items() if said} == flagged
+        for (finding,) in (said for said in found.values() if said):
+            assert finding["cells"][0]["id"] == fmt.field("year").name and "2023" in finding["message"]["zh"]
+    assert runner.invoke(app, ["validate", str(tmp_path), "--year", "20240"]).exit_code == 2

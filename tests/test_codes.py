@@ -56,10 +56,10 @@ def _edit(path: Path, name: str, value: object) -> Path:
     return path
 
 
-def _batch_codes(folder: Path, *files: Path) -> set[str]:
+def _batch_codes(folder: Path, *files: Path, year: int | None = None) -> set[str]:
     for i in range(PAD):
         _filled(folder / f"pad{i}.xlsx", seed=100 + i)
-    batch = validate_paths([folder], workers=2)
+    batch = validate_paths([folder], workers=2, year=year)
     return {f.code for w in batch.workbooks for f in w.findings}
 
 
@@ -109,6 +109,7 @@ SCENARIOS: dict[str, Callable[[Path], set[str]]] = {
     "label-variant": lambda d: _batch_codes(d, _variant(_no_names(_filled(d / "variant.xlsx")))),
     "format-year-mismatch": lambda d: _batch_codes(d, _filled(d / "old.xlsx", "2019", meta_year=2023)),
     "year-missing": lambda d: _batch_codes(d, _filled(d / "noyear.xlsx", meta_year=None)),
+    "year-not-collected": lambda d: _batch_codes(d, _filled(d / "nextyear.xlsx", meta_year=2022), year=2021),
     "year-invalid": lambda d: _batch_codes(d, _filled(d / "badyear.xlsx", meta_year="二〇二四")),
     "office-missing": lambda d: _batch_codes(d, _filled(d / "nooffice.xlsx", meta_office=None)),
     "blank-cell": lambda d: _batch_codes(d, _filled(d / "blank.xlsx", **{"s4.review.upheld": "/"})),

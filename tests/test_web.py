@@ -252,7 +252,9 @@ def samples_batch(server: Server) -> Answer:
 def test_an_upload_gets_the_same_findings_as_validate_json(server: Server, samples_batch: Answer) -> None:
     assert samples_batch.status == 200, samples_batch.body[:300]
     report = samples_batch.json()
-    expected = validate_paths([SAMPLES], workers=1).to_dict()  # what `validate --json` prints
+    # what `validate --json --year 2023` prints: the page's year is the year collected, and no sample is of 2023
+    expected = validate_paths([SAMPLES], workers=1, year=2023).to_dict()
+    assert expected["summary"]["ok"] == 0 and expected["summary"]["with_warnings"] == 2
     assert report["summary"] == expected["summary"]
     got = {Path(w["file"]).name: w for w in report["workbooks"]}
     assert set(got) == {Path(w["file"]).name for w in expected["workbooks"]}
@@ -275,12 +277,13 @@ def test_the_results_table_lists_every_office_with_its_first_problem(server: Ser
     page = call(server, "GET", "/?year=2023").text
     assert page.count('<tbody class="office') == 10
     assert page.count('<span class="status errors">有错误</span>') == 8
-    assert page.count('<span class="status ok">通过</span>') == 2
-    assert "第 1 轮：共 10 个工作簿，通过 2" in page
+    assert page.count('<span class="status warnings">有警告</span>') == 2  # another year's report: a warning
+    assert "第 1 轮：共 10 个工作簿，通过 0，有警告 2，有错误 8" in page
+    assert "报告年度填的是 2020 年，本次收集的是 2023 年度的报告" in page
     i2 = next(w for w in samples_batch.json()["workbooks"] if w["office"] == "示例镇（I2 错误）")
     assert i2["findings"][0]["message"]["zh"] in page  # the first problem, and the office's findings under it
     english = call(server, "GET", "/?year=2023&lang=en")
-    assert "Round 1: 10 workbooks, 2 ok" in english.text and i2["findings"][0]["message"]["en"] in english.text
+    assert "Round 1: 10 workbooks, 0 ok, 2 with warnings" in english.text and i2["findings"][0]["message"]["en"] in english.text
     assert "disclosure_xlsx_lang" in english.headers["set-cookie"]
     call(server, "GET", "/?year=2023&lang=zh")
 
@@ -388,46 +391,47 @@ def test_office_text_is_shown_as_text(server: Server, tmp_path: Path) -> None:
 
 
 def test_sending_an_office_again_is_a_new_round(server: Server, tmp_path: Path) -> None:
-    other = workbook(tmp_path / "乙镇.xlsx", "乙镇人民政府", seed=2)
-    first = workbook(tmp_path / "一" / "甲镇.xlsx", "甲镇人民政府", broken=True)
-    fixed = workbook(tmp_path / "二" / "甲镇.xlsx", "甲镇人民政府")
-    job = post(server, "/upload", [("year", "2020"), ("files", ("甲镇.xlsx", first.read_bytes())),
+    other = workbook(tmp_path / "乙镇.xlsx", "乙镇人民政府", year=2025, seed=2)
+    first = workbook(tmp_path / "一" / "甲镇.xlsx", "甲镇人民政府", year=2025, broken=True)
+    fixed = workbook(tmp_path / "二" / "甲镇.xlsx", "甲镇人民政府", year=2025)
+    job = post(server, "/upload", [("year", "2025"), ("files", ("甲镇.xlsx", first.read_bytes())),
                                    ("files", ("乙镇.xlsx", other.read_bytes()))]).json()["job"]
     assert wait(server, job)["round"] == 1
-    job = post(server, "/upload", [("year", "2020"), ("files", ("甲镇.xlsx", fixed.read_bytes()))]).json()["job"]
+    job = post(server, "/upload", [("year", "2025"), ("files", ("甲镇.xlsx", fixed.read_bytes()))]).json()["job"]
     assert wait(server, job)["round"] == 2
-    report = call(server, "GET", "/api/years/2020/report.json").json()
+    report = call(server, "GET", "/api/years/2025/report.json").json()
     assert sorted(w["office"] for w in report["workbooks"]) == ["乙镇人民政府", "甲镇人民政府"]  # replaced, not added
     town = next(w for w in report["workbooks"] if w["office"] == "甲镇人民政府")
     assert town["status"] == "ok" and town["changes"]["fixed"] == 1 and town["changes"]["previous_round"] == 1
-    results = year_dir(server, 2020) / "校验结果"
+    results = year_dir(server, 2025) / "校验结果"
     assert all((results / "history" / f"第{n}轮" / "report.json").is_file() for n in (1, 2))
-    uploads = year_dir(server, 2020) / "交回的报表"
+    uploads = year_dir(server, 2025) / "交回的报表"
     assert (uploads / "第1批" / "甲镇.xlsx").read_bytes() == first.read_bytes()  # the first submission is kept
     assert (uploads / "第2批" / "甲镇.xlsx").read_bytes() == fixed.read_bytes()
-    page = call(server, "GET", "/?year=2020").text
+    page = call(server, "GET", "/?year=2025").text
     assert "与第 1 轮相比" in page and "已改正 1 个" in page
 
 
 def test_accepting_a_warning(server: Server, tmp_path: Path) -> None:
-    """A 2021-format workbook for 2020: the format does not fit the year (X6), a warning the county may accept."""
-    path = workbook(tmp_path / "丙镇.xlsx", "丙镇人民政府", year=2020)
-    job = post(server, "/upload", [("year", "2025"), ("files", ("丙镇.xlsx", path.read_bytes()))]).json()["job"]
+    """A 2021-format workbook for 2019 sent to the 2019 page: the format does not fit the year (X6), a warning the
+    county may accept."""
+    path = workbook(tmp_path / "丙镇.xlsx", "丙镇人民政府", year=2019)
+    job = post(server, "/upload", [("year", "2019"), ("files", ("丙镇.xlsx", path.read_bytes()))]).json()["job"]
     wait(server, job)
-    entry = call(server, "GET", "/api/years/2025/report.json").json()["workbooks"][0]
+    entry = call(server, "GET", "/api/years/2019/report.json").json()["workbooks"][0]
     warning = next(f for f in entry["findings"] if f["code"] == "format-year-mismatch")
-    fields = [("year", "2025"), ("file", entry["file"]), ("code", warning["code"]), ("rule", warning["rule"] or ""),
+    fields = [("year", "2019"), ("file", entry["file"]), ("code", warning["code"]), ("rule", warning["rule"] or ""),
               ("cell", ""), ("reason", "市里通知沿用本格式"), ("by", "张三")]
     assert post(server, "/accept", [f for f in fields if f[0] != "reason"]).status == 400  # a reason is required
     state = wait(server, post(server, "/accept", fields).json()["job"])
     assert state["state"] == "done", state
-    entry = call(server, "GET", "/api/years/2025/report.json").json()["workbooks"][0]
+    entry = call(server, "GET", "/api/years/2019/report.json").json()["workbooks"][0]
     accepted = next(f for f in entry["findings"] if f["code"] == "format-year-mismatch")
     assert accepted["accepted"]["by"] == "张三" and entry["status"] == "ok"
-    assert "市里通知沿用本格式" in (year_dir(server, 2025) / "认可.csv").read_text("utf-8-sig")
-    page = call(server, "GET", "/?year=2025").text
+    assert "市里通知沿用本格式" in (year_dir(server, 2019) / "认可.csv").read_text("utf-8-sig")
+    page = call(server, "GET", "/?year=2019").text
     assert '<span class="tag">已认可</span>' in page and "（已认可：市里通知沿用本格式。" in page
-    assert json.loads((year_dir(server, 2025) / "设置.json").read_text("utf-8"))["by"] == "张三"  # remembered
+    assert json.loads((year_dir(server, 2019) / "设置.json").read_text("utf-8"))["by"] == "张三"  # remembered
 
 
 def test_adding_up_with_a_roster(server: Server, tmp_path: Path) -> None:
@@ -601,7 +605,8 @@ def test_a_real_browser_uploads_the_samples_and_reads_the_results(server: Server
             office = row.find_element(By.CSS_SELECTOR, "button.toggle").text
             status = row.find_element(By.CSS_SELECTOR, "span.status").text
             seen.append(office)
-            assert status == ("有错误" if manifest[office]["errors"] else "通过"), office
+            expected = "有错误" if manifest[office]["errors"] else "通过" if manifest[office]["year"] == 2024 else "有警告"
+            assert status == expected, office  # a 2020 sample on the 2024 page: another year's report
             if manifest[office]["errors"]:
                 assert row.find_element(By.CSS_SELECTOR, "td.errors").text != "0"
                 assert row.find_element(By.CSS_SELECTOR, "td.first").text
