@@ -97,6 +97,8 @@ class Finding:
     expected: Any = None
     actual: Any = None
     params: Mapping[str, Any] = field(default_factory=dict)  # a value may be {"zh": …, "en": …}
+    cause: Mapping[str, str] | None = None  # what most likely brought it about, said after the message
+
 
     def __post_init__(self) -> None:
         if self.code not in catalog():  # a typo here is a bug, not a data problem
@@ -114,7 +116,8 @@ class Finding:
         values = {k: (v[lang] if isinstance(v, Mapping) else v) for k, v in self.params.items()}
         values.setdefault("actual", number_text(self.actual))
         values.setdefault("expected", number_text(self.expected))
-        return catalog()[self.code][lang].format_map(values).strip()
+        message = catalog()[self.code][lang].format_map(values).strip()
+        return f"{message}{self.cause[lang]}" if self.cause else message
 
     def to_dict(self) -> dict[str, Any]:
         """The finding as in the JSON report (README: "The JSON report")."""

@@ -28,6 +28,7 @@ from .layout import layout_for, standard_where
 from .limits import FILE_TIMEOUT_SECONDS, WORKER_MEMORY_BYTES, mib, too_large
 from .marks import OWN_SUFFIXES, MarkedFolders, own_output
 from .read import read_workbook
+from .stray import explained_by_shift
 from .documents import SUFFIXES as DOCUMENT_SUFFIXES
 from .narrative import check_report
 from .narrative import prepare as prepare_narrative
@@ -520,6 +521,7 @@ def validate_checked(checked: Sequence[Checked], *, suggest: bool = True) -> Bat
             findings = [*item.report.findings, *found[i]]
             # the narrative against the tables and the notices (issue 15), worked out by the reader if it could
             findings += item.narrative if item.narrative is not None else check_report(item.report)
+            findings = explained_by_shift(item.report.format, item.report.values, findings)
             suggestion = item.suggestion
             if suggestion is None and suggest and any(f.code == "identity-mismatch" for f in findings):
                 suggestion = _suggestion(item.report)  # a report read by the caller itself, not by check_file

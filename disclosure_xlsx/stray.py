@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Any
+from dataclasses import dataclass, replace
 from functools import cache
 
 from .catalog import LANGS, CellRef, Finding, number_text, phrase, text
@@ -19,7 +20,7 @@ from .formats import Format, Identity
 from .layout import a1, layout_for
 from .locate import Grid, Position
 
-__all__ = ["stray_numbers"]
+__all__ = ["explained_by_shift", "stray_numbers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,28 +134,30 @@ def stray_numbers(fmt: Format, positions: Mapping[str, Position], sheets: Mappin
         strays = [(r, c, n) for r, c, v in found if (n := _number(v)) is not None]
         if not strays:
             continue
-        shifted = [r for r, c, _ in strays if c == edge.right and _shifted(edge, grid, r, dr, dc)]
+        moved = {r: values for r, c, _ in strays if c == edge.right
+                 and (values := _shifted(edge, grid, r, dr, dc)) is not None}
         findings.append(_finding(fmt, edge, name, [(r + dr, c + dc, n) for r, c, n in strays],
-                                 [r + dr for r in shifted]))
+                                 {r + dr: values for r, values in moved.items()}))
     return findings
 
 
-def _shifted(edge: _Edge, grid: Grid, row: int, dr: int, dc: int) -> bool:
-    """Whether row `row` looks moved one column right: its first cell empty, and read one column to the
-    right it satisfies every identity that lies in the row (or, where none does, every cell is a number)."""
+def _shifted(edge: _Edge, grid: Grid, row: int, dr: int, dc: int) -> dict[str, float | None] | None:
+    """The values of row `row` read one column to the right, if it looks moved one column right: its first
+    cell empty, and so read it satisfies every identity that lies in the row (or, where none does, every
+    cell is a number); else None."""
     cells = edge.rows.get(row)
     if not cells or not _blank(_at(grid, row + dr, cells[0][1] + dc)):
-        return False
+        return None
     moved = {cid: _number(_at(grid, row + dr, col + dc + 1)) for cid, col in cells}
     identities = edge.identities.get(row, ())
     if not identities:
-        return all(v is not None for v in moved.values())
+        return moved if all(v is not None for v in moved.values()) else None
     values = {cid: v or 0.0 for cid, v in moved.items()}
-    return all(abs(i.difference(values)) < 1e-9 for i in identities)
+    return moved if all(abs(i.difference(values)) < 1e-9 for i in identities) else None
 
 
 def _finding(fmt: Format, edge: _Edge, sheet: str, strays: Sequence[tuple[int, int, float]],
-             shifted: Sequence[int]) -> Finding:
+             shifted: Mapping[int, Mapping[str, float | None]]) -> Finding:
     section = fmt.section(edge.section)
     refs = [a1(r, c) for r, c, _ in strays]
     rows = [str(r + 1) for r in shifted]
@@ -165,4 +168,37 @@ def _finding(fmt: Format, edge: _Edge, sheet: str, strays: Sequence[tuple[int, i
         "refs": {lang: text("catalog.enumeration", lang).join(refs) for lang in LANGS},
         "values": {lang: text("catalog.enumeration", lang).join(number_text(n) for _, _, n in strays)
                    for lang in LANGS},
-        "shift": shift, "shifted_rows": tuple(r + 1 for r in shifted)})
+        "shift": shift, "shifted_rows": tuple(r + 1 for r in shifted),
+        # (cell id, row, value) of each cell of a shifted row read one column over (not a mapping: a
+        # mapping among the params is a text in each language)
+        "moved_back": tuple((cid, row + 1, value) for row, values in shifted.items() for cid, value in values.items())})
+
+
+def explained_by_shift(fmt: Format, values: Mapping[str, Any], findings: Sequence[Finding]) -> list[Finding]:
+    """`findings`, each one that a row looking shifted one column right brings about told so (`cause`): an
+    identity that holds once the row is read one column to the right (`moved_back` of
+    `value-outside-table`), and a blank cell of the row that then holds a number. The office moves the
+    row back once instead of chasing each total the misread row breaks; a failure the shift does not
+    explain is left as it is."""
+    moved = {cid: (row, value) for f in findings if f.code == "value-outside-table"
+             for cid, row, value in f.params.get("moved_back", ())}
+    if not moved:
+        return list(findings)
+    identities = _identities(fmt)
+    out = []
+    for finding in findings:
+        rows = []
+        identity = identities.get(finding.rule or "") if finding.code == "identity-mismatch" else None
+        if identity is not None and any(c in moved for c in identity.cells):
+            fixed = {c: (moved[c][1] if c in moved else values.get(c)) or 0.0 for c in identity.cells}
+            rows = [moved[c][0] for c in identity.cells if c in moved] if abs(identity.difference(fixed)) < 1e-9 else []
+        elif finding.code == "blank-cell" and finding.cells and finding.cells[0].id in moved:
+            row, value = moved[finding.cells[0].id]
+            rows = [row] if value is not None else []
+        out.append(replace(finding, cause=phrase("stray.shift_cause", row=rows[0])) if rows else finding)
+    return out
+
+
+@cache
+def _identities(fmt: Format) -> dict[str, Identity]:
+    return {identity.rule: identity for identity in fmt.identities}

@@ -490,6 +490,27 @@ def test_a_row_shifted_one_column_right_is_named(tmp_path: Path, format_id: str)
     # the identities the shift breaks get no suggested fix: one worked out from the misread row named six
     # cells, none of them the shift
     assert "identity-mismatch" in _codes(result) and result.suggestion is None
+    # every other finding follows from the shift (each holds once the row is read one column over), and
+    # each says so, so the office moves the row back instead of chasing six totals
+    others = [f for f in result.findings if f is not finding]
+    assert {f.code for f in others} == {"identity-mismatch", "blank-cell"} and len(others) >= 6
+    for other in others:
+        assert f"这一条很可能是第 {row} 行右移一列造成的" in other.message("zh"), other.message("zh")
+        assert f"row {row} being shifted one column right" in other.message("en")
+    assert "右移" not in finding.message("zh").split("请把整行左移一格")[1]  # the shift itself is told once
+
+
+def test_a_failure_the_shift_does_not_explain_is_not_blamed_on_it(tmp_path: Path, format_id: str) -> None:
+    """Beside a shifted row, a total off by one elsewhere: its row and its column still fail once the row
+    is read one column over, so neither is said to come from the shift."""
+    values = balanced_report(format_id, random.Random(3))
+    path = _office(tmp_path, "x.xlsx", format_id, seed=3, s3__new__commercial=values["s3.new.commercial"] + 1)
+    row = _shift_right(path, "s3.partial.natural_person", format_id)
+    result = _only(path)
+    own = [f for f in result.findings if f.code == "identity-mismatch" and "s3.new.commercial" in {c.id for c in f.cells}]
+    assert len(own) == 2  # the 本年新收 row's total and the 商业企业 column's
+    assert all(f.cause is None and "右移" not in f.message("zh") for f in own)
+    assert any(f.cause is not None and f"第 {row} 行" in f.message("zh") for f in result.findings)
 
 
 def test_a_stray_total_beside_the_table_is_named_without_a_shift(tmp_path: Path) -> None:
