@@ -99,7 +99,6 @@ class Finding:
     params: Mapping[str, Any] = field(default_factory=dict)  # a value may be {"zh": …, "en": …}
     cause: Mapping[str, str] | None = None  # what most likely brought it about, said after the message
 
-
     def __post_init__(self) -> None:
         if self.code not in catalog():  # a typo here is a bug, not a data problem
             raise KeyError(f"unknown finding code {self.code!r}")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import Any
 from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any
 
 from .catalog import LANGS, CellRef, Finding, number_text, phrase, text
 from .formats import Format, Identity
