@@ -332,9 +332,11 @@ def _result_sheet(fmt: Format, findings: Sequence[Finding], cleaning: Sequence[C
                   suspects: Sequence[Suspect], place: Mapping[str, CellRef] | None, rebuilt_from: Path | None,
                   lang: str, fills: Collection[str]) -> NewSheet:
     """The 「校验结果」 sheet. Its colour legend explains the `fills` of the marks and no other colour: an
-    office is not told of a colour no cell of its copy shows."""
+    office is not told of a colour no cell of its copy shows (without fills, there is no legend, and the
+    introduction does not point to one). A mark whose fill loses to another's on the same merged range
+    still counts."""
     rows = _Rows()
-    rows.note(text("annotate.intro", lang))
+    rows.note(text("annotate.intro" if fills else "annotate.intro_unshaded", lang))
     if rebuilt_from is not None:
         rows.note(text("annotate.rebuilt", lang, name=_short(rebuilt_from.name, lang), suffix=rebuilt_from.suffix))
     rows.blank()

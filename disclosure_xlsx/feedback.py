@@ -374,7 +374,8 @@ def _interpreted(workbook: WorkbookResult, lang: str) -> list[str]:
     alike: dict[tuple[str, str, str], list[Cleaning]] = {}
     for record in workbook.cleaning:
         if record.id in cells:
-            alike.setdefault((record.sheet, number_text(record.value), record.rule), []).append(record)
+            value = number_text(record.value) if record.value is not None else text("annotate.cleaning.read_blank", lang)
+            alike.setdefault((record.sheet, value, record.rule), []).append(record)
     lines = []
     for (sheet, value, rule), records in alike.items():
         how = cleaning_text(rule, lang)

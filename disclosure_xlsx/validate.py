@@ -14,6 +14,7 @@ fail is then read from that report's own values (`_findings`), as a level-depend
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -280,9 +281,15 @@ def _joined(items: Sequence[str]) -> dict[str, str]:
     return {lang: text("catalog.enumeration", lang).join(items) for lang in LANGS}
 
 
+_PLAIN_CELL = re.compile(r"[A-Z]{1,3}[1-9][0-9]*")
+
+
 def cell_blocks(refs: Sequence[str]) -> list[str]:
     """E4, F4, E5, F5, H7 → ["E4:F5", "H7"]: runs along each row, then runs of the same columns in rows
-    one below the other, become rectangles (many cells of a pasted table read alike)."""
+    one below the other, become rectangles (many cells of a pasted table read alike). A reference that is
+    not one plain cell (no such reference is made today) leaves every reference as it is."""
+    if not all(_PLAIN_CELL.fullmatch(r) for r in refs):
+        return list(dict.fromkeys(refs))
     runs: list[list[int]] = []  # [first column, last column, first row, last row]
     for row, col in sorted({xl_cell_to_rowcol(r) for r in refs}):
         if runs and runs[-1][2] == row and runs[-1][1] == col - 1:

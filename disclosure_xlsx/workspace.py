@@ -282,7 +282,7 @@ class Workspace:
             if record["state"] != "done" and record["id"] != including:
                 continue
             new = record.get("offices") or []
-            chosen = [old for old in chosen if not any(_same_office(old, n) for n in new)] + list(new)
+            chosen = [old for old in chosen if not any(_same_office(old, n, year) for n in new)] + list(new)
         return [self.year_dir(year) / entry["stored"] for entry in chosen
                 if (self.year_dir(year) / entry["stored"]).is_file()]
 
@@ -507,10 +507,12 @@ class Workspace:
             return buffer.getvalue()
 
 
-def _same_office(old: dict[str, Any], new: dict[str, Any]) -> bool:
+def _same_office(old: dict[str, Any], new: dict[str, Any], year: int) -> bool:
     """Whether a newer submission replaces an older one: the same office (normalised name) and year, unless
-    both have credit codes that differ or both years are known and differ; a side without an office name
-    (an unreadable file) is known by its file name. When in doubt both stay (and show as two workbooks)."""
+    both have credit codes that differ or both years are known and differ (but a newer one of the page's
+    `year` replaces the office's file of another year: last year's report sent by mistake, then the right
+    one); a side without an office name (an unreadable file) is known by its file name. When in doubt both
+    stay (and show as two workbooks)."""
     from .accept import code_key, office_key
 
     offices = office_key(old.get("office")), office_key(new.get("office"))
@@ -519,7 +521,7 @@ def _same_office(old: dict[str, Any], new: dict[str, Any]) -> bool:
     codes = code_key(old.get("credit_code")), code_key(new.get("credit_code"))
     years = old.get("year"), new.get("year")
     return (offices[0] == offices[1] and not (all(codes) and codes[0] != codes[1])
-            and not (all(years) and years[0] != years[1]))
+            and not (all(years) and years[0] != years[1] and years[1] != year))
 
 
 def _warm_up() -> None:

@@ -395,13 +395,26 @@ def test_the_legend_explains_exactly_the_colours_the_copy_shows(samples) -> None
     """No colour is explained that no cell shows (the samples have no suspect cell: no purple), and every
     colour shown is explained."""
     marks = {"FF" + fill for fill in MARK_FILLS.values()}
+    every: set[str] = set()
     for _, outcome in samples:
         wb = openpyxl.load_workbook(outcome.target)
         shown = {cell.fill.fgColor.rgb for ws in wb.worksheets[1:] for row in ws.iter_rows() for cell in row
                  if cell.fill.fill_type == "solid" and cell.fill.fgColor.rgb in marks}
         legend = _legend_fills(wb[SHEET])
         assert len(legend) == len(set(legend)) and set(legend) == shown, (outcome.target.name, legend, shown)
-    assert "FF" + MARK_FILLS["suspect"] not in shown
+        assert wb[SHEET]["A1"].value == text("annotate.intro")
+        every |= shown
+    assert "FF" + MARK_FILLS["suspect"] not in every
+
+
+def test_a_copy_with_no_shaded_cell_has_no_legend_and_does_not_point_to_one(tmp_path: Path) -> None:
+    """A 2021-format workbook for 2019: its only finding (the format does not fit the year) names no cell."""
+    (workbook,) = validate_paths([_filled(tmp_path, "old.xlsx", meta_year=2019)], workers=1).workbooks
+    assert [f.code for f in workbook.findings] == ["format-year-mismatch"] and not workbook.findings[0].cells
+    outcome = annotate(AnnotationJob(workbook.report, tuple(workbook.findings), tmp_path / "old_x.xlsx"))
+    ws = openpyxl.load_workbook(outcome.target)[SHEET]
+    assert ws["A1"].value == text("annotate.intro_unshaded") and not _legend_fills(ws)
+    assert text("annotate.legend.heading") not in {c.value for row in ws.iter_rows() for c in row}
 
 
 def _legend_fills(ws) -> list[str]:

@@ -192,3 +192,12 @@ def test_cell_blocks_name_each_cell_once(cells: set[tuple[int, int]]) -> None:
 
 def test_cell_blocks_make_rectangles() -> None:
     assert cell_blocks(["F5", "E4", "F4", "E5", "H7", "E6"]) == ["E4:F5", "E6", "H7"]
+
+
+def test_cells_read_as_blank_are_told_as_not_filled_in(tmp_path: Path) -> None:
+    values = {**balanced_report("2021", random.Random(4)), "meta_office": "某镇人民政府", "meta_year": 2024}
+    dashes = [cid for cid in values if cid.startswith("s4.review.")][:3]
+    values.update({cid: mark for cid, mark in zip(dashes, ("—", "/", "—"), strict=True)})
+    (workbook,) = validate_paths([write_template(tmp_path / "dash.xlsx", "2021", values=values)], workers=1).workbooks
+    line = next(line for line in feedback_text(workbook).splitlines() if "（共 3 格）" in line)
+    assert "都读取为 未填写" in line and "“—”、“/”" in line, line

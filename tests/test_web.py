@@ -412,6 +412,23 @@ def test_sending_an_office_again_is_a_new_round(server: Server, tmp_path: Path) 
     assert "与第 1 轮相比" in page and "已改正 1 个" in page
 
 
+def test_the_right_years_file_replaces_another_years_sent_by_mistake(server: Server, tmp_path: Path) -> None:
+    """An office sends last year's report to this year's page, is warned, and sends the right one: the
+    page then holds the right one alone. The other way round, both stay: the page's own year is never
+    replaced by a file of another year."""
+    wrong = workbook(tmp_path / "一" / "丁镇.xlsx", "丁镇人民政府", year=2025)
+    right = workbook(tmp_path / "二" / "丁镇.xlsx", "丁镇人民政府", year=2026)
+    wait(server, post(server, "/upload", [("year", "2026"), ("files", ("丁镇.xlsx", wrong.read_bytes()))]).json()["job"])
+    (entry,) = call(server, "GET", "/api/years/2026/report.json").json()["workbooks"]
+    assert [f["code"] for f in entry["findings"]] == ["year-not-collected"]
+    wait(server, post(server, "/upload", [("year", "2026"), ("files", ("丁镇.xlsx", right.read_bytes()))]).json()["job"])
+    (entry,) = call(server, "GET", "/api/years/2026/report.json").json()["workbooks"]
+    assert entry["year"] == 2026 and entry["status"] == "ok"
+    wait(server, post(server, "/upload", [("year", "2026"), ("files", ("丁镇.xlsx", wrong.read_bytes()))]).json()["job"])
+    report = call(server, "GET", "/api/years/2026/report.json").json()
+    assert sorted(w["year"] for w in report["workbooks"]) == [2025, 2026]
+
+
 def test_accepting_a_warning(server: Server, tmp_path: Path) -> None:
     """A 2021-format workbook for 2019 sent to the 2019 page: the format does not fit the year (X6), a warning the
     county may accept."""
