@@ -559,7 +559,7 @@ def _suggestion(report: CleanReport) -> Suggestion | None:
     single cell explains the failures). None where a row looks shifted one column right (`stray.py`): its
     numbers were read from the wrong columns, so a fix worked out from them would name the wrong cells
     (and cost the solver a second or more); the office is told to move the row back instead."""
-    if any(f.code == "value-outside-table" and f.params.get("shifted_rows") for f in report.findings):
+    if any(f.code == "value-outside-table" and f.params.get("moved_back") for f in report.findings):
         return None
     row = {c: (v if v is not None else 0) for c, v in report.values.items()}
     if not report.format.reportable_failures(row, report.unusable):

@@ -168,9 +168,9 @@ def _finding(fmt: Format, edge: _Edge, sheet: str, strays: Sequence[tuple[int, i
         "refs": {lang: text("catalog.enumeration", lang).join(refs) for lang in LANGS},
         "values": {lang: text("catalog.enumeration", lang).join(number_text(n) for _, _, n in strays)
                    for lang in LANGS},
-        "shift": shift, "shifted_rows": tuple(r + 1 for r in shifted),
-        # (cell id, row, value) of each cell of a shifted row read one column over (not a mapping: a
-        # mapping among the params is a text in each language)
+        "shift": shift,
+        # (cell id, row, value) of each cell of a shifted row read one column over, empty without a shift
+        # (not a mapping: a mapping among the params is a text in each language)
         "moved_back": tuple((cid, row + 1, value) for row, values in shifted.items() for cid, value in values.items())})
 
 
